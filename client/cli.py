@@ -1,0 +1,115 @@
+"""Command line of the worker. Settings: defaults ← ``[worker]`` of config.toml ← environment ← flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+TOKEN_ENV = "SCATTERSCRIBE_TOKEN"
+
+#: ``[worker]`` settings and their defaults; every flag below is one of these.
+DEFAULTS: dict[str, Any] = {
+    "server": "http://127.0.0.1:5000",
+    "token": "",
+    "name": "",
+    "engine": "faster-whisper",
+    "model": "",
+    "device": "cpu",
+    "compute_type": "int8",
+    "threads": 2,
+    "slots": 1,
+    "beam_size": 5,
+    "heartbeat_s": 5.0,
+    "max_slice_s": 0.0,  # 0: the engine's own limit
+    "log_level": "info",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m client", description="Scatterscribe worker")
+    p.add_argument("--config", type=Path, help="settings file; its [worker] section is read")
+    p.add_argument("--server", help="server URL, e.g. http://192.168.1.10:5000")
+    p.add_argument("--token", help=f"shared worker token (better: the {TOKEN_ENV} environment variable)")
+    p.add_argument("--name", help="name shown on the page (default: host name and process id)")
+    p.add_argument("--engine", help="speech engine (default faster-whisper)")
+    p.add_argument("--model", help="model name or folder (default: the engine's bundled or smallest model)")
+    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--compute-type", help="faster-whisper compute type (default int8)")
+    p.add_argument("--threads", type=int, help="CPU threads for the engine")
+    p.add_argument("--slots", type=int, help="slices this worker holds at once")
+    p.add_argument("--beam-size", type=int, help="beam size for Whisper decoding")
+    p.add_argument("--heartbeat-s", type=float, help="seconds between heartbeats")
+    p.add_argument("--max-slice-s", type=float, help="longest slice to accept (default: the engine's limit)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, Any]:
+    settings = dict(DEFAULTS)
+    config = args.config
+    if config is None:
+        default = Path(__file__).resolve().parent.parent / "config.toml"
+        config = default if default.exists() else None
+    if config is not None:
+        with open(config, "rb") as f:
+            section = tomllib.load(f).get("worker", {})
+        unknown = set(section) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"[worker] has unknown settings: {', '.join(sorted(unknown))}")
+        settings.update(section)
+    if environ.get(TOKEN_ENV):
+        settings["token"] = environ[TOKEN_ENV]
+    for key in DEFAULTS:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    if not settings["name"]:
+        settings["name"] = f"{socket.gethostname()}-{os.getpid()}"
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        s = settings_from(args, dict(os.environ))
+    except (ValueError, OSError) as exc:
+        print(f"worker: bad settings: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=s["log_level"].upper(), format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    log = logging.getLogger("scatterscribe.worker")
+    if not s["token"]:
+        print(f"worker: no token: pass --token or set {TOKEN_ENV} (the server keeps it in <data_dir>/worker-token)",
+              file=sys.stderr)
+        return 2
+    from .connection import TokenRefused, Worker
+    from .engines import create_engine
+
+    try:
+        engine = create_engine(s["engine"], model=s["model"], device=s["device"], compute_type=s["compute_type"],
+                               threads=s["threads"], beam_size=s["beam_size"], slots=s["slots"])
+    except (RuntimeError, ValueError, OSError) as exc:
+        print(f"worker: cannot load the {s['engine']} engine: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every slice; we log our own line
+    log.info("loaded %s %s", engine.name, engine.model)
+    worker = Worker(s["server"], s["token"], engine, s["name"], slots=s["slots"], heartbeat_s=s["heartbeat_s"],
+                    max_slice_s=s["max_slice_s"] or None)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    try:
+        worker.run()
+    except TokenRefused as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+    return 0

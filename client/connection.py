@@ -1,0 +1,189 @@
+"""The worker's side of the conversation with the server.
+
+The server sends a slice whenever this worker has a free slot (it announced ``slots`` when connecting), so
+there is no polling: each slot is a thread that takes the next slice from a local queue, transcribes it and
+answers with ``call('result')``. A heartbeat thread keeps the leases alive. When the connection drops, slices
+still held are void (the server has already queued them again); python-socketio reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import threading
+import time
+import wave
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import socketio
+
+from .engines import Engine
+
+log = logging.getLogger("scatterscribe.worker")
+
+NAMESPACE = "/worker"
+
+
+class TokenRefused(RuntimeError):
+    """The server refused this worker's token; retrying cannot help."""
+
+
+def decode_wav(data: bytes) -> np.ndarray:
+    """A slice as sent by the server (16 kHz mono 16-bit WAV) → float32 samples."""
+    with wave.open(io.BytesIO(data)) as w:
+        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, 16000):
+            raise ValueError("slice audio is not 16 kHz mono 16-bit")
+        frames = w.readframes(w.getnframes())
+    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+
+
+@dataclass
+class Work:
+    lease: str
+    job: str
+    index: int
+    audio: bytes
+    generation: int  # connection it arrived on; work from an older connection is void
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Worker:
+    def __init__(self, server: str, token: str, engine: Engine, name: str, slots: int = 1,
+                 heartbeat_s: float = 5.0, max_slice_s: float | None = None):
+        self.server = server
+        self.engine = engine
+        self.name = name
+        self.slots = slots
+        self.heartbeat_s = heartbeat_s
+        self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
+                     "max_slice_s": max_slice_s or engine.max_slice_s}
+        self.work: queue.Queue[Work] = queue.Queue()
+        self.cancelled: set[str] = set()
+        self.generation = 0
+        self.refusal: str | None = None
+        self.stopped = threading.Event()
+        self.sio = socketio.Client(reconnection=True, reconnection_attempts=0, reconnection_delay=1,
+                                   reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False)
+        self.sio.on("connect", self._on_connect, namespace=NAMESPACE)
+        self.sio.on("connect_error", self._on_connect_error, namespace=NAMESPACE)
+        self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
+        self.sio.on("slice", self._on_slice, namespace=NAMESPACE)
+        self.sio.on("cancel", self._on_cancel, namespace=NAMESPACE)
+
+    # --- events from the server ------------------------------------------------------------------------------
+
+    def _on_connect(self) -> None:
+        log.info("connected to %s as %s (%s %s, %d slot(s))", self.server, self.name, self.engine.name,
+                 self.engine.model, self.slots)
+
+    def _on_connect_error(self, data: Any = None) -> None:
+        message = data.get("message") if isinstance(data, dict) else str(data)
+        if message and "token" in message:
+            self.refusal = message
+
+    def _on_disconnect(self, reason: Any = None) -> None:
+        self.generation += 1  # whatever we hold now belongs to a dead connection
+        log.warning("disconnected from the server (%s); reconnecting", reason or "connection lost")
+
+    def _on_slice(self, data: dict[str, Any]) -> None:
+        self.work.put(Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"],
+                           self.generation))
+
+    def _on_cancel(self, data: dict[str, Any]) -> None:
+        self.cancelled.add(str(data.get("lease")))
+
+    # --- running ---------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Connect (retrying with capped backoff while the server is unreachable) and work until stopped."""
+        for n in range(self.slots):
+            threading.Thread(target=self._slot_loop, name=f"slot-{n + 1}", daemon=True).start()
+        threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
+        delay = 1.0
+        while not self.stopped.is_set():
+            try:
+                self.sio.connect(self.server, auth=self.auth, namespaces=[NAMESPACE], transports=["websocket"],
+                                 wait_timeout=10)
+                break
+            except socketio.exceptions.ConnectionError as exc:
+                if self.refusal:
+                    raise TokenRefused(f"the server refused this worker: {self.refusal}") from exc
+                log.warning("cannot reach %s (%s); retrying in %.0f s", self.server, exc, delay)
+                self.stopped.wait(delay)
+                delay = min(30.0, delay * 2)
+        while not self.stopped.is_set():
+            self.stopped.wait(0.5)
+            if self.refusal:
+                raise TokenRefused(f"the server refused this worker: {self.refusal}")
+
+    def stop(self) -> None:
+        self.stopped.set()
+        try:
+            self.sio.disconnect()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stopped.wait(self.heartbeat_s):
+            if self.sio.connected:
+                try:
+                    self.sio.emit("heartbeat", {}, namespace=NAMESPACE)
+                except socketio.exceptions.SocketIOError:
+                    pass
+
+    def _slot_loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                work = self.work.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._do(work)
+            except Exception:  # noqa: BLE001 - one bad slice never ends the worker
+                log.exception("slice %s/%d: unexpected failure", work.job, work.index)
+
+    def _void(self, work: Work) -> bool:
+        return work.generation != self.generation or work.lease in self.cancelled
+
+    def _do(self, work: Work) -> None:
+        if self._void(work):
+            return
+        ident = {"lease": work.lease, "job": work.job, "index": work.index}
+        t0 = time.perf_counter()
+        try:
+            samples = decode_wav(work.audio)
+            segments = []
+            for seg in self.engine.transcribe(samples):
+                if self._void(work):
+                    raise Cancelled
+                segments.append({"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text})
+        except Cancelled:
+            log.info("slice %s/%d: cancelled", work.job, work.index)
+            return
+        except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
+            log.exception("slice %s/%d: transcription failed", work.job, work.index)
+            self._send("slice_error", {**ident, "error": f"{type(exc).__name__}: {exc}"}, work)
+            return
+        elapsed = time.perf_counter() - t0
+        seconds = len(samples) / 16000
+        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+        answer = self._send("result", {**ident, "text": text, "segments": segments, "elapsed": elapsed,
+                                       "engine": self.engine.name, "model": self.engine.model}, work)
+        status = "" if answer is None or answer.get("ok") else f" (server: {answer.get('error')})"
+        log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
+                 elapsed, seconds / max(elapsed, 1e-9), status)
+
+    def _send(self, event: str, data: dict[str, Any], work: Work) -> dict[str, Any] | None:
+        if self._void(work):
+            return None
+        try:
+            return self.sio.call(event, data, namespace=NAMESPACE, timeout=30)
+        except socketio.exceptions.SocketIOError as exc:
+            log.warning("slice %s/%d: could not deliver the %s (%s)", work.job, work.index, event, exc)
+            return None

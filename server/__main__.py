@@ -1,0 +1,60 @@
+"""``python -m server``: the Scatterscribe server, with its local workers."""
+
+import warnings
+
+warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")  # eventlet warns on import; the user asked for it
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()  # before anything else opens a socket or a thread
+
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+from .app import create_app, worker_token  # noqa: E402
+from .config import parse_args  # noqa: E402
+from .local_workers import LocalWorkers  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = parse_args(argv)
+    except (ValueError, OSError) as exc:
+        print(f"scatterscribe: bad settings: {exc}", file=sys.stderr)
+        return 2
+    server = settings.server
+    logging.basicConfig(level=server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    log = logging.getLogger("scatterscribe")
+    app, socketio = create_app(settings)
+    if server.host not in ("127.0.0.1", "localhost", "::1") and not server.access_token:
+        log.warning("serving on %s without an access token: anyone on the network can use the page and API "
+                    "(set [server] access_token or SCATTERSCRIBE_ACCESS_TOKEN)", server.host)
+    workers = None
+    if server.local_workers > 0:
+        host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+        workers = LocalWorkers(server.local_workers, f"http://{host}:{server.port}", worker_token(settings),
+                               settings.config_path)
+        socketio.start_background_task(workers.supervise, socketio.sleep)
+
+    def shutdown(signum, frame):
+        if workers is not None:
+            workers.stop()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    token_note = "from settings" if server.token else f"in {settings.data_path / 'worker-token'}"
+    log.info("Scatterscribe on http://%s:%d  (data: %s; worker token %s)", server.host, server.port,
+             settings.data_path, token_note)
+    try:
+        socketio.run(app, host=server.host, port=server.port, log_output=server.log_level == "debug")
+    finally:
+        if workers is not None:
+            workers.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

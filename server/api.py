@@ -1,0 +1,138 @@
+"""HTTP API (JSON) and the page: thin adapters that check their input and call the coordinator."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from werkzeug.exceptions import HTTPException
+
+from . import transcript
+from .audio import AudioError
+from .coordinator import Coordinator, JobError
+from .scheduler import Requirement
+
+log = logging.getLogger("scatterscribe")
+
+bp = Blueprint("api", __name__)
+
+FORMATS = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt", "json": "application/json"}
+
+
+def coordinator() -> Coordinator:
+    return current_app.extensions["scatterscribe"]
+
+
+def error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+def display_name(filename: str | None) -> str:
+    """The name shown for an upload: its last path component, printable, bounded. Never used as a path."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip(" .")
+    return name[:120] or "recording.wav"
+
+
+def _requirement() -> Requirement:
+    engine = request.form.get("engine", "").strip()
+    model = request.form.get("model", "").strip()
+    if not re.fullmatch(r"[\w.\-/]{0,128}", engine + model):
+        raise JobError("engine and model may hold letters, digits, '.', '-', '_' and '/' only")
+    return Requirement(engine, model)
+
+
+@bp.post("/api/jobs")
+def create_job():
+    """Upload a WAV (multipart field ``audio``) → 202 with the new job's id."""
+    if not request.mimetype.startswith("multipart/form-data"):
+        return error(400, "send the recording as multipart/form-data with the WAV file in the field 'audio'")
+    upload = request.files.get("audio")
+    if upload is None:
+        fields = sorted(set(request.files) | set(request.form))
+        got = f" (got: {', '.join(fields)})" if fields else ""
+        return error(400, f"no file in the form field 'audio'{got}")
+    try:
+        requirement = _requirement()
+    except JobError as exc:
+        return error(400, str(exc))
+    coord = coordinator()
+    job_id, path = coord.new_upload_path()
+    upload.save(path)
+    try:
+        job = coord.create_job(job_id, path, display_name(upload.filename), requirement)
+    except AudioError as exc:
+        log.info("rejected upload %r: %s", display_name(upload.filename), exc)
+        return error(400, str(exc))
+    return jsonify({"id": job.id, "url": f"/api/jobs/{job.id}", "slices": len(job.slices),
+                    "duration": round(job.duration, 3), "status": job.status}), 202
+
+
+@bp.get("/api/jobs")
+def list_jobs():
+    return jsonify({"jobs": coordinator().jobs_view()})
+
+
+@bp.get("/api/jobs/<job_id>")
+def get_job(job_id: str):
+    view = coordinator().job_view(job_id)
+    return error(404, f"no job {job_id!r}") if view is None else jsonify(view)
+
+
+@bp.delete("/api/jobs/<job_id>")
+def delete_job(job_id: str):
+    if not coordinator().delete_job(job_id):
+        return error(404, f"no job {job_id!r}")
+    return jsonify({"deleted": job_id})
+
+
+@bp.get("/api/jobs/<job_id>/transcript.<ext>")
+def get_transcript(job_id: str, ext: str):
+    if ext not in FORMATS:
+        return error(404, f"no such format {ext!r}; try one of: {', '.join(FORMATS)}")
+    coord = coordinator()
+    job = coord.store.get_job(job_id)
+    if job is None:
+        return error(404, f"no job {job_id!r}")
+    if ext == "txt":
+        body = transcript.to_txt(job)
+    elif ext == "srt":
+        body = transcript.to_srt(job)
+    elif ext == "vtt":
+        body = transcript.to_vtt(job)
+    else:
+        body = transcript.to_json(job, coord.job_view(job_id))
+    stem = re.sub(r"[^\w.\-]", "_", job.name.rsplit(".", 1)[0]) or job_id
+    return Response(body, mimetype=FORMATS[ext],
+                    headers={"Content-Disposition": f'attachment; filename="{stem}.{ext}"'})
+
+
+@bp.get("/api/jobs/<job_id>/audio.wav")
+def get_audio(job_id: str):
+    try:
+        path = coordinator().audio_path(job_id)
+    except JobError:
+        return error(404, f"no job {job_id!r}")
+    if not path.exists():
+        return error(404, f"no audio for job {job_id!r}")
+    return send_file(path, mimetype="audio/wav")
+
+
+@bp.get("/api/workers")
+def list_workers():
+    return jsonify({"workers": coordinator().workers_view()})
+
+
+@bp.get("/")
+def index():
+    return current_app.send_static_file("index.html")
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    """Every HTTP error as JSON ``{"error": ...}`` with a sentence a person can act on."""
+    if exc.code == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"] / 2**20
+        return error(413, f"the upload is larger than this server's limit of {limit:.0f} MB")
+    return error(exc.code or 500, exc.description or exc.name)

@@ -1,0 +1,112 @@
+"""The application factory: settings in, a wired Flask app and its Socket.IO server out."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from typing import Any
+
+from flask import Flask, request
+from flask_socketio import SocketIO
+
+from . import api
+from .config import ROOT, Settings
+from .coordinator import Coordinator
+from .events import PageNamespace, WorkerNamespace, token_matches
+from .store import Store
+
+log = logging.getLogger("scatterscribe")
+
+ACCESS_COOKIE = "scatterscribe_access"
+
+
+def worker_token(settings: Settings) -> str:
+    """The shared worker token: from the settings, else generated once and kept (mode 600) in the data folder."""
+    if settings.server.token:
+        return settings.server.token
+    path = settings.data_path / "worker-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def _presented_access_token(auth: dict[str, Any] | None = None) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return ((auth or {}).get("access_token") or (header[7:] if header.startswith("Bearer ") else None)
+            or request.args.get("access_token") or request.cookies.get(ACCESS_COOKIE))
+
+
+def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, static_folder=str(ROOT / "web"), static_url_path="/static")
+    app.config["MAX_CONTENT_LENGTH"] = int(settings.server.max_upload_mb * 2**20)
+    app.json.sort_keys = False
+    # A 28 s slice is ~0.9 MB of WAV; the default 1 MB limit would drop anything longer, so set it on purpose.
+    socketio = SocketIO(app, async_mode="eventlet" if _eventlet_patched() else "threading",
+                        max_http_buffer_size=int(settings.server.max_message_mb * 2**20),
+                        ping_interval=10, ping_timeout=20, cors_allowed_origins=[])
+
+    if socketio.async_mode == "eventlet":
+        from eventlet import tpool
+        run_blocking = tpool.execute
+    else:
+        def run_blocking(fn, *args):
+            return fn(*args)
+
+    def emit(event: str, data: Any, *, to: str | None = None, namespace: str = "/") -> None:
+        socketio.emit(event, data, to=to, namespace=namespace)
+
+    store = Store(settings.data_path / "scatterscribe.db")
+    coordinator = Coordinator(settings, store, emit, run_blocking)
+    app.extensions["scatterscribe"] = coordinator
+    app.register_blueprint(api.bp)
+
+    access_token = settings.server.access_token
+
+    def access_allowed(auth: dict[str, Any] | None = None) -> bool:
+        return not access_token or token_matches(_presented_access_token(auth), access_token)
+
+    @app.before_request
+    def check_access():
+        if access_token and request.endpoint != "static" and not access_allowed():
+            return api.error(401, "this server needs its access token: open the page as "
+                                  "/?access_token=TOKEN or send 'Authorization: Bearer TOKEN'")
+        return None
+
+    @app.after_request
+    def remember_access(response):
+        given = request.args.get("access_token")
+        if access_token and given and hmac.compare_digest(given.encode(), access_token.encode()):
+            response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="Strict")
+        return response
+
+    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings)))
+    socketio.on_namespace(PageNamespace(coordinator, access_allowed))
+    coordinator.resume()
+
+    def reaper() -> None:
+        """Every second: take back expired leases and hand out work. One bad tick never ends the loop."""
+        while True:
+            socketio.sleep(1.0)
+            try:
+                coordinator.tick()
+            except Exception:  # noqa: BLE001 - keep serving; the traceback goes to the log
+                log.exception("scheduler tick failed")
+
+    socketio.start_background_task(reaper)
+    return app, socketio
+
+
+def _eventlet_patched() -> bool:
+    try:
+        import eventlet.patcher
+    except ImportError:
+        return False
+    return eventlet.patcher.is_monkey_patched("socket")
+

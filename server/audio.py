@@ -1,0 +1,234 @@
+"""Reading uploaded WAV files and writing the 16 kHz mono 16-bit copy that everything else uses.
+
+This is the only module that reads audio files. It parses the RIFF header itself, so every way a file can be
+wrong gets its own message (:class:`AudioError`), and converts block by block: a 60-minute upload is never held
+in memory whole, as bytes or as floats.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+from scipy.signal import resample_poly
+
+TARGET_RATE = 16000
+MIN_RATE, MAX_RATE = 8000, 48000
+MAX_CHANNELS = 8
+
+_PCM, _FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
+#: Names of WAV encodings people actually meet, for the error message.
+_ENCODING_NAMES = {
+    0x0002: "Microsoft ADPCM", 0x0006: "A-law", 0x0007: "µ-law", 0x0011: "IMA ADPCM", 0x0031: "GSM 6.10",
+    0x0055: "MP3", 0x0161: "WMA", 0x00FF: "AAC",
+}
+#: Streaming WAV writers put one of these in the data size when they do not know it yet.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+class AudioError(ValueError):
+    """The upload is not audio this server can use; the message says why, in words a user understands."""
+
+
+@dataclass(frozen=True)
+class WavFormat:
+    """What a WAV header says about the samples that follow."""
+
+    encoding: str  # "pcm" or "float"
+    channels: int
+    sample_rate: int
+    bits: int
+    data_offset: int
+    frames: int
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.channels * self.bits // 8
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    def describe(self) -> str:
+        kind = "float" if self.encoding == "float" else "bit PCM"
+        layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
+        return f"{self.sample_rate} Hz {layout} {self.bits}-{kind}"
+
+
+def read_wav_format(f: BinaryIO, size: int) -> WavFormat:
+    """Parse a RIFF/WAVE header from a file of ``size`` bytes; raise :class:`AudioError` for anything else."""
+    head = f.read(12)
+    if size == 0:
+        raise AudioError("the file is empty")
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        if head[:4] in (b"RIFX", b"RF64"):
+            raise AudioError(f"{head[:4].decode()} WAV files are not supported; save as a standard RIFF WAV")
+        raise AudioError("not a WAV file (it does not start with a RIFF/WAVE header)")
+    fmt = None
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            if fmt is None:
+                raise AudioError("truncated WAV header: no 'fmt ' chunk")
+            raise AudioError("truncated WAV file: no 'data' chunk")
+        chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if chunk_id == b"data":
+            if fmt is None:
+                raise AudioError("broken WAV header: the 'data' chunk comes before the 'fmt ' chunk")
+            encoding, channels, rate, bits = fmt
+            block = channels * bits // 8
+            available = size - f.tell()
+            if chunk_size in _UNKNOWN_SIZES:
+                chunk_size = available
+            elif chunk_size > available:
+                raise AudioError(
+                    f"the WAV header promises {chunk_size // block / rate:.2f} s of audio but the file holds only "
+                    f"{available // block / rate:.2f} s: it is truncated (was the upload cut short?)")
+            return WavFormat(encoding, channels, rate, bits, f.tell(), chunk_size // block)
+        if f.tell() + chunk_size > size:
+            raise AudioError(f"truncated WAV file: its {chunk_id!r} chunk runs past the end of the file")
+        if chunk_id == b"fmt ":
+            body = f.read(chunk_size)
+            if len(body) < 16:
+                raise AudioError("broken WAV header: the 'fmt ' chunk is too short")
+            fmt = _parse_fmt(body)
+        else:
+            f.seek(chunk_size, io.SEEK_CUR)
+        f.seek(chunk_size & 1, io.SEEK_CUR)  # chunks are padded to an even length
+
+
+def _parse_fmt(body: bytes) -> tuple[str, int, int, int]:
+    tag, channels, rate, _byte_rate, block_align, bits = struct.unpack("<HHIIHH", body[:16])
+    if tag == _EXTENSIBLE:
+        if len(body) < 40:
+            raise AudioError("broken WAV header: WAVE_FORMAT_EXTENSIBLE without its sub-format")
+        tag = struct.unpack("<H", body[24:26])[0]
+    if tag not in (_PCM, _FLOAT):
+        name = _ENCODING_NAMES.get(tag, f"format code 0x{tag:04X}")
+        raise AudioError(f"unsupported WAV encoding: {name}; only uncompressed PCM (8/16/24/32-bit integer) "
+                         "and 32-bit float are accepted")
+    encoding = "float" if tag == _FLOAT else "pcm"
+    if encoding == "pcm" and bits not in (8, 16, 24, 32):
+        raise AudioError(f"unsupported PCM sample size: {bits} bits (8, 16, 24 and 32 are accepted)")
+    if encoding == "float" and bits not in (32, 64):
+        raise AudioError(f"unsupported float sample size: {bits} bits (32 and 64 are accepted)")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"unsupported channel count: {channels}")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"unsupported sample rate: {rate} Hz (8000 to 48000 Hz are accepted)")
+    if block_align and block_align != channels * bits // 8:
+        raise AudioError("broken WAV header: block alignment does not match channels and sample size")
+    return encoding, channels, rate, bits
+
+
+def _to_float_mono(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
+    """Raw little-endian bytes of whole frames → float32 mono in [-1, 1]."""
+    if fmt.encoding == "float":
+        x = raw.view("<f4" if fmt.bits == 32 else "<f8").astype(np.float32)
+        x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+    elif fmt.bits == 8:
+        x = (raw.astype(np.float32) - 128.0) / 128.0  # 8-bit WAV is unsigned
+    elif fmt.bits == 16:
+        x = raw.view("<i2").astype(np.float32) / 32768.0
+    elif fmt.bits == 24:
+        b = raw.reshape(-1, 3).astype(np.int32)
+        x = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float32) / 8388608.0
+    else:
+        x = raw.view("<i4").astype(np.float32) / 2147483648.0
+    x = x.reshape(-1, fmt.channels)
+    return x.mean(axis=1) if fmt.channels > 1 else x[:, 0]
+
+
+def _resample_blocks(read_frames, total: int, rate: int, block_frames: int) -> Iterator[np.ndarray]:
+    """Yield the recording at 16 kHz, block by block, identical to one ``resample_poly`` over all of it.
+
+    Each block is resampled with ``pad`` extra input frames on both sides and trimmed back; block edges sit on
+    multiples of ``down`` so every block maps to a whole number of output samples.
+    """
+    g = math.gcd(TARGET_RATE, rate)
+    up, down = TARGET_RATE // g, rate // g
+    if up == down:
+        for start in range(0, total, block_frames):
+            yield read_frames(start, min(total, start + block_frames))
+        return
+    block = max(down, block_frames // down * down)
+    pad = down * math.ceil(64 / down)  # more than the half-length of resample_poly's filter, in input frames
+    for start in range(0, total, block):
+        end = min(total, start + block)
+        lo, hi = max(0, start - pad), min(total, end + pad)
+        y = resample_poly(read_frames(lo, hi), up, down)
+        first = (start - lo) * up // down
+        yield y[first : first + math.ceil((end - start) * up / down)]
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What :func:`convert_to_pcm16` wrote."""
+
+    source: WavFormat
+    samples: int  # at 16 kHz
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / TARGET_RATE
+
+
+def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
+                     block_s: float = 30.0) -> Converted:
+    """Check ``src`` is a usable WAV and write it to ``dst`` as 16 kHz mono 16-bit PCM, block by block."""
+    size = src.stat().st_size
+    with open(src, "rb") as f:
+        fmt = read_wav_format(f, size)
+    if fmt.frames == 0:
+        raise AudioError("the WAV file holds no audio samples (0 frames)")
+    if max_duration_s is not None and fmt.duration_s > max_duration_s:
+        raise AudioError(f"the recording lasts {fmt.duration_s / 60:.1f} min; this server accepts at most "
+                         f"{max_duration_s / 60:.0f} min")
+    raw = np.memmap(src, dtype=np.uint8, mode="r", offset=fmt.data_offset, shape=(fmt.frames * fmt.frame_bytes,))
+
+    def read_frames(first: int, end: int) -> np.ndarray:
+        return _to_float_mono(np.asarray(raw[first * fmt.frame_bytes : end * fmt.frame_bytes]), fmt)
+
+    written = 0
+    with wave.open(str(dst), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(TARGET_RATE)
+        for y in _resample_blocks(read_frames, fmt.frames, fmt.sample_rate, int(block_s * fmt.sample_rate)):
+            out.writeframes(float_to_pcm16(y).tobytes())
+            written += len(y)
+    del raw
+    return Converted(fmt, written)
+
+
+def float_to_pcm16(x: np.ndarray) -> np.ndarray:
+    """float samples in [-1, 1] → int16, clipped."""
+    return (np.clip(x, -1.0, 32767 / 32768) * 32768.0).astype("<i2")
+
+
+def open_pcm16(path: Path) -> np.ndarray:
+    """The 16 kHz mono int16 samples of a file written by :func:`convert_to_pcm16`, memory-mapped (read-only)."""
+    with open(path, "rb") as f:
+        fmt = read_wav_format(f, path.stat().st_size)
+    if (fmt.encoding, fmt.channels, fmt.sample_rate, fmt.bits) != ("pcm", 1, TARGET_RATE, 16):
+        raise AudioError(f"{path.name} is not 16 kHz mono 16-bit PCM")
+    if fmt.frames == 0:
+        return np.zeros(0, dtype="<i2")
+    return np.memmap(path, dtype="<i2", mode="r", offset=fmt.data_offset, shape=(fmt.frames,))
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> bytes:
+    """A complete 16-bit mono WAV file in memory (what a worker receives for one slice)."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    return buf.getvalue()

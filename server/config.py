@@ -1,0 +1,126 @@
+"""Settings: defaults here, overridden by ``config.toml``, then by environment variables, then by flags.
+
+Each section of ``config.toml`` maps to one dataclass below; an unknown key or a value of the wrong type is an
+error at start-up, not a silent default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .splitter import SplitOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "config.toml"
+TOKEN_ENV = "SCATTERSCRIBE_TOKEN"
+ACCESS_TOKEN_ENV = "SCATTERSCRIBE_ACCESS_TOKEN"
+
+
+@dataclass
+class ServerSettings:
+    """The ``[server]`` section."""
+
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    port: int = 5000
+    data_dir: str = "data"  # relative paths are taken from the repository root
+    local_workers: int = 1  # workers this server starts itself (0: none)
+    token: str = ""  # shared worker token; empty: generated once and kept in <data_dir>/worker-token
+    access_token: str = ""  # if set, the page and the API ask for it (set it when serving a LAN)
+    max_upload_mb: float = 512.0
+    max_duration_min: float = 240.0
+    max_message_mb: float = 16.0  # Socket.IO max_http_buffer_size: a 28 s WAV slice is ~0.9 MB
+    max_text_chars: int = 20_000  # longest text a worker may return for one slice
+    log_level: str = "info"
+
+
+@dataclass
+class SchedulerSettings:
+    """The ``[scheduler]`` section."""
+
+    heartbeat_s: float = 5.0  # how often workers say they are alive
+    lease_timeout_s: float = 30.0  # a slice goes back to the queue after this long without a heartbeat
+    slice_timeout_s: float = 600.0  # ... or after this long in all
+    max_attempts: int = 3  # tries per slice before it is marked failed
+    straggler_factor: float = 3.0  # duplicate a slice out this many times longer than its worker's speed predicts
+    straggler_min_s: float = 10.0  # ... and never before this many seconds
+
+
+@dataclass
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    splitter: SplitOptions = field(default_factory=SplitOptions)
+    config_path: Path | None = None  # the file these came from (local workers read their [worker] section)
+
+    @property
+    def data_path(self) -> Path:
+        path = Path(self.server.data_dir)
+        return path if path.is_absolute() else ROOT / path
+
+
+def _section(cls: type, values: dict[str, Any], name: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"[{name}] has unknown settings: {', '.join(sorted(unknown))}")
+    defaults = cls()
+    for key, value in values.items():
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ValueError(f"[{name}] {key} should be {expected.__name__}, not {value!r}")
+    return cls(**values)
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Defaults ← config file (``path``, or ``config.toml`` if present) ← environment ← ``overrides``
+    (``{"server.port": 5001}``, from flags)."""
+    environ = os.environ if environ is None else environ
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    raw: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    for key, value in (overrides or {}).items():
+        section, name = key.split(".")
+        if value is not None:
+            raw.setdefault(section, {})[name] = value
+    if environ.get(TOKEN_ENV) and "server.token" not in (overrides or {}):
+        raw.setdefault("server", {})["token"] = environ[TOKEN_ENV]
+    if environ.get(ACCESS_TOKEN_ENV):
+        raw.setdefault("server", {})["access_token"] = environ[ACCESS_TOKEN_ENV]
+    known = {"server", "scheduler", "splitter", "worker"}  # [worker] belongs to the worker's own settings
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")
+    return Settings(
+        server=_section(ServerSettings, dict(raw.get("server", {})), "server"),
+        scheduler=_section(SchedulerSettings, dict(raw.get("scheduler", {})), "scheduler"),
+        splitter=_section(SplitOptions, dict(raw.get("splitter", {})), "splitter"),
+        config_path=Path(path) if path else None,
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    """``python -m server`` flags; each one is also a ``[server]`` setting in config.toml."""
+    parser = argparse.ArgumentParser(prog="python -m server", description="Scatterscribe server")
+    parser.add_argument("--config", type=Path, help="settings file (default: config.toml in the repository)")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 5000)")
+    parser.add_argument("--data-dir", help="folder for the database and audio (default ./data)")
+    parser.add_argument("--local-workers", type=int, help="workers to start on this machine (default 1; 0: none)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+    return load_settings(args.config, {
+        "server.host": args.host, "server.port": args.port, "server.data_dir": args.data_dir,
+        "server.local_workers": args.local_workers, "server.log_level": args.log_level,
+    })

@@ -1,0 +1,382 @@
+"""The one place where the store, the scheduler and the sockets meet.
+
+HTTP and Socket.IO handlers call these methods and nothing else; the methods keep the store (what survives a
+restart) and the scheduler (who holds what right now) in step and say what to push to pages and workers.
+All of it runs under one lock, so a result, a disconnect and the reaper never interleave halfway.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from . import audio, splitter, transcript
+from .config import Settings
+from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo
+from .store import JobRecord, SliceRecord, Store
+
+log = logging.getLogger("scatterscribe")
+
+NO_SPEECH = "no speech found"
+
+
+class Emitter(Protocol):
+    def __call__(self, event: str, data: Any, *, to: str | None = None, namespace: str = "/") -> None: ...
+
+
+class JobError(ValueError):
+    """A request about a job that cannot be honoured (the message is for the user)."""
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare_audio` learnt from an upload."""
+
+    converted: audio.Converted
+    slices: list[splitter.Slice]
+    threshold_db: float
+    decode_s: float
+    split_s: float
+
+
+def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_duration_s: float,
+                  idle_slots: int) -> Prepared:
+    """Decode an upload to 16 kHz mono and plan its slices. CPU work: the caller runs it off the event loop."""
+    t0 = time.perf_counter()
+    converted = audio.convert_to_pcm16(upload, dst, max_duration_s=max_duration_s)
+    t1 = time.perf_counter()
+    samples = audio.open_pcm16(dst)
+    analysis = splitter.analyse(samples, opts)
+    slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
+    del samples
+    return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
+
+
+def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE) -> list[SliceRecord]:
+    return [SliceRecord(index=i, start=s.start / rate, end=s.end / rate,
+                        pieces=[(p.start / rate, p.end / rate) for p in s.pieces]) for i, s in enumerate(slices)]
+
+
+class Coordinator:
+    def __init__(self, settings: Settings, store: Store, emit: Emitter,
+                 run_blocking: Callable[..., Any] = lambda fn, *a: fn(*a),
+                 clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.store = store
+        self.emit = emit
+        self.run_blocking = run_blocking
+        self.clock = clock
+        sched = settings.scheduler
+        self.scheduler = Scheduler(lease_timeout_s=sched.lease_timeout_s, max_attempts=sched.max_attempts,
+                                   straggler_factor=sched.straggler_factor, straggler_min_s=sched.straggler_min_s,
+                                   slice_timeout_s=sched.slice_timeout_s)
+        self.lock = threading.RLock()
+        self.jobs_dir = settings.data_path / "jobs"
+        self.uploads_dir = settings.data_path / "uploads"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self._audio: dict[str, np.ndarray] = {}  # job id → memory-mapped samples, while the job runs
+        self._pieces: dict[SliceKey, list[tuple[float, float]]] = {}
+
+    # --- jobs ------------------------------------------------------------------------------------------------
+
+    def new_upload_path(self) -> tuple[str, Path]:
+        """A fresh job id and the server-chosen path its upload is written to (never a client's name)."""
+        job_id = uuid.uuid4().hex[:16]
+        return job_id, self.uploads_dir / f"{job_id}.wav"
+
+    def audio_path(self, job_id: str) -> Path:
+        if not job_id.isalnum():
+            raise JobError("bad job id")
+        return self.jobs_dir / job_id / "audio.wav"
+
+    def create_job(self, job_id: str, upload: Path, name: str, requirement: Requirement,
+                   source: str = "upload") -> JobRecord:
+        """Decode and split an upload (off the event loop), store the job, queue its slices."""
+        job_dir = self.jobs_dir / job_id
+        job_dir.mkdir()
+        server = self.settings.server
+        try:
+            with self.lock:
+                idle = self.scheduler.free_slots()
+            prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", self.settings.splitter,
+                                         server.max_duration_min * 60, idle)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        finally:
+            upload.unlink(missing_ok=True)
+        source_format = prepared.converted.source
+        job = JobRecord(
+            id=job_id, name=name, source=source, created_at=time.time(), duration=prepared.converted.duration_s,
+            engine=requirement.engine, model=requirement.model, slices=slice_records(prepared.slices),
+            stats={"decode_s": round(prepared.decode_s, 4), "split_s": round(prepared.split_s, 4),
+                   "threshold_db": round(prepared.threshold_db, 1), "input": source_format.describe()})
+        if not job.slices:
+            job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
+        with self.lock:
+            self.store.create_job(job)
+            self._queue(job)
+            self._push_job(job.id)
+            self._push_jobs()
+            self.dispatch()
+        log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id, source_format.describe(),
+                 job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
+        return job
+
+    def _queue(self, job: JobRecord) -> None:
+        requirement = Requirement(job.engine, job.model)
+        for s in job.slices:
+            if s.status in ("done", "failed"):
+                continue
+            key = SliceKey(job.id, s.index)
+            self._pieces[key] = s.pieces
+            self.scheduler.submit(key, s.seconds, requirement, attempts=s.attempts)
+
+    def resume(self) -> int:
+        """After a restart: queue again every slice that was not finished; finished ones are kept as they are."""
+        with self.lock:
+            jobs = self.store.unfinished_jobs()
+            for job in jobs:
+                for s in job.slices:
+                    if s.status == "leased":
+                        self.store.update_slice(job.id, s.index, status="queued", worker="")
+                        s.status = "queued"
+                self._queue(job)
+            if jobs:
+                log.info("resumed %d unfinished job(s)", len(jobs))
+            return len(jobs)
+
+    def delete_job(self, job_id: str) -> bool:
+        with self.lock:
+            for lease in self.scheduler.forget_job(job_id):
+                self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
+            self._audio.pop(job_id, None)
+            for key in [k for k in self._pieces if k.job_id == job_id]:
+                del self._pieces[key]
+            found = self.store.delete_job(job_id)
+            shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+            self._push_jobs()
+            return found
+
+    # --- workers ---------------------------------------------------------------------------------------------
+
+    def worker_connected(self, worker_id: str, info: WorkerInfo) -> None:
+        with self.lock:
+            self.scheduler.add_worker(worker_id, info, self.clock())
+            log.info("worker %s connected: %s %s, %d slot(s)", info.name, info.engine, info.model, info.slots)
+            self._push_workers()
+
+    def worker_disconnected(self, worker_id: str) -> None:
+        with self.lock:
+            state = self.scheduler.workers.get(worker_id)
+            outcomes = self.scheduler.remove_worker(worker_id, self.clock())
+            if state is not None:
+                log.info("worker %s disconnected; %d slice(s) back to the queue", state.info.name, len(outcomes))
+            self._apply(outcomes)
+            self._push_workers()
+            self.dispatch()
+
+    def heartbeat(self, worker_id: str) -> bool:
+        with self.lock:
+            return self.scheduler.heartbeat(worker_id, self.clock())
+
+    def result(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A worker's text for a slice. Returns the acknowledgement sent back to the worker."""
+        try:
+            lease_id, key = str(data["lease"]), SliceKey(str(data["job"]), int(data["index"]))
+            text = str(data.get("text", ""))
+            segments = list(data.get("segments") or [])
+            elapsed = float(data.get("elapsed", 0.0))
+        except (KeyError, TypeError, ValueError):
+            return {"ok": False, "error": "malformed result"}
+        limit = self.settings.server.max_text_chars
+        if len(text) > limit or len(segments) > limit // 2:
+            return self.error(worker_id, {**data, "error": f"result text over {limit} characters"})
+        with self.lock:
+            state = self.scheduler.workers.get(worker_id)
+            outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
+            if outcome.key is None:
+                log.warning("ignored a result for slice %s from %s: it does not hold that lease", key,
+                            state.info.name if state else worker_id)
+                return {"ok": False, "error": "you do not hold this slice"}
+            pieces = self._pieces.pop(key)
+            try:
+                shifted = transcript.shift_segments(segments, pieces)
+            except (TypeError, ValueError, AttributeError):
+                shifted = []
+            self.store.finish_slice(key.job_id, key.index, text=" ".join(text.split()), segments=shifted,
+                                    worker=state.info.name, engine=str(data.get("engine", state.info.engine)),
+                                    model=str(data.get("model", state.info.model)), elapsed=round(elapsed, 3),
+                                    error="", finished_at=time.time())
+            for lease in outcome.cancelled:
+                self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
+            self._after_slice_change(key.job_id)
+            self._push_workers()
+            self.dispatch()
+            return {"ok": True}
+
+    def error(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A worker could not transcribe a slice: it goes to another worker, or fails after max_attempts."""
+        try:
+            lease_id, key = str(data["lease"]), SliceKey(str(data["job"]), int(data["index"]))
+            reason = str(data.get("error", "unknown error"))[:500]
+        except (KeyError, TypeError, ValueError):
+            return {"ok": False, "error": "malformed error report"}
+        with self.lock:
+            outcome = self.scheduler.fail(worker_id, lease_id, key, reason, self.clock())
+            if outcome.key is None:
+                return {"ok": False, "error": "you do not hold this slice"}
+            self._apply([outcome])
+            self.dispatch()
+            return {"ok": True}
+
+    def tick(self) -> None:
+        """Called every second: take back expired leases, hand out work (stragglers get duplicates here)."""
+        with self.lock:
+            self._apply(self.scheduler.reap(self.clock()))
+            self.dispatch()
+
+    # --- handing out -----------------------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Give queued slices to free worker slots and send each its audio."""
+        with self.lock:
+            for lease in self.scheduler.assign(self.clock()):
+                self._send(lease)
+
+    def _send(self, lease: Lease) -> None:
+        key = lease.key
+        worker = self.scheduler.workers[lease.worker_id].info
+        try:
+            payload = self._slice_audio(key)
+        except (OSError, ValueError) as exc:  # the job's audio is gone: nobody can ever do this slice
+            log.error("slice %s: cannot read audio: %s", key, exc)
+            self.scheduler.fail(lease.worker_id, lease.id, key, f"audio unreadable: {exc}", self.clock())
+            return
+        task = self.scheduler.tasks[key]
+        if not lease.duplicate:
+            self.store.update_slice(key.job_id, key.index, status="leased", worker=worker.name,
+                                    attempts=task.attempts)
+        self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index, "seconds": task.seconds,
+                            "audio": payload}, to=lease.worker_id, namespace="/worker")
+        self._after_slice_change(key.job_id)
+
+    def _slice_audio(self, key: SliceKey) -> bytes:
+        samples = self._audio.get(key.job_id)
+        if samples is None:
+            samples = self._audio[key.job_id] = audio.open_pcm16(self.audio_path(key.job_id))
+        rate = audio.TARGET_RATE
+        parts = [samples[round(a * rate):round(b * rate)] for a, b in self._pieces[key]]
+        return audio.wav_bytes(np.concatenate(parts) if parts else np.zeros(0, np.int16))
+
+    def _apply(self, outcomes: list[Outcome]) -> None:
+        """Write lost leases and failures to the store."""
+        touched = set()
+        for outcome in outcomes:
+            if outcome.key is None:
+                continue
+            key = outcome.key
+            if outcome.status == SliceStatus.QUEUED:
+                self.store.update_slice(key.job_id, key.index, status="queued", worker="", error=outcome.reason)
+            elif outcome.status == SliceStatus.FAILED:
+                self._pieces.pop(key, None)
+                self.store.update_slice(key.job_id, key.index, status="failed", worker="", error=outcome.reason,
+                                        finished_at=time.time())
+                log.warning("slice %s failed: %s", key, outcome.reason)
+            touched.add(key.job_id)
+        for job_id in touched:
+            self._after_slice_change(job_id)
+
+    def _after_slice_change(self, job_id: str) -> None:
+        """Recompute a job's status from its slices, store it, push the job to its pages."""
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
+        states = [s.status for s in job.slices]
+        if states and all(s in ("done", "failed") for s in states):
+            status = "failed" if all(s == "failed" for s in states) else "done"
+            failed = [s for s in job.slices if s.status == "failed"]
+            error = "; ".join(transcript.failure_marker(s)[1:-1] for s in failed)
+            if job.status not in ("done", "failed"):
+                self.store.update_job(job_id, status=status, error=error, finished_at=time.time())
+                self._audio.pop(job_id, None)
+                log.info("job %s %s: %d slices, %d failed", job_id, status, len(states), len(failed))
+                self._push_jobs()
+        elif any(s in ("leased", "done", "failed") for s in states):
+            if job.status != "running":
+                self.store.update_job(job_id, status="running")
+        self._push_job(job_id)
+
+    # --- views -----------------------------------------------------------------------------------------------
+
+    def job_view(self, job_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            job = self.store.get_job(job_id)
+            return None if job is None else self._view(job)
+
+    def _view(self, job: JobRecord) -> dict[str, Any]:
+        done = sum(s.status == "done" for s in job.slices)
+        failed = sum(s.status == "failed" for s in job.slices)
+        open_slices = [s for s in job.slices if s.status in ("queued", "leased")]
+        requirement = Requirement(job.engine, job.model)
+        servable = all(self.scheduler.can_serve(requirement, s.seconds) for s in open_slices)
+        return {
+            "id": job.id, "name": job.name, "source": job.source, "status": job.status,
+            "created_at": job.created_at, "finished_at": job.finished_at, "duration": round(job.duration, 3),
+            "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
+            "transcript": transcript.join_text(job.slices),
+            "progress": {"done": done, "failed": failed, "total": len(job.slices)},
+            "eta_s": self._eta(open_slices),
+            "waiting_for_workers": bool(open_slices) and not servable,
+            "slices": [{"index": s.index, "start": round(s.start, 3), "end": round(s.end, 3),
+                        "pieces": [[round(a, 3), round(b, 3)] for a, b in s.pieces], "status": s.status,
+                        "text": s.text, "worker": s.worker, "engine": s.engine, "model": s.model,
+                        "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "segments": s.segments}
+                       for s in job.slices],
+        }
+
+    def _eta(self, open_slices: list[SliceRecord]) -> float | None:
+        """Seconds until the job should finish, from the connected workers' measured speed."""
+        speeds = [(s.speed or 0.0) * s.info.slots for s in self.scheduler.workers.values()]
+        total = sum(speeds)
+        if not open_slices:
+            return 0.0
+        if total <= 0:
+            return None
+        return round(sum(s.seconds for s in open_slices) / total, 1)
+
+    def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.lock:
+            return [{"id": job.id, "name": job.name, "source": job.source, "status": job.status,
+                     "created_at": job.created_at, "duration": round(job.duration, 3),
+                     "progress": {"done": counts.get("done", 0), "failed": counts.get("failed", 0),
+                                  "total": sum(counts.values())}}
+                    for job, counts in self.store.list_jobs(limit)]
+
+    def workers_view(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [{"id": wid, "name": s.info.name, "engine": s.info.engine, "model": s.info.model,
+                     "slots": s.info.slots, "busy": len(s.leases), "max_slice_s": s.info.max_slice_s,
+                     "slices_done": s.slices_done, "speed": round(s.speed, 2) if s.speed else None,
+                     "connected_s": round(self.clock() - s.connected_at, 1)}
+                    for wid, s in sorted(self.scheduler.workers.items(), key=lambda kv: kv[1].info.name)]
+
+    def _push_job(self, job_id: str) -> None:
+        view = self.job_view(job_id)
+        if view is not None:
+            self.emit("job", view, to=f"job:{job_id}", namespace="/")
+
+    def _push_jobs(self) -> None:
+        self.emit("jobs", self.jobs_view(), namespace="/")
+
+    def _push_workers(self) -> None:
+        self.emit("workers", self.workers_view(), namespace="/")

@@ -1,0 +1,73 @@
+"""Workers this server starts on its own machine, so one machine works out of the box.
+
+Each is an ordinary ``python -m client`` process, given the token through its environment (never on the
+command line, where ``ps`` would show it). One that exits is started again after a growing pause.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import ROOT, TOKEN_ENV
+
+log = logging.getLogger("scatterscribe")
+
+
+class LocalWorkers:
+    def __init__(self, count: int, server_url: str, token: str, config_path: Path | None):
+        self.count = count
+        self.server_url = server_url
+        self.token = token
+        self.config_path = config_path
+        self.processes: list[subprocess.Popen | None] = [None] * count
+        self.restarts = [0] * count
+        self.next_start = [0.0] * count
+        self.stopping = False
+
+    def command(self, n: int) -> list[str]:
+        cmd = [sys.executable, "-m", "client", "--server", self.server_url, "--name", f"local-{n + 1}"]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
+        return cmd
+
+    def _start(self, n: int) -> None:
+        env = {**os.environ, TOKEN_ENV: self.token, "PYTHONUNBUFFERED": "1"}
+        self.processes[n] = subprocess.Popen(self.command(n), cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+        log.info("started local worker local-%d (pid %d)", n + 1, self.processes[n].pid)
+
+    def supervise(self, sleep) -> None:
+        """Start the workers and keep them running until :meth:`stop`; ``sleep`` is the event loop's sleep."""
+        for n in range(self.count):
+            self._start(n)
+        while not self.stopping:
+            sleep(1.0)
+            for n, proc in enumerate(self.processes):
+                if self.stopping or proc is None or proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                if self.next_start[n] == 0.0:
+                    self.restarts[n] += 1
+                    delay = min(60.0, 2.0 ** min(self.restarts[n], 6))
+                    self.next_start[n] = now + delay
+                    log.warning("local worker local-%d exited with code %s; restarting in %.0f s", n + 1,
+                                proc.returncode, delay)
+                elif now >= self.next_start[n]:
+                    self.next_start[n] = 0.0
+                    self._start(n)
+
+    def stop(self) -> None:
+        self.stopping = True
+        for proc in self.processes:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes:
+            if proc is not None:
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -1,0 +1,251 @@
+"""Jobs and slices on disk: one SQLite file under the data folder (embedded, nothing to start).
+
+Every public method is one transaction: it either happens whole or not at all, so a server killed at any point
+comes back with a consistent picture. The scheduler's leases are *not* stored: they die with the connections
+they belong to, and a restarted server puts every unfinished slice back in the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    duration REAL NOT NULL DEFAULT 0,
+    engine TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    finished_at REAL,
+    stats TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS slices (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    pieces TEXT NOT NULL,
+    status TEXT NOT NULL,
+    text TEXT NOT NULL DEFAULT '',
+    segments TEXT NOT NULL DEFAULT '[]',
+    worker TEXT NOT NULL DEFAULT '',
+    engine TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    elapsed REAL,
+    finished_at REAL,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(created_at);
+"""
+
+
+@dataclass
+class SliceRecord:
+    """One slice as stored. Times are seconds of the original recording; ``pieces`` are the stretches of it
+    the worker hears back to back (long pauses left out); ``segments`` are the worker's timed text, already
+    shifted to the original timeline."""
+
+    index: int
+    start: float
+    end: float
+    pieces: list[tuple[float, float]]
+    status: str = "queued"
+    text: str = ""
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    worker: str = ""
+    engine: str = ""
+    model: str = ""
+    attempts: int = 0
+    error: str = ""
+    elapsed: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Audio the worker receives for this slice."""
+        return sum(b - a for a, b in self.pieces)
+
+
+@dataclass
+class JobRecord:
+    """One transcription job. ``engine``/``model`` are what the job asks of workers ('' = any)."""
+
+    id: str
+    name: str
+    source: str  # "upload" or "live"
+    created_at: float
+    status: str = "queued"
+    duration: float = 0.0
+    engine: str = ""
+    model: str = ""
+    error: str = ""
+    note: str = ""
+    finished_at: float | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    slices: list[SliceRecord] = field(default_factory=list)
+
+
+_JSON_COLUMNS = {"pieces", "segments", "stats"}
+_JOB_COLUMNS = [f.name for f in fields(JobRecord) if f.name != "slices"]
+_SLICE_COLUMNS = ["idx" if f.name == "index" else f.name for f in fields(SliceRecord)]
+
+
+def _encode(column: str, value: Any) -> Any:
+    return json.dumps(value) if column in _JSON_COLUMNS else value
+
+
+def _decode(column: str, value: Any) -> Any:
+    return json.loads(value) if column in _JSON_COLUMNS else value
+
+
+class Store:
+    """SQLite-backed jobs and slices. One connection guarded by one lock: safe from greenlets and threads."""
+
+    def __init__(self, path: Path | str):
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed transaction
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self):
+        return _Transaction(self._db, self._lock)
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def create_job(self, job: JobRecord) -> None:
+        """Insert a job and its slices, atomically."""
+        with self._tx() as db:
+            values = [_encode(c, getattr(job, c)) for c in _JOB_COLUMNS]
+            db.execute(f"INSERT INTO jobs ({','.join(_JOB_COLUMNS)}) VALUES ({','.join('?' * len(values))})",
+                       values)
+            self._insert_slices(db, job.id, job.slices)
+
+    def add_slices(self, job_id: str, slices: Iterable[SliceRecord]) -> None:
+        """Append slices to an existing job (a live recording grows), atomically."""
+        with self._tx() as db:
+            self._insert_slices(db, job_id, slices)
+
+    @staticmethod
+    def _insert_slices(db: sqlite3.Connection, job_id: str, slices: Iterable[SliceRecord]) -> None:
+        rows = []
+        for s in slices:
+            record = asdict(s)
+            record["idx"] = record.pop("index")
+            rows.append([job_id] + [_encode(c, record[c]) for c in _SLICE_COLUMNS])
+        db.executemany(f"INSERT INTO slices (job_id,{','.join(_SLICE_COLUMNS)}) "
+                       f"VALUES (?,{','.join('?' * len(_SLICE_COLUMNS))})", rows)
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        """Set some columns of a job, atomically."""
+        self._update("jobs", "id = ?", [job_id], values, _JOB_COLUMNS)
+
+    def update_slice(self, job_id: str, index: int, **values: Any) -> None:
+        """Set some columns of a slice, atomically."""
+        self._update("slices", "job_id = ? AND idx = ?", [job_id, index], values, _SLICE_COLUMNS)
+
+    def finish_slice(self, job_id: str, index: int, **values: Any) -> bool:
+        """Mark a slice done with its text, unless it is done already (first result wins). Atomic; returns
+        whether this call was the one that finished it."""
+        values["status"] = "done"
+        columns = ", ".join(f"{c} = ?" for c in values)
+        with self._tx() as db:
+            cursor = db.execute(f"UPDATE slices SET {columns} WHERE job_id = ? AND idx = ? AND status != 'done'",
+                                [_encode(c, v) for c, v in values.items()] + [job_id, index])
+            return cursor.rowcount == 1
+
+    def _update(self, table: str, where: str, args: list, values: dict[str, Any], allowed: list[str]) -> None:
+        unknown = set(values) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown {table} columns: {sorted(unknown)}")
+        if not values:
+            return
+        columns = ", ".join(f"{c} = ?" for c in values)
+        with self._tx() as db:
+            db.execute(f"UPDATE {table} SET {columns} WHERE {where}",
+                       [_encode(c, v) for c, v in values.items()] + args)
+
+    def delete_job(self, job_id: str) -> bool:
+        """Remove a job and its slices, atomically; False if there was no such job."""
+        with self._tx() as db:
+            return db.execute("DELETE FROM jobs WHERE id = ?", [job_id]).rowcount == 1
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        """A job with its slices in order (one consistent snapshot)."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", [job_id]).fetchone()
+            if row is None:
+                return None
+            job = self._job(row)
+            job.slices = [self._slice(r) for r in
+                          db.execute("SELECT * FROM slices WHERE job_id = ? ORDER BY idx", [job_id])]
+            return job
+
+    def list_jobs(self, limit: int = 50) -> list[tuple[JobRecord, dict[str, int]]]:
+        """The newest jobs (without their slices) and how many of their slices are in each status."""
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
+            counts: dict[str, dict[str, int]] = {}
+            ids = [r["id"] for r in rows]
+            if ids:
+                for r in db.execute(f"SELECT job_id, status, COUNT(*) AS n FROM slices WHERE job_id IN "
+                                    f"({','.join('?' * len(ids))}) GROUP BY job_id, status", ids):
+                    counts.setdefault(r["job_id"], {})[r["status"]] = r["n"]
+            return [(self._job(r), counts.get(r["id"], {})) for r in rows]
+
+    def unfinished_jobs(self) -> list[JobRecord]:
+        """Jobs that were still queued or running (with their slices), oldest first: what a restart resumes."""
+        with self._tx() as db:
+            ids = [r["id"] for r in db.execute(
+                "SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at")]
+        return [job for job in map(self.get_job, ids) if job is not None]
+
+    @staticmethod
+    def _job(row: sqlite3.Row) -> JobRecord:
+        return JobRecord(**{c: _decode(c, row[c]) for c in _JOB_COLUMNS})
+
+    @staticmethod
+    def _slice(row: sqlite3.Row) -> SliceRecord:
+        values = {c: _decode(c, row[c]) for c in _SLICE_COLUMNS}
+        values["index"] = values.pop("idx")
+        values["pieces"] = [tuple(p) for p in values["pieces"]]
+        return SliceRecord(**values)
+
+
+class _Transaction:
+    """``with`` block holding the store's lock around BEGIN … COMMIT (ROLLBACK on error)."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        self.db.execute("BEGIN")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
