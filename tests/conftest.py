@@ -1,0 +1,47 @@
+"""Shared fixtures. The speech model is loaded once per session; servers and workers are real processes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support import Server, Worker, corpus_file  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def whisper_model():
+    """The worker's default model (faster-whisper, tiny.en int8, 2 threads), loaded once for the session."""
+    from client.engines.faster_whisper_engine import FasterWhisperEngine
+    return FasterWhisperEngine(threads=2)
+
+
+@pytest.fixture(scope="session")
+def whole_file_text(whisper_model):
+    """Text of a corpus recording transcribed whole by the same model (cached per file)."""
+    from server.audio import open_pcm16
+    cache: dict[str, str] = {}
+
+    def transcribe(name: str) -> str:
+        if name not in cache:
+            samples = np.asarray(open_pcm16(corpus_file(name)), dtype=np.float32) / 32768.0
+            cache[name] = " ".join(s.text.strip() for s in whisper_model.transcribe(samples))
+        return cache[name]
+    return transcribe
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """One server and two real worker processes (one thread each), shared by the tests that only read."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    server = Server(tmp)
+    workers = [Worker(server, "alpha"), Worker(server, "beta")]
+    server.wait_workers(2)
+    yield server, workers
+    for w in workers:
+        w.stop()
+    server.stop()

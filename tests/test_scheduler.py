@@ -1,0 +1,233 @@
+"""The scheduler alone: no sockets, no sleeping; time is a number the tests step."""
+
+import pytest
+
+from server.scheduler import (ALLOWED, IllegalTransition, Requirement, Scheduler, SliceKey, SliceStatus, Task,
+                              WorkerInfo)
+
+T0 = 1000.0
+
+
+def make(n_slices=3, seconds=20.0, **kw):
+    s = Scheduler(**kw)
+    for i in range(n_slices):
+        s.submit(SliceKey("job", i), seconds)
+    return s
+
+
+def test_every_illegal_move_raises():
+    """Only the moves in ALLOWED are possible; any other raises."""
+    for start in SliceStatus:
+        for to in SliceStatus:
+            task = Task(SliceKey("j", 0), 1.0, status=start)
+            if to in ALLOWED[start]:
+                task.move(to)
+                assert task.status == to
+            else:
+                with pytest.raises(IllegalTransition):
+                    task.move(to)
+
+
+def test_slices_go_out_in_order_to_free_slots_only():
+    """A worker with two slots gets the two oldest slices, and nothing more until one is answered."""
+    s = make(4)
+    s.add_worker("w", WorkerInfo("w", slots=2), T0)
+    leases = s.assign(T0)
+    assert [lease.key.index for lease in leases] == [0, 1]
+    assert s.assign(T0) == []
+    s.complete("w", leases[0].id, leases[0].key, T0 + 1)
+    assert [lease.key.index for lease in s.assign(T0 + 1)] == [2]
+
+
+def test_work_is_spread_one_slice_per_worker_per_round():
+    """Two idle workers with two slots each both get work before either gets a second slice."""
+    s = make(2)
+    s.add_worker("a", WorkerInfo("a", slots=2), T0)
+    s.add_worker("b", WorkerInfo("b", slots=2), T0)
+    assert sorted(lease.worker_id for lease in s.assign(T0)) == ["a", "b"]
+
+
+def test_a_fast_worker_takes_more():
+    """Once speeds are measured, the faster worker is served first; over a run it finishes more slices."""
+    s = make(10, seconds=10.0)
+    s.add_worker("slow", WorkerInfo("slow"), T0)
+    s.add_worker("fast", WorkerInfo("fast"), T0)
+    now = T0
+    out = {lease.worker_id: lease for lease in s.assign(now)}
+    finish_at = {"slow": now + 10.0, "fast": now + 1.0}  # slow does 1x real time, fast 10x
+    while s.tasks:
+        wid = min(out, key=lambda w: finish_at[w])
+        now = finish_at[wid]
+        lease = out.pop(wid)
+        assert s.complete(wid, lease.id, lease.key, now).status == SliceStatus.DONE
+        for new in s.assign(now):
+            out[new.worker_id] = new
+            finish_at[new.worker_id] = now + (10.0 if new.worker_id == "slow" else 1.0)
+    assert s.workers["fast"].slices_done >= 8
+    assert s.workers["fast"].speed == pytest.approx(10.0)
+
+
+def test_disconnect_requeues_at_once_and_at_the_head():
+    """A worker that leaves loses its slices to the front of the queue immediately."""
+    s = make(3)
+    s.add_worker("a", WorkerInfo("a"), T0)
+    lease = s.assign(T0)[0]
+    outcomes = s.remove_worker("a", T0 + 1)
+    assert [(o.key, o.status) for o in outcomes] == [(lease.key, SliceStatus.QUEUED)]
+    assert list(s.queue)[0] == lease.key
+    s.add_worker("b", WorkerInfo("b"), T0 + 2)
+    assert s.assign(T0 + 2)[0].key == lease.key
+
+
+def test_result_from_a_worker_that_does_not_hold_the_lease_is_refused():
+    """Forged results: wrong worker, unknown lease, or a lease presented for another slice."""
+    s = make(2)
+    s.add_worker("a", WorkerInfo("a"), T0)
+    s.add_worker("b", WorkerInfo("b"), T0)
+    la, lb = s.assign(T0)
+    assert s.complete(lb.worker_id, la.id, la.key, T0).key is None  # someone else's lease
+    assert s.complete(la.worker_id, "nope", la.key, T0).key is None  # made-up lease
+    assert s.complete(la.worker_id, la.id, lb.key, T0).key is None  # right lease, other slice
+    assert s.tasks[la.key].status == SliceStatus.LEASED
+    assert s.complete(la.worker_id, la.id, la.key, T0).status == SliceStatus.DONE
+
+
+def test_late_result_after_the_lease_was_taken_back_is_refused():
+    """A worker that lost its lease (expiry) cannot answer for the slice any more."""
+    s = make(1, lease_timeout_s=30)
+    s.add_worker("a", WorkerInfo("a"), T0)
+    lease = s.assign(T0)[0]
+    assert [o.status for o in s.reap(T0 + 31)] == [SliceStatus.QUEUED]
+    assert s.complete("a", lease.id, lease.key, T0 + 32).key is None
+
+
+def test_heartbeat_keeps_a_lease_alive_and_silence_expires_it():
+    """Leases live as long as heartbeats come; reaping is a function of now."""
+    s = make(1, lease_timeout_s=30)
+    s.add_worker("a", WorkerInfo("a"), T0)
+    s.assign(T0)
+    for t in range(20, 200, 20):
+        assert s.heartbeat("a", T0 + t)
+        assert s.reap(T0 + t + 1) == []
+    assert [o.status for o in s.reap(T0 + 180 + 31)] == [SliceStatus.QUEUED]
+
+
+def test_slice_timeout_bounds_a_lease_even_with_heartbeats():
+    """A worker that heartbeats but never answers loses the slice after slice_timeout_s."""
+    s = make(1, lease_timeout_s=30, slice_timeout_s=100)
+    s.add_worker("a", WorkerInfo("a"), T0)
+    s.assign(T0)
+    for t in range(10, 100, 10):
+        s.heartbeat("a", T0 + t)
+    assert s.reap(T0 + 99) == []
+    assert [o.status for o in s.reap(T0 + 100)] == [SliceStatus.QUEUED]
+
+
+def test_errors_retry_on_other_workers_then_fail_with_reason():
+    """A slice that keeps failing is tried max_attempts times, then marked failed with the reasons."""
+    s = make(1, max_attempts=3)
+    s.add_worker("a", WorkerInfo("a"), T0)
+    statuses = []
+    for attempt in range(3):
+        lease = s.assign(T0 + attempt)[0]
+        statuses.append(s.fail("a", lease.id, lease.key, f"boom {attempt}", T0 + attempt))
+    assert [o.status for o in statuses] == [SliceStatus.QUEUED, SliceStatus.QUEUED, SliceStatus.FAILED]
+    assert "boom 2" in statuses[-1].reason and "3 attempts" in statuses[-1].reason
+    assert s.assign(T0 + 10) == [] and not s.tasks
+
+
+def test_straggler_gets_a_duplicate_and_the_first_result_wins():
+    """With the queue empty, a slice out far longer than predicted is duplicated to an idle worker; the first
+    result is kept and the other lease is called back."""
+    s = Scheduler(straggler_factor=3.0, straggler_min_s=5.0)
+    for i in range(2):
+        s.submit(SliceKey("j", i), 10.0)
+    s.add_worker("slow", WorkerInfo("slow"), T0)
+    s.add_worker("fast", WorkerInfo("fast"), T0)
+    first = {lease.worker_id: lease for lease in s.assign(T0)}
+    s.complete("fast", first["fast"].id, first["fast"].key, T0 + 1)  # fast: 10x real time
+    s.workers["slow"].audio_s, s.workers["slow"].busy_s = 10.0, 1.0  # slow measured 10x earlier, then stalls
+    assert s.assign(T0 + 2) == []  # out 2 s, 1 s predicted: not yet (straggler_min_s)
+    dup = s.assign(T0 + 6)
+    assert [(d.worker_id, d.key, d.duplicate) for d in dup] == [("fast", first["slow"].key, True)]
+    assert s.assign(T0 + 20) == []  # never a third copy
+    outcome = s.complete("fast", dup[0].id, dup[0].key, T0 + 7)
+    assert outcome.status == SliceStatus.DONE
+    assert [c.id for c in outcome.cancelled] == [first["slow"].id]
+    assert s.complete("slow", first["slow"].id, first["slow"].key, T0 + 8).key is None  # second result dropped
+
+
+def test_losing_one_of_two_leases_keeps_the_slice_running():
+    """If the duplicate's worker leaves, the original lease still runs; nothing is requeued twice."""
+    s = Scheduler(straggler_factor=1.0, straggler_min_s=1.0)
+    s.submit(SliceKey("j", 0), 10.0)
+    s.add_worker("a", WorkerInfo("a"), T0)
+    s.add_worker("b", WorkerInfo("b"), T0)
+    lease = s.assign(T0)[0]
+    s.workers[lease.worker_id].audio_s, s.workers[lease.worker_id].busy_s = 10.0, 1.0
+    dup = s.assign(T0 + 5)[0]
+    outcomes = s.remove_worker(dup.worker_id, T0 + 6)
+    assert [o.status for o in outcomes] == [SliceStatus.LEASED]
+    assert list(s.queue) == []
+
+
+def test_worker_limits_and_requirements_are_honoured():
+    """A slice longer than a worker's max_slice_s, or of a job asking for another engine, is not sent to it."""
+    s = Scheduler()
+    s.submit(SliceKey("long", 0), 50.0)
+    s.submit(SliceKey("whisper-only", 0), 10.0, Requirement(engine="whisper-family"))
+    s.submit(SliceKey("sphinx-only", 0), 10.0, Requirement(engine="sphinx"))
+    s.add_worker("fw", WorkerInfo("fw", engine="faster-whisper", slots=3, max_slice_s=30), T0)
+    assert [lease.key.job_id for lease in s.assign(T0)] == ["whisper-only"]
+    assert not s.can_serve(Requirement(engine="sphinx"), 10.0)
+    s.add_worker("sx", WorkerInfo("sx", engine="sphinx", slots=3, max_slice_s=600), T0)
+    assert sorted(lease.key.job_id for lease in s.assign(T0)) == ["long", "sphinx-only"]
+
+
+def test_forget_job_returns_leases_to_call_back():
+    """Deleting a job drops its queued slices and hands back the leases out on it."""
+    s = make(3)
+    s.add_worker("a", WorkerInfo("a"), T0)
+    lease = s.assign(T0)[0]
+    assert [called.id for called in s.forget_job("job")] == [lease.id]
+    assert not s.queue and not s.tasks and not s.workers["a"].leases
+
+
+def test_every_slice_done_exactly_once_under_churn():
+    """Random joins, leaves, errors and expiries: every slice ends done or failed exactly once."""
+    import random
+    rng = random.Random(7)
+    s = Scheduler(lease_timeout_s=5, max_attempts=50)
+    n = 200
+    for i in range(n):
+        s.submit(SliceKey("j", i), 5.0)
+    done: list[SliceKey] = []
+    now = T0
+    workers = 0
+    held = {}
+    while s.tasks:
+        now += 1
+        action = rng.random()
+        if action < 0.05 or not s.workers:
+            workers += 1
+            s.add_worker(f"w{workers}", WorkerInfo(f"w{workers}", slots=rng.randint(1, 3)), now)
+        elif action < 0.08:
+            wid = rng.choice(list(s.workers))
+            s.remove_worker(wid, now)
+        for lease in s.assign(now):
+            held[lease.id] = lease
+        for lid, lease in list(held.items()):
+            if lid not in s.leases:
+                del held[lid]
+                continue
+            r = rng.random()
+            if r < 0.5:
+                outcome = s.complete(lease.worker_id, lid, lease.key, now)
+                if outcome.key is not None:
+                    done.append(outcome.key)
+            elif r < 0.55:
+                s.fail(lease.worker_id, lid, lease.key, "err", now)
+            elif r < 0.9:
+                s.heartbeat(lease.worker_id, now)
+        s.reap(now)
+    assert sorted(done) == sorted(set(done)) and len(done) == n

@@ -1,0 +1,69 @@
+"""Reassembly: slices back in order, times back on the recording's timeline, subtitles well formed."""
+
+import random
+import re
+
+from server.store import JobRecord, SliceRecord
+from server.transcript import join_text, shift_segments, to_original_time, to_srt, to_vtt, timed_segments
+
+
+def test_time_in_a_slice_maps_through_its_pieces():
+    """A slice made of pieces 10–12 s and 20–25 s: 1 s in is 11 s, 3 s in is 21 s, past the end clamps."""
+    pieces = [(10.0, 12.0), (20.0, 25.0)]
+    assert to_original_time(0.0, pieces) == 10.0
+    assert to_original_time(1.0, pieces) == 11.0
+    assert to_original_time(3.0, pieces) == 21.0
+    assert to_original_time(99.0, pieces) == 25.0
+
+
+def make_job(order, n=None):
+    """n slices of which those in ``order`` arrive, in that order; slice i says 'word{i}'."""
+    n = len(order) if n is None else n
+    slices = [SliceRecord(index=i, start=10.0 * i, end=10.0 * i + 8, pieces=[(10.0 * i, 10.0 * i + 8)])
+              for i in range(n)]
+    for i in order:
+        s = slices[i]
+        s.status, s.text = "done", f"word{i}"
+        s.segments = shift_segments([{"start": 0.5, "end": 7.0, "text": f" word{i}"}], s.pieces)
+    return JobRecord(id="j", name="x.wav", source="upload", created_at=0, duration=10.0 * n, slices=slices)
+
+
+def test_out_of_order_arrivals_join_in_order():
+    """Whatever order slices finish in, the text and the segments come out in recording order."""
+    order = list(range(12))
+    random.Random(5).shuffle(order)
+    job = make_job(order)
+    assert join_text(job.slices) == " ".join(f"word{i}" for i in range(12))
+    starts = [seg["start"] for seg in timed_segments(job)]
+    assert starts == sorted(starts)
+
+
+def test_times_are_monotonic_and_within_the_recording():
+    """Segment times never go backwards and never pass the recording's end, even from a sloppy worker."""
+    pieces = [(0.0, 4.0), (6.0, 9.0)]
+    sloppy = [{"start": 2.0, "end": 1.0, "text": "a"}, {"start": 1.5, "end": 3.0, "text": "b"},
+              {"start": 5.0, "end": 50.0, "text": "c"}, {"start": 0, "end": 0, "text": "  "}]
+    segments = shift_segments(sloppy, pieces)
+    assert [s["text"] for s in segments] == ["a", "b", "c"]
+    for s in segments:
+        assert 0.0 <= s["start"] <= s["end"] <= 9.0
+    assert [s["start"] for s in segments] == sorted(s["start"] for s in segments)
+
+
+def test_empty_and_failed_slices_are_visible_not_silent():
+    """No slices → empty text; a failed slice leaves a marker with its time span, never a silent gap."""
+    assert join_text([]) == ""
+    job = make_job([0, 2], n=3)
+    job.slices[1].status, job.slices[1].error = "failed", "engine crashed"
+    text = join_text(job.slices)
+    assert text.startswith("word0 [0:10.0–0:18.0 could not be transcribed: engine crashed]")
+    assert text.endswith("word2")
+
+
+def test_srt_and_vtt_are_well_formed():
+    """Numbered SRT cues with comma milliseconds; WEBVTT header and dot milliseconds."""
+    job = make_job([1, 0])
+    srt = to_srt(job)
+    assert re.match(r"1\n00:00:00,500 --> 00:00:07,000\nword0\n\n2\n00:00:10,500 --> 00:00:17,000\nword1\n$", srt)
+    vtt = to_vtt(job)
+    assert vtt.startswith("WEBVTT\n\n00:00:00.500 --> 00:00:07.000\nword0\n")
