@@ -17,7 +17,18 @@ from typing import Any, Callable
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path(os.environ.get("SCATTERSCRIBE_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+
+def _find_corpus() -> Path:
+    """The corpus of real recordings: $SCATTERSCRIBE_CORPUS, else ../shared/corpus beside the checkout, else the
+    workplace's shared folder."""
+    if os.environ.get("SCATTERSCRIBE_CORPUS"):
+        return Path(os.environ["SCATTERSCRIBE_CORPUS"])
+    candidates = [ROOT.parent / "shared" / "corpus", Path("/work/shared/corpus")]
+    return next((c for c in candidates if (c / "manifest.tsv").exists()), candidates[0])
+
+
+CORPUS = _find_corpus()
 TOKEN = "test-token-0123456789"
 PYTHON = sys.executable
 
