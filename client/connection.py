@@ -2,8 +2,10 @@
 
 The server sends a slice whenever this worker has a free slot (it announced ``slots`` when connecting), so
 there is no polling: each slot is a thread that takes the next slice from a local queue, transcribes it and
-answers with ``call('result')``. A heartbeat thread keeps the leases alive. When the connection drops, slices
-still held are void (the server has already queued them again); python-socketio reconnects with backoff.
+answers with ``call('result')``. An engine that can decode several slices at once (``transcribe_batch``) gets
+one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch. A heartbeat
+thread keeps the leases alive. When the connection drops, slices still held are void (the server has already
+queued them again); python-socketio reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .engines import Engine
 log = logging.getLogger("scatterscribe.worker")
 
 NAMESPACE = "/worker"
+#: How long a batching worker waits for more slices after the first arrives (they come back to back).
+GATHER_S = 0.05
 
 
 class TokenRefused(RuntimeError):
@@ -102,8 +106,11 @@ class Worker:
 
     def run(self) -> None:
         """Connect (retrying with capped backoff while the server is unreachable) and work until stopped."""
-        for n in range(self.slots):
-            threading.Thread(target=self._slot_loop, name=f"slot-{n + 1}", daemon=True).start()
+        if hasattr(self.engine, "transcribe_batch"):
+            threading.Thread(target=self._batch_loop, name="batch", daemon=True).start()
+        else:
+            for n in range(self.slots):
+                threading.Thread(target=self._slot_loop, name=f"slot-{n + 1}", daemon=True).start()
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
         delay = 1.0
         while not self.stopped.is_set():
@@ -148,13 +155,72 @@ class Worker:
             except Exception:  # noqa: BLE001 - one bad slice never ends the worker
                 log.exception("slice %s/%d: unexpected failure", work.job, work.index)
 
+    def _batch_loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                batch = [self.work.get(timeout=0.5)]
+            except queue.Empty:
+                continue
+            # The server sends a worker's slices back to back: a moment's wait gathers the ones still in flight.
+            deadline = time.monotonic() + GATHER_S
+            while len(batch) < self.slots:
+                try:
+                    batch.append(self.work.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            try:
+                self._do_batch(batch)
+            except Exception:  # noqa: BLE001 - one bad batch never ends the worker
+                log.exception("batch of %d slice(s): unexpected failure", len(batch))
+
+    def _do_batch(self, batch: list[Work]) -> None:
+        """Decode live slices together; one that cannot be read is reported alone, the rest go on."""
+        live, samples = [], []
+        for work in batch:
+            if self._void(work):
+                continue
+            try:
+                samples.append(decode_wav(work.audio))
+                live.append(work)
+            except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
+                self._send("slice_error", {**self._ident(work), "error": f"{type(exc).__name__}: {exc}"}, work)
+        if not live:
+            return
+        t0 = time.perf_counter()
+        try:
+            results = self.engine.transcribe_batch(samples)
+        except Exception as exc:  # noqa: BLE001 - report it; the server gives the slices to someone else
+            log.exception("batch of %d slice(s): transcription failed", len(live))
+            for work in live:
+                self._send("slice_error", {**self._ident(work), "error": f"{type(exc).__name__}: {exc}"}, work)
+            return
+        elapsed = time.perf_counter() - t0
+        seconds = sum(len(x) for x in samples) / 16000
+        for work, segments in zip(live, results):
+            self._answer(work, [{"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text}
+                                for seg in segments], elapsed, len(live))
+        log.info("%d slice(s): %.1f s of audio in %.2f s (%.1fx real time)", len(live), seconds, elapsed,
+                 seconds / max(elapsed, 1e-9))
+
+    @staticmethod
+    def _ident(work: Work) -> dict[str, Any]:
+        return {"lease": work.lease, "job": work.job, "index": work.index}
+
+    def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float,
+                batch: int = 1) -> dict[str, Any] | None:
+        """Send a slice's text; ``elapsed`` is the wall time its transcription took (its whole batch's, when it
+        was decoded in a batch of ``batch`` slices)."""
+        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+        return self._send("result", {**self._ident(work), "text": text, "segments": segments, "elapsed": elapsed,
+                                     "batch": batch, "engine": self.engine.name, "model": self.engine.model}, work)
+
     def _void(self, work: Work) -> bool:
         return work.generation != self.generation or work.lease in self.cancelled
 
     def _do(self, work: Work) -> None:
         if self._void(work):
             return
-        ident = {"lease": work.lease, "job": work.job, "index": work.index}
+        ident = self._ident(work)
         t0 = time.perf_counter()
         try:
             samples = decode_wav(work.audio)
@@ -172,9 +238,7 @@ class Worker:
             return
         elapsed = time.perf_counter() - t0
         seconds = len(samples) / 16000
-        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
-        answer = self._send("result", {**ident, "text": text, "segments": segments, "elapsed": elapsed,
-                                       "engine": self.engine.name, "model": self.engine.model}, work)
+        answer = self._answer(work, segments, elapsed)
         status = "" if answer is None or answer.get("ok") else f" (server: {answer.get('error')})"
         log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
                  elapsed, seconds / max(elapsed, 1e-9), status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Iterator
 
@@ -35,11 +36,34 @@ class FasterWhisperEngine:
         source = model or str(bundled_model_path())
         self.model = model or BUNDLED_MODEL
         self.beam_size = beam_size
-        # num_workers lets several slots transcribe at once on one loaded model.
+        # One decode at a time: the worker decodes the slices of its slots together (transcribe_batch) rather
+        # than side by side, and every extra CTranslate2 replica keeps buffers of its own (~100 MB each).
         self._model = WhisperModel(source, device=device, compute_type=compute_type, cpu_threads=threads,
-                                   num_workers=max(1, slots))
+                                   num_workers=1)
+        self._load = {"model_size_or_path": source, "device": device, "compute_type": compute_type}
+        self.threads = threads
 
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
         segments, _info = self._model.transcribe(audio, language="en", beam_size=self.beam_size)
         for seg in segments:
             yield Segment(float(seg.start), float(seg.end), seg.text)
+
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[list[Segment]]:
+        """Segments of several slices, decoded together in one batch (see ``faster_whisper_batch``): one window
+        per slice instead of ``transcribe``'s frequent second window. The worker prefers it when present."""
+        return self._batch.transcribe(audios)
+
+    @functools.cached_property
+    def _batch(self):
+        """The batch decoder. On a CPU it runs ``threads`` one-thread decoders side by side, each on part of the
+        batch: on 2 cores that decodes ~20 % faster than one decoder of 2 threads (measured on the bench
+        workload: a one-thread decoder keeps busy, two threads wait on each other at every step). With more than
+        one thread that needs a second copy of the model, loaded here, on first use."""
+        from faster_whisper import WhisperModel
+
+        from .faster_whisper_batch import BatchOptions, BatchTranscriber
+
+        parallel = max(1, self.threads) if self._load["device"] == "cpu" else 1
+        model = self._model if parallel == 1 else WhisperModel(**self._load, cpu_threads=1, num_workers=parallel)
+        return BatchTranscriber(model, lambda audio: list(self.transcribe(audio)),
+                                BatchOptions(beam_size=self.beam_size), parallel=parallel)
