@@ -12,9 +12,15 @@ def _faster_whisper(**opts: Any) -> Engine:
     return FasterWhisperEngine(**opts)
 
 
+def _sleep(**opts: Any) -> Engine:
+    from .sleep_engine import SleepEngine
+    return SleepEngine(**opts)
+
+
 #: Engine name → factory. Factories import their library lazily, so a worker needs only its own engine's.
 ENGINES: dict[str, Callable[..., Engine]] = {
     "faster-whisper": _faster_whisper,
+    "sleep": _sleep,  # for benchmarks only: sleeps instead of transcribing (sleep_engine.py)
 }
 
 
