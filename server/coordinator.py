@@ -20,8 +20,9 @@ import numpy as np
 
 from . import audio, splitter, transcript
 from .config import Settings
-from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo
+from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
 from .store import JobRecord, SliceRecord, Store
+from .timing import JobTiming
 
 log = logging.getLogger("scatterscribe")
 
@@ -53,10 +54,8 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     t0 = time.perf_counter()
     converted = audio.convert_to_pcm16(upload, dst, max_duration_s=max_duration_s)
     t1 = time.perf_counter()
-    samples = audio.open_pcm16(dst)
-    analysis = splitter.analyse(samples, opts)
+    analysis = splitter.analyse(audio.PcmFile(dst), opts)
     slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
-    del samples
     return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
 
 
@@ -83,8 +82,9 @@ class Coordinator:
         self.uploads_dir = settings.data_path / "uploads"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
-        self._audio: dict[str, np.ndarray] = {}  # job id → memory-mapped samples, while the job runs
+        self._audio: dict[str, audio.PcmFile] = {}  # job id → its samples on disk, while the job runs
         self._pieces: dict[SliceKey, list[tuple[float, float]]] = {}
+        self._timing: dict[str, JobTiming] = {}  # job id → where its time goes, while it runs
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -124,7 +124,7 @@ class Coordinator:
             job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
         with self.lock:
             self.store.create_job(job)
-            self._queue(job)
+            self._queue(job, last_round=idle)
             self._push_job(job.id)
             self._push_jobs()
             self.dispatch()
@@ -132,11 +132,12 @@ class Coordinator:
                  job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
         return job
 
-    def _queue(self, job: JobRecord) -> None:
+    def _queue(self, job: JobRecord, last_round: int = 0) -> None:
+        """Queue a job's unfinished slices; the last ``last_round`` go longest first (``hand_out_order``)."""
         requirement = Requirement(job.engine, job.model)
-        for s in job.slices:
-            if s.status in ("done", "failed"):
-                continue
+        waiting = [s for s in job.slices if s.status not in ("done", "failed")]
+        for n in hand_out_order([s.seconds for s in waiting], last_round):
+            s = waiting[n]
             key = SliceKey(job.id, s.index)
             self._pieces[key] = s.pieces
             self.scheduler.submit(key, s.seconds, requirement, attempts=s.attempts)
@@ -160,6 +161,7 @@ class Coordinator:
             for lease in self.scheduler.forget_job(job_id):
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
             self._audio.pop(job_id, None)
+            self._timing.pop(job_id, None)
             for key in [k for k in self._pieces if k.job_id == job_id]:
                 del self._pieces[key]
             found = self.store.delete_job(job_id)
@@ -196,12 +198,14 @@ class Coordinator:
             text = str(data.get("text", ""))
             segments = list(data.get("segments") or [])
             elapsed = float(data.get("elapsed", 0.0))
+            batch = min(64, max(1, int(data.get("batch", 1))))
         except (KeyError, TypeError, ValueError):
             return {"ok": False, "error": "malformed result"}
         limit = self.settings.server.max_text_chars
         if len(text) > limit or len(segments) > limit // 2:
             return self.error(worker_id, {**data, "error": f"result text over {limit} characters"})
         with self.lock:
+            t0 = time.perf_counter()
             state = self.scheduler.workers.get(worker_id)
             outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
             if outcome.key is None:
@@ -219,8 +223,13 @@ class Coordinator:
                                     error="", finished_at=time.time())
             for lease in outcome.cancelled:
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
-            self._after_slice_change(key.job_id)
+            timing = self._timing.setdefault(key.job_id, JobTiming())
+            timing.answered(lease_id, self.clock(), elapsed, batch)
+            finished = self._after_slice_change(key.job_id)
             self._push_workers()
+            timing.merge_s += time.perf_counter() - t0
+            if finished:
+                self._save_timing(key.job_id)
             self.dispatch()
             return {"ok": True}
 
@@ -248,12 +257,19 @@ class Coordinator:
     # --- handing out -----------------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Give queued slices to free worker slots and send each its audio."""
+        """Give queued slices to free worker slots and send each its audio; then push each job touched once."""
         with self.lock:
+            touched: dict[str, None] = {}
             for lease in self.scheduler.assign(self.clock()):
                 self._send(lease)
+                touched[lease.key.job_id] = None
+            for job_id in touched:
+                t0 = time.perf_counter()
+                self._after_slice_change(job_id)
+                self._timing.setdefault(job_id, JobTiming()).dispatch_s += time.perf_counter() - t0
 
     def _send(self, lease: Lease) -> None:
+        t0 = time.perf_counter()
         key = lease.key
         worker = self.scheduler.workers[lease.worker_id].info
         try:
@@ -268,12 +284,12 @@ class Coordinator:
                                     attempts=task.attempts)
         self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index, "seconds": task.seconds,
                             "audio": payload}, to=lease.worker_id, namespace="/worker")
-        self._after_slice_change(key.job_id)
+        self._timing.setdefault(key.job_id, JobTiming()).sent(lease.id, self.clock(), time.perf_counter() - t0)
 
     def _slice_audio(self, key: SliceKey) -> bytes:
         samples = self._audio.get(key.job_id)
         if samples is None:
-            samples = self._audio[key.job_id] = audio.open_pcm16(self.audio_path(key.job_id))
+            samples = self._audio[key.job_id] = audio.PcmFile(self.audio_path(key.job_id))
         rate = audio.TARGET_RATE
         parts = [samples[round(a * rate):round(b * rate)] for a, b in self._pieces[key]]
         return audio.wav_bytes(np.concatenate(parts) if parts else np.zeros(0, np.int16))
@@ -294,13 +310,16 @@ class Coordinator:
                 log.warning("slice %s failed: %s", key, outcome.reason)
             touched.add(key.job_id)
         for job_id in touched:
-            self._after_slice_change(job_id)
+            if self._after_slice_change(job_id):
+                self._save_timing(job_id)
 
-    def _after_slice_change(self, job_id: str) -> None:
-        """Recompute a job's status from its slices, store it, push the job to its pages."""
+    def _after_slice_change(self, job_id: str) -> bool:
+        """Recompute a job's status from its slices, store it, push the job to its pages. True when this change
+        finished the job."""
         job = self.store.get_job(job_id)
         if job is None:
-            return
+            return False
+        finished = False
         states = [s.status for s in job.slices]
         if states and all(s in ("done", "failed") for s in states):
             status = "failed" if all(s == "failed" for s in states) else "done"
@@ -311,10 +330,19 @@ class Coordinator:
                 self._audio.pop(job_id, None)
                 log.info("job %s %s: %d slices, %d failed", job_id, status, len(states), len(failed))
                 self._push_jobs()
+                finished = True
         elif any(s in ("leased", "done", "failed") for s in states):
             if job.status != "running":
                 self.store.update_job(job_id, status="running")
         self._push_job(job_id)
+        return finished
+
+    def _save_timing(self, job_id: str) -> None:
+        """Write where a finished job's time went into its stats (see ``timing``)."""
+        timing = self._timing.pop(job_id, None)
+        job = self.store.get_job(job_id)
+        if timing is not None and job is not None:
+            self.store.update_job(job_id, stats={**job.stats, **timing.stats()})
 
     # --- views -----------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile
 from scipy.signal import resample_poly
 
-from server.audio import AudioError, convert_to_pcm16, open_pcm16, wav_bytes
+from server.audio import AudioError, PcmFile, convert_to_pcm16, open_pcm16, wav_bytes
 from tests.support import corpus_file
 
 SPEECH = "jfk_inaugural_excerpt.wav"
@@ -119,3 +119,16 @@ def test_slice_bytes_round_trip(tmp_path):
     path = tmp_path / "slice.wav"
     path.write_bytes(wav_bytes(samples))
     assert np.array_equal(np.asarray(open_pcm16(path)), samples)
+
+
+def test_pcm_file_reads_the_same_samples_as_the_map(tmp_path):
+    """PcmFile slices give exactly the samples of the memory map, at the edges and past the end too; anything
+    but a plain slice is refused."""
+    path = corpus_file(SPEECH)
+    mapped, pcm = open_pcm16(path), PcmFile(path)
+    assert len(pcm) == len(mapped) and pcm.dtype == np.int16
+    for a, b in [(0, 1000), (12345, 54321), (len(mapped) - 10, len(mapped) + 500), (500, 400)]:
+        assert np.array_equal(pcm[a:b], mapped[a:b])
+    assert np.array_equal(pcm[:], mapped[:])
+    with pytest.raises(TypeError):
+        pcm[::2]

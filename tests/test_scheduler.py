@@ -3,7 +3,7 @@
 import pytest
 
 from server.scheduler import (ALLOWED, IllegalTransition, Requirement, Scheduler, SliceKey, SliceStatus, Task,
-                              WorkerInfo)
+                              WorkerInfo, hand_out_order)
 
 T0 = 1000.0
 
@@ -231,3 +231,14 @@ def test_every_slice_done_exactly_once_under_churn():
                 s.heartbeat(lease.worker_id, now)
         s.reap(now)
     assert sorted(done) == sorted(set(done)) and len(done) == n
+
+
+def test_the_last_round_goes_out_longest_first():
+    """A new job's slices are queued in recording order except the last round (one per idle slot), which goes
+    longest first; with one slot or none nothing is reordered."""
+    seconds = [20.0, 25.0, 12.0, 27.0, 9.0, 22.0]
+    assert hand_out_order(seconds, 3) == [0, 1, 2, 3, 5, 4]
+    assert hand_out_order(seconds, 1) == list(range(6))
+    assert hand_out_order(seconds, 0) == list(range(6))
+    assert hand_out_order(seconds, 10) == [3, 1, 5, 0, 2, 4]
+    assert sorted(hand_out_order(seconds, 4)) == list(range(6))

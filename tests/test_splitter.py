@@ -159,3 +159,21 @@ def test_options_are_checked():
         SplitOptions(max_slice_s=5, min_slice_s=4)
     with pytest.raises(ValueError):
         SplitOptions(min_silence_ms=5)
+
+
+def test_busy_rounds_are_filled_by_cutting_finer():
+    """With fewer idle slots than slices the recording is cut so the slices fill whole rounds of the slots:
+    never more rounds than the normal plan needs, the longest slice no longer than before, the cuts still in
+    pauses."""
+    samples = np.concatenate([load(name) for name in ("bush_radio_address_2008-11-01.wav",
+                                                      "librivox_shakespeare_sonnet_001.wav")])
+    analysis = analyse(samples, OPTS)
+    base = plan_from_analysis(analysis, OPTS)
+    for slots in (2, 3, 4):
+        slices = split_for_parallelism(analysis, OPTS, slots)
+        check_invariants(samples, slices, OPTS)
+        rounds = -(-len(base) // slots)
+        assert len(base) <= len(slices) <= rounds * slots
+        assert max(s.length for s in slices) <= max(s.length for s in base)
+        if len(base) % slots:
+            assert max(s.length for s in slices) < max(s.length for s in base), "a part-empty round was filled"
