@@ -1,0 +1,190 @@
+"""The bench's results as markdown tables and PNG plots (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a server or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import compare, machine  # noqa: E402
+from .compare import BATCHED, PLAIN, CompareResult  # noqa: E402
+from .memory import MemoryResult  # noqa: E402
+from .scaleout import ScaleResult  # noqa: E402
+
+#: Targets from issue 6, checked in the report.
+MIN_SPEEDUP_2X1 = 1.3
+MAX_WER_LOSS = 0.5
+MAX_SERVER_SHARE = 0.02
+MIN_EFFICIENCY_16 = 0.90
+MAX_SERVER_PEAK_MB = 300.0
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def header(title: str, info: dict[str, str], command: str, note: str = "") -> str:
+    lines = [f"# {title}", "", f"Reproduce: `{command}` (from the repository root). Run {compare.timestamp()}.", "",
+             "Machine:", "", machine.markdown(info), ""]
+    if note:
+        lines += [note, ""]
+    return "\n".join(lines)
+
+
+# --- speed and WER ---------------------------------------------------------------------------------------------
+
+
+def compare_markdown(result: CompareResult) -> str:
+    sides = result.sides
+    plain = sides[PLAIN]
+    lines = [
+        f"Workload: {result.recordings} corpus recordings joined into one {result.workload_s:.0f} s recording "
+        f"(`bench/workload.py`); tiny.en int8, beam 5, on this machine's 2 cores; {result.runs} runs, every side "
+        "once per run in rotating order. Time: median over the runs. Speed-up: the plain run's time divided by "
+        "the side's, taken within each run, median over the runs. WER: tiers A, A- and B of the corpus (tier C "
+        "aligned but not counted; all tiers in brackets).",
+        "",
+        "| side | time (s) | × real time | speed-up vs plain | WER % (all tiers) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for side in sides.values():
+        lines.append(f"| {side.label} | {side.median_s:.1f} | {result.workload_s / side.median_s:.0f}× | "
+                     f"{side.median_speedup:.2f}× | {side.wer.trusted:.2f} ({side.wer.all:.2f}) |")
+    ss = sides["ss-2x1"]
+    batched_ratio = [b / s for b, s in zip(sides[BATCHED].wall_s, ss.wall_s)]
+    batched_ratio.sort()
+    vs_batched = batched_ratio[(len(batched_ratio) - 1) // 2]
+    stats = compare.median_run(ss)
+    share = compare.server_share(stats)
+    cpu_share = stats["server_cpu_s"] / stats["wall_s"]
+    lines += [
+        "",
+        "Targets (issue 6), Scatterscribe with 2 workers × 1 thread:",
+        "",
+        f"- speed-up over plain `transcribe` ≥ {MIN_SPEEDUP_2X1}×: {ss.median_speedup:.2f}× — "
+        f"{_mark(ss.median_speedup >= MIN_SPEEDUP_2X1)}",
+        f"- no slower than `BatchedInferencePipeline`: its time / ours = {vs_batched:.2f} (median of the runs) — "
+        f"{_mark(vs_batched >= 1.0)}",
+        f"- WER at most {MAX_WER_LOSS} points above plain: {ss.wer.trusted:.2f} % vs {plain.wer.trusted:.2f} % — "
+        f"{_mark(ss.wer.trusted <= plain.wer.trusted + MAX_WER_LOSS)}",
+        f"- server's own share of the wall time < {MAX_SERVER_SHARE:.0%}: {share:.2%} (decode + split + hand-out + "
+        f"merge); all the server process's CPU time, HTTP and Socket.IO included: {cpu_share:.2%} — "
+        f"{_mark(share < MAX_SERVER_SHARE)}",
+        "",
+    ]
+    for key in compare.CLUSTERS:
+        lines += breakdown_markdown(sides[key])
+    return "\n".join(lines)
+
+
+def breakdown_markdown(side: compare.SideResult) -> list[str]:
+    stats = compare.median_run(side)
+    lines = [f"Where the time goes — {side.label} (its median run: {stats['wall_s']:.2f} s, "
+             f"{stats['slices']} slices, {stats['sent_audio_s']:.0f} s of audio sent after long pauses were "
+             "dropped):", "", "| stage | seconds | share of wall | what |", "|---|---:|---:|---|"]
+    for stage, seconds, what in compare.breakdown(stats):
+        lines.append(f"| {stage} | {seconds:.3f} | {seconds / stats['wall_s']:.1%} | {what} |")
+    lines.append("")
+    return lines
+
+
+def compare_plot(result: CompareResult, path: Path) -> None:
+    sides = list(result.sides.values())
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    names = [s.label.replace("`", "").replace(", ", ",\n", 1) for s in sides]
+    medians = [s.median_s for s in sides]
+    low = [s.median_s - min(s.wall_s) for s in sides]
+    high = [max(s.wall_s) - s.median_s for s in sides]
+    colours = ["#999999", "#bbbbbb", "#4c72b0", "#2a4d8f"]
+    y = range(len(sides))
+    left.barh(y, medians, xerr=[low, high], color=colours, capsize=4)
+    left.set_yticks(list(y), names, fontsize=8)
+    left.invert_yaxis()
+    left.set_xlabel(f"seconds for {result.workload_s:.0f} s of speech (median, whiskers: min–max of {result.runs} runs)")
+    for k, side in enumerate(sides):
+        left.text(side.median_s, k, f"  {side.median_s:.1f} s, WER {side.wer.trusted:.1f} %", va="center",
+                  fontsize=8)
+    left.set_xlim(0, max(max(s.wall_s) for s in sides) * 1.45)
+    stats = compare.median_run(result.sides["ss-2x1"])
+    rows = compare.breakdown(stats)
+    right.barh(range(len(rows)), [r[1] for r in rows], color="#2a4d8f")
+    right.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
+    right.invert_yaxis()
+    right.set_xscale("log")
+    right.set_xlabel("seconds (log scale)")
+    right.set_title("Scatterscribe 2 × 1: where the time goes", fontsize=9)
+    fig.suptitle("Scatterscribe vs faster-whisper, tiny.en int8, 2 cores", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- scale-out -------------------------------------------------------------------------------------------------
+
+
+def scaleout_markdown(result: ScaleResult) -> str:
+    lines = [
+        f"Workload: a {result.workload_s / 60:.1f}-minute recording (the compare part's one, three times over); "
+        f"sleep engine at {result.rate:g} s per audio second, one slice at a time per worker; {result.runs} run(s) "
+        "per worker count, counts in rotating order. Ideal = total work (the slices' sleep, as the workers "
+        "measured it) / workers; efficiency = ideal / end-to-end time, median over the runs.",
+        "",
+        "| workers | slices | time (s) | ideal (s) | efficiency |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for p in result.points:
+        lines.append(f"| {p.workers} | {p.slices} | {p.median_s:.2f} | {min(p.ideal_s):.2f} | {p.efficiency:.1%} |")
+    last = result.points[-1]
+    lines += ["", f"Target: efficiency ≥ {MIN_EFFICIENCY_16:.0%} at 16 workers: {last.efficiency:.1%} at "
+                  f"{last.workers} — {_mark(last.workers < 16 or last.efficiency >= MIN_EFFICIENCY_16)}", ""]
+    return "\n".join(lines)
+
+
+def scaleout_plot(result: ScaleResult, path: Path) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    workers = [p.workers for p in result.points]
+    left.plot(workers, [p.median_s for p in result.points], "o-", label="end to end", color="#2a4d8f")
+    left.plot(workers, [min(p.ideal_s) for p in result.points], "--", label="ideal (work / workers)", color="#999999")
+    left.set_xscale("log", base=2)
+    left.set_yscale("log")
+    left.set_xticks(workers, [str(w) for w in workers])
+    left.set_xlabel("workers")
+    left.set_ylabel("seconds")
+    left.legend(fontsize=8)
+    right.plot(workers, [100 * p.efficiency for p in result.points], "o-", color="#2a4d8f")
+    right.axhline(100 * MIN_EFFICIENCY_16, color="#cc4444", linestyle=":", label="target at 16")
+    right.set_xscale("log", base=2)
+    right.set_xticks(workers, [str(w) for w in workers])
+    right.set_ylim(0, 105)
+    right.set_xlabel("workers")
+    right.set_ylabel("efficiency %")
+    right.legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"Scale-out: {result.workload_s / 60:.0f} min of audio, sleep engine at {result.rate:g} s per audio s",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- memory ----------------------------------------------------------------------------------------------------
+
+
+def memory_markdown(result: MemoryResult) -> str:
+    return "\n".join([
+        "Peak resident set size (the kernel's VmHWM).",
+        "",
+        "| process | peak RSS (MB) | while |",
+        "|---|---:|---|",
+        f"| server, idle | {result.server_idle_mb:.0f} | started, workers connected |",
+        f"| server | {result.server_peak_mb:.0f} | a {result.upload_s / 60:.0f}-minute upload "
+        f"({result.upload_mb:.0f} MB WAV) decoded, split, handed out and merged |",
+        f"| one worker ({result.worker_label}) | {result.worker_peak_mb:.0f} | transcribing "
+        f"{result.worker_audio_s:.0f} s |",
+        "",
+        f"Target: server peak for a 60-minute upload < {MAX_SERVER_PEAK_MB:.0f} MB: {result.server_peak_mb:.0f} MB — "
+        f"{_mark(result.server_peak_mb < MAX_SERVER_PEAK_MB)}",
+        "",
+    ])
