@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "compute_type": "int8",
     "threads": 2,
-    "slots": 1,
+    "slots": 0,  # 0: one per thread
     "beam_size": 5,
     "heartbeat_s": 5.0,
     "max_slice_s": 0.0,  # 0: the engine's own limit
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda")
     p.add_argument("--compute-type", help="faster-whisper compute type (default int8)")
     p.add_argument("--threads", type=int, help="CPU threads for the engine")
-    p.add_argument("--slots", type=int, help="slices this worker holds at once")
+    p.add_argument("--slots", type=int, help="slices this worker holds, and decodes together, at once "
+                                             "(default: one per thread)")
     p.add_argument("--beam-size", type=int, help="beam size for Whisper decoding")
     p.add_argument("--heartbeat-s", type=float, help="seconds between heartbeats")
     p.add_argument("--max-slice-s", type=float, help="longest slice to accept (default: the engine's limit)")
@@ -71,6 +72,8 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> dict[str
             settings[key] = value
     if not settings["name"]:
         settings["name"] = f"{socket.gethostname()}-{os.getpid()}"
+    if not settings["slots"]:  # one slice per thread: a batch keeps every thread's decoder busy
+        settings["slots"] = max(1, int(settings["threads"]))
     return settings
 
 

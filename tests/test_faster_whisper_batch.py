@@ -43,7 +43,7 @@ def test_text_after_an_early_stop_is_decoded_too(whisper_model):
     batch decoder sees the words end early and decodes the rest."""
     audio = np.concatenate([samples("bush_radio_address_2008-11-01.wav")[-10 * SAMPLE_RATE:],
                             samples("librivox_shakespeare_sonnet_001.wav")[:14 * SAMPLE_RATE]])
-    without = BatchTranscriber(whisper_model._batch.model, lambda a: [], BatchOptions(remainder_s=1e9))
+    without = BatchTranscriber(whisper_model._model, lambda a: [], BatchOptions(remainder_s=1e9))
     dropped = normalise(text_of(without.transcribe([audio])[0]))
     assert "thank you for listening" in dropped and "fairest creatures" not in dropped
     segments = whisper_model.transcribe_batch([audio])[0]

@@ -86,10 +86,14 @@ class BatchTranscriber:
     """Batched decoding on a loaded ``faster_whisper.WhisperModel``.
 
     ``fallback(audio)`` transcribes one slice the careful way (the engine's own ``transcribe``); it is used for
-    a slice whose batched decode looks wrong."""
+    a slice whose batched decode looks wrong. ``side_by_side()``, when given, returns a second copy of the model
+    with ``parallel`` one-thread decoders (``num_workers``); a batch of several slices is then dealt out among
+    them and decoded in parallel (CTranslate2 releases the GIL), while a lone slice keeps ``model`` and all its
+    threads. It is called once, for the first batch that can use it."""
 
     def __init__(self, model, fallback: Callable[[np.ndarray], Iterable[Segment]],
-                 options: BatchOptions = BatchOptions(), parallel: int = 1):
+                 options: BatchOptions = BatchOptions(), side_by_side: Callable[[], object] | None = None,
+                 parallel: int = 1):
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -99,23 +103,26 @@ class BatchTranscriber:
         self.tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
                                    language="en")
         self.suppress_tokens = list(get_suppressed_tokens(self.tokenizer, [-1]))
-        self.parallel = max(1, parallel)
+        self.parallel = max(1, parallel) if side_by_side is not None else 1
+        self._side_by_side = side_by_side
+        self._parallel_model = None
         self._pool = ThreadPoolExecutor(self.parallel, "decoder") if self.parallel > 1 else None
 
     def transcribe(self, audios: list[np.ndarray]) -> list[list[Segment]]:
-        """Segments of each slice (float32, mono, 16 kHz), in seconds from the start of that slice. With
-        ``parallel`` decoders (the model's ``num_workers``), the batch is dealt out among them and decoded side by
-        side (CTranslate2 releases the GIL)."""
+        """Segments of each slice (float32, mono, 16 kHz), in seconds from the start of that slice."""
         parts = min(self.parallel, len(audios))
         if parts <= 1:
-            return self._transcribe(audios)
+            return self._transcribe(self.model, audios)
+        if self._parallel_model is None:
+            self._parallel_model = self._side_by_side()
         dealt = [audios[k::parts] for k in range(parts)]
         results: list[list[Segment]] = [[] for _ in audios]
-        for k, part in enumerate(self._pool.map(self._transcribe, dealt)):
+        for k, part in enumerate(self._pool.map(lambda batch: self._transcribe(self._parallel_model, batch),
+                                                dealt)):
             results[k::parts] = part
         return results
 
-    def _transcribe(self, audios: list[np.ndarray]) -> list[list[Segment]]:
+    def _transcribe(self, model, audios: list[np.ndarray]) -> list[list[Segment]]:
         opts = self.options
         results: list[list[Segment]] = [[] for _ in audios]
         # Work still to decode: (slice number, offset in the slice in seconds, audio, tokens so far)
@@ -123,7 +130,7 @@ class BatchTranscriber:
         for _round in range(opts.max_rounds):
             if not pending:
                 break
-            decoded = self._decode([a for _, _, a, _ in pending], [t for _, _, _, t in pending])
+            decoded = self._decode(model, [a for _, _, a, _ in pending], [t for _, _, _, t in pending])
             still: list[tuple[int, float, np.ndarray, list[int]]] = []
             for (i, offset, audio, before), d in zip(pending, decoded):
                 verdict = self._verdict(d)
@@ -160,11 +167,11 @@ class BatchTranscriber:
             return "failed"
         return "ok"
 
-    def _decode(self, audios: list[np.ndarray], previous: list[list[int]]) -> list[_Decoded]:
+    def _decode(self, model, audios: list[np.ndarray], previous: list[list[int]]) -> list[_Decoded]:
         """One encoder pass and one beam search over the batch, then word times from the alignment."""
         from faster_whisper.transcribe import pad_or_trim
 
-        model, tokenizer = self.model, self.tokenizer
+        tokenizer = self.tokenizer
         features = np.stack([pad_or_trim(model.feature_extractor(a)[..., :-1]) for a in audios])
         encoded = model.encode(features)
         prompts = [model.get_prompt(tokenizer, tokens, without_timestamps=True) for tokens in previous]
