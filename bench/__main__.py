@@ -119,10 +119,11 @@ PART_RUNNERS = {"compare": _compare, "scaleout": _scaleout, "memory": _memory}
 
 
 def _engines(args: argparse.Namespace) -> None:
-    """The engines comparison is its own program (``python -m bench.engines``); run it with its defaults."""
+    """The engines comparison is its own program (``python -m bench.engines``); run it with its defaults, writing
+    beside the other parts (``--quick``: three recordings)."""
     from bench import engines
 
-    engines.main([])
+    engines.main(["--out", str(args.out / "engines.md")] + (["--limit", "3"] if args.quick else []))
 
 
 def _plain(value: Any) -> Any:
