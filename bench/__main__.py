@@ -1,19 +1,21 @@
 """``python -m bench [PART ...] [--quick] [--runs N]``: run the benchmarks and write their results.
 
-Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``scaleout`` (1 to 16
-sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload, and
-of one worker), and ``engines`` (each engine's speed and WER, ``bench/engines.py``) when that module is present.
-No part named: all of them. Each part writes ``bench/results/<part>.md`` (a markdown table with the machine
-described), ``<part>.json`` (the raw numbers) and, for compare and scaleout, ``<part>.png``.
+Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``scaleout`` (1 to
+16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload,
+and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), and ``engines``
+(each engine's speed and WER, ``bench/engines.py``) when that module is present. No part named: all of them.
+Each part writes ``bench/results/<part>.md`` (a markdown table with the machine described), ``<part>.json``
+(the raw numbers) and, for compare and scaleout, ``<part>.png``.
 
-``--quick`` runs every part on a few seconds of audio, once, for CI (tests/test_bench.py): it checks that the bench
-still works, and its numbers mean nothing.
+``--quick`` runs every part on a few seconds of audio, once, for CI (tests/test_bench.py): it checks that the
+bench still works, and its numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib.util
 import json
 import shutil
@@ -26,19 +28,22 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import compare, machine, memory, report, scaleout, workload  # noqa: E402
+from bench import compare, machine, memory, report, scaleout, splitter, workload  # noqa: E402
 from bench.cluster import Spec  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
+log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
 HAS_ENGINES = importlib.util.find_spec("bench.engines") is not None
-PARTS = ("compare", "scaleout", "memory") + (("engines",) if HAS_ENGINES else ())
+PARTS = ("compare", "scaleout", "memory", "splitter") + (("engines",) if HAS_ENGINES else ())
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     p.add_argument("parts", nargs="*", metavar="PART", help=f"what to run: {', '.join(PARTS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="a few seconds of audio, one run: a smoke test")
-    p.add_argument("--runs", type=int, help="runs per side (default: 5 for compare, 2 for scaleout; quick: 1)")
+    p.add_argument("--runs", type=int,
+                   help="runs per side (default: 5 for compare, 2 for scaleout, 3 for splitter; quick: 1)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the results (default bench/results)")
     p.add_argument("--keep", action="store_true", help="keep the servers' data and logs under <out>/tmp")
     return p
@@ -57,19 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     scratch = out / "tmp" / time.strftime("%Y%m%d-%H%M%S")
     workloads = out / "tmp" / "workloads"
     info = machine.describe()
-    command = "python -m bench " + " ".join(parts) + (" --quick" if args.quick else "")
-    print(f"bench: {', '.join(parts)} on {info['cores']} cores ({info['cpu']}), load {info['load average (1/5/15 min)']}",
-          flush=True)
+    command = ".venv/bin/python -m bench " + " ".join(parts) + (" --quick" if args.quick else "")
+    log(f"bench: {', '.join(parts)} on {info['cores']} cores ({info['cpu']}), "
+        f"load {info['load average (1/5/15 min)']}")
     try:
         for part in parts:
             t0 = time.perf_counter()
-            print(f"{part}:", flush=True)
+            log(f"{part}:")
             if part == "engines":
                 _engines(args)
                 continue
             title, body, raw = PART_RUNNERS[part](args, scratch / part, workloads)
-            note = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing." \
-                if args.quick else ""
+            note = QUICK_NOTE if args.quick else ""
             text = report.header(title, info, command, note) + "\n" + body
             (out / f"{part}.md").write_text(text)
             (out / f"{part}.json").write_text(json.dumps(_plain(raw), indent=1) + "\n")
@@ -77,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 report.compare_plot(raw, out / "compare.png")
             elif part == "scaleout":
                 report.scaleout_plot(raw, out / "scaleout.png")
-            print(body)
-            print(f"{part}: done in {time.perf_counter() - t0:.0f} s; wrote {out / part}.md", flush=True)
+            log(body)
+            log(f"{part}: done in {time.perf_counter() - t0:.0f} s; wrote {out / part}.md")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -88,39 +92,49 @@ def main(argv: list[str] | None = None) -> int:
 def _compare(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
     if args.quick:
         work = workload.build(workloads, target_s=10, longest_first=False)
-        result = compare.run(tmp, work, runs=args.runs or 1)
+        result = compare.run(tmp, work, runs=args.runs or 1, log=log)
     else:
         work = workload.build(workloads)
         warmup = workload.build(workloads, target_s=30, longest_first=False)
-        result = compare.run(tmp, work, runs=args.runs or 5, warmup=warmup.path)
+        result = compare.run(tmp, work, runs=args.runs or 5, warmup=warmup.path, log=log)
     return "Scatterscribe against faster-whisper", report.compare_markdown(result), result
 
 
 def _scaleout(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
     if args.quick:
         work = workload.build(workloads, target_s=10, longest_first=False)
-        result = scaleout.run(tmp, work, runs=args.runs or 1, counts=(1, 2), rate=0.02)
+        result = scaleout.run(tmp, work, runs=args.runs or 1, counts=(1, 2), rate=0.02, log=log)
     else:
         work = workload.build(workloads, repeat=3)
-        result = scaleout.run(tmp, work, runs=args.runs or 2)
+        result = scaleout.run(tmp, work, runs=args.runs or 2, log=log)
     return "Scale-out", report.scaleout_markdown(result), result
 
 
 def _memory(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
     if args.quick:
         short = workload.build(workloads, target_s=10, longest_first=False)
-        result = memory.run(tmp, short, short, worker=Spec("1 sleep worker", workers=1, engine="sleep", model="0.01"))
+        sleeper = Spec("1 sleep worker", workers=1, engine="sleep", model="0.01")
+        result = memory.run(tmp, short, short, worker=sleeper, log=log)
     else:
-        result = memory.run(tmp, workload.build(workloads, repeat=6), workload.build(workloads))
+        result = memory.run(tmp, workload.build(workloads, repeat=6), workload.build(workloads), log=log)
     return "Memory", report.memory_markdown(result), result
 
 
-PART_RUNNERS = {"compare": _compare, "scaleout": _scaleout, "memory": _memory}
+def _splitter(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    if args.quick:
+        work = workload.build(workloads, target_s=10, longest_first=False)
+    else:
+        work = workload.build(workloads)
+    result = splitter.run(work, runs=args.runs or (1 if args.quick else 3), log=log)
+    return "Finding the pauses", report.splitter_markdown(result), result
+
+
+PART_RUNNERS = {"compare": _compare, "scaleout": _scaleout, "memory": _memory, "splitter": _splitter}
 
 
 def _engines(args: argparse.Namespace) -> None:
-    """The engines comparison is its own program (``python -m bench.engines``); run it with its defaults, writing
-    beside the other parts (``--quick``: three recordings)."""
+    """The engines comparison is its own program (``python -m bench.engines``); run it with its defaults,
+    writing beside the other parts (``--quick``: three recordings)."""
     from bench import engines
 
     engines.main(["--out", str(args.out / "engines.md")] + (["--limit", "3"] if args.quick else []))

@@ -1,8 +1,8 @@
 """What a user would run instead of Scatterscribe: faster-whisper on the whole file, in this process.
 
 Both baselines get the WAV's path, as a user would pass it, and the same model as the workers (the bundled
-tiny.en, int8, beam 5, English). The model is loaded once, before any timing, as the workers load theirs before
-the job arrives.
+tiny.en, int8, beam 5, English). The model is loaded once, before any timing, as the workers load theirs
+before the job arrives.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class Baselines:
     def __init__(self, threads: int = 2, beam_size: int = 5, batch_size: int = 8):
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-        self.model = WhisperModel(str(bundled_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
+        self.model = WhisperModel(str(bundled_model_path()), device="cpu", compute_type="int8",
+                                  cpu_threads=threads)
         self.pipeline = BatchedInferencePipeline(self.model)
         self.beam_size = beam_size
         self.batch_size = batch_size

@@ -1,9 +1,9 @@
 """Scatterscribe against faster-whisper on the same recording, the same model and the same two cores.
 
-Sides: faster-whisper's plain ``transcribe`` (2 threads), its ``BatchedInferencePipeline`` (2 threads, batch 8),
-and Scatterscribe end to end with 1 worker × 2 threads and 2 workers × 1 thread. Each run takes every side once,
-in an order that rotates from run to run, so a burst of load from elsewhere falls on all sides alike; each side's
-speed-up over the plain run is taken within the same run, and the report gives medians.
+Sides: faster-whisper's plain ``transcribe`` (2 threads), its ``BatchedInferencePipeline`` (2 threads, batch
+8), and Scatterscribe end to end with 1 worker × 2 threads and 2 workers × 1 thread. Each run takes every side
+once, in an order that rotates from run to run, so a burst of load from elsewhere falls on all sides alike;
+each side's speed-up over the plain run is taken within the same run, and the report gives medians.
 """
 
 from __future__ import annotations
@@ -84,10 +84,12 @@ def run(tmp: Path, work: workload.Workload, runs: int, warmup: Path | None = Non
                 wall, text, stats = sides[key](work.path)
                 times[key] = wall
                 results[key].wall_s.append(wall)
-                results[key].wer = workload.score(work.parts, text)  # the same text every run: decoding is greedy
+                # The same text every run (beam search, no sampling), so the last score stands for all.
+                results[key].wer = workload.score(work.parts, text)
                 if stats:
                     results[key].runs.append(stats)
-                log(f"  run {r + 1}/{runs}: {LABELS[key]}: {wall:.2f} s, WER {results[key].wer.trusted:.2f} %")
+                log(f"  run {r + 1}/{runs}: {LABELS[key]}: {wall:.2f} s, "
+                    f"WER {results[key].wer.trusted:.2f} %")
             for key in sides:
                 results[key].speedup.append(times[PLAIN] / times[key])
         return CompareResult(work.seconds, len(work.parts), runs, results)
@@ -126,7 +128,8 @@ def breakdown(stats: dict[str, Any]) -> list[tuple[str, float, str]]:
         ("merge", stats["merge_s"], "server: results stored, times mapped back, pages updated (all slices)"),
     ]
     accounted = sum(seconds for _, seconds, _ in rows)
-    rows.append(("other / idle", max(0.0, stats["wall_s"] - accounted), "start-up of the first batch, last worker's tail"))
+    rows.append(("other / idle", max(0.0, stats["wall_s"] - accounted),
+                 "first batch gathering, the last worker's tail"))
     return rows
 
 

@@ -40,9 +40,9 @@ def versions() -> dict[str, str]:
 
 def describe() -> dict[str, str]:
     """Cores, CPU model, OS, Python and library versions, and the load average when asked."""
-    return {"cores": str(os.cpu_count()), "cpu": cpu_model(), "os": f"{platform.system()} {platform.release()}",
-            "load average (1/5/15 min)": load_average(),
-            **{k: v for k, v in versions().items()}}
+    return {"cores": str(os.cpu_count()), "cpu": cpu_model(),
+            "os": f"{platform.system()} {platform.release()}", "load average (1/5/15 min)": load_average(),
+            **versions()}
 
 
 def markdown(info: dict[str, str]) -> str:

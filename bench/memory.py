@@ -1,9 +1,9 @@
 """Memory: the server's peak resident set while a 60-minute upload is processed, and one real worker's.
 
-The peak is the kernel's own high-water mark (``VmHWM`` in ``/proc/<pid>/status``), so no short spike is missed
-between samples. The server gets the 60-minute upload with four sleep-engine workers taking the slices (its
-memory does not depend on the engine); the worker is a real faster-whisper worker, as the speed comparison runs
-it, transcribing the ten-minute recording.
+The peak is the kernel's own high-water mark (``VmHWM`` in ``/proc/<pid>/status``), so no short spike is
+missed between samples. The server gets the 60-minute upload with four sleep-engine workers taking the slices
+(its memory does not depend on the engine); the worker is a real faster-whisper worker, as the speed
+comparison runs it, transcribing the ten-minute recording.
 """
 
 from __future__ import annotations
@@ -37,14 +37,15 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM in /proc: peak memory can only be read on Linux")
 
 
-def run(tmp: Path, long_work: workload.Workload, short_work: workload.Workload, worker: Spec = CLUSTERS["ss-1x2"],
-        log: Callable[[str], None] = print) -> MemoryResult:
+def run(tmp: Path, long_work: workload.Workload, short_work: workload.Workload,
+        worker: Spec = CLUSTERS["ss-1x2"], log: Callable[[str], None] = print) -> MemoryResult:
     spec = Spec("4 sleep workers", workers=4, engine="sleep", model="0.002")
     with Cluster(spec, tmp / "server") as cluster:
         idle = peak_rss_mb(cluster.server.pid)
         job = cluster.run(long_work.path)
         peak = peak_rss_mb(cluster.server.pid)
-    log(f"  server: {idle:.0f} MB idle, {peak:.0f} MB peak with a {job.view['duration'] / 60:.0f}-minute upload")
+    minutes = job.view["duration"] / 60
+    log(f"  server: {idle:.0f} MB idle, {peak:.0f} MB peak with a {minutes:.0f}-minute upload")
     with Cluster(worker, tmp / "worker") as cluster:
         cluster.run(short_work.path)
         worker_peak = peak_rss_mb(cluster.workers[0].pid)

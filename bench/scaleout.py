@@ -1,7 +1,7 @@
 """Scale-out: one 30-minute recording over 1, 2, 4, 8 and 16 workers of the sleep engine.
 
-The sleep engine (``client/engines/sleep_engine.py``) sleeps a fixed time per second of audio, so no model and no
-shared core limits the workers: what separates a job's time from the ideal is only what Scatterscribe adds
+The sleep engine (``client/engines/sleep_engine.py``) sleeps a fixed time per second of audio, so no model and
+no shared core limits the workers: what separates a job's time from the ideal is only what Scatterscribe adds
 (upload, decoding, splitting, hand-out, transfer, merging) and how evenly the slices fall on the workers.
 Ideal = total work / workers, where total work is the sum of the slices' sleep times as the workers measured
 them; efficiency = ideal / end-to-end time. Worker counts take turns from run to run.

@@ -1,16 +1,16 @@
 """The bench's recordings, built from the corpus, and how their transcripts are scored.
 
 The workload is the corpus's longest recordings, joined in manifest order into one recording of about ten
-minutes. The long ones (over 20 s: a radio address, three sonnets, a Harvard list, two monologues, a LibriSpeech
-paragraph) give only 403 s, so the next longest are added, longest first, until the total reaches
+minutes. The long ones (over 20 s: a radio address, three sonnets, a Harvard list, two monologues, a
+LibriSpeech paragraph) give only 403 s, so the next longest are added, longest first, until the total reaches
 ``target_s`` (31 recordings, 605 s for 600 s). Files are joined as they are, so each keeps its own leading and
 trailing silence: those are the natural pauses between them. Longer workloads (30 and 60 minutes for the
 scale-out and memory parts) repeat the same recording.
 
-Scoring: tier C references probably came from an ASR system (the corpus README), so they are kept for timing and
-for the alignment, but their words do not count. :func:`score` aligns the whole hypothesis against the whole
-joined reference (every tier, so a tier-C stretch never pushes its words onto a neighbour), then counts the
-errors of the trusted recordings only.
+Scoring: tier C references probably came from an ASR system (the corpus README), so they are kept for timing
+and for the alignment, but their words do not count. :func:`score` aligns the whole hypothesis against the
+whole joined reference (every tier, so a tier-C stretch never pushes its words onto a neighbour), then counts
+the errors of the trusted recordings only.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def write_pcm16(path: Path, samples: np.ndarray) -> None:
 
 def build(out_dir: Path, target_s: float = 600.0, repeat: int = 1, longest_first: bool = True,
           corpus: Path = CORPUS) -> Workload:
-    """Join the selected recordings (``repeat`` times over) into one WAV under ``out_dir`` (kept there and reused
-    by later runs)."""
+    """Join the selected recordings (``repeat`` times over) into one WAV under ``out_dir`` (kept there and
+    reused by later runs)."""
     rows = select(read_manifest(corpus), target_s, longest_first)
     chunks, parts = [], []
     position = 0

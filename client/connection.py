@@ -3,9 +3,9 @@
 The server sends a slice whenever this worker has a free slot (it announced ``slots`` when connecting), so
 there is no polling: each slot is a thread that takes the next slice from a local queue, transcribes it and
 answers with ``call('result')``. An engine that can decode several slices at once (``transcribe_batch``) gets
-one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch. A heartbeat
-thread keeps the leases alive. When the connection drops, slices still held are void (the server has already
-queued them again); python-socketio reconnects with backoff.
+one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch. A
+heartbeat thread keeps the leases alive. When the connection drops, slices still held are void (the server has
+already queued them again); python-socketio reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class Worker:
                 batch = [self.work.get(timeout=0.5)]
             except queue.Empty:
                 continue
-            # The server sends a worker's slices back to back: a moment's wait gathers the ones still in flight.
+            # The server sends a worker's slices back to back: a moment's wait gathers those still in flight.
             deadline = time.monotonic() + GATHER_S
             while len(batch) < self.slots:
                 try:
@@ -183,7 +183,7 @@ class Worker:
                 samples.append(decode_wav(work.audio))
                 live.append(work)
             except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
-                self._send("slice_error", {**self._ident(work), "error": f"{type(exc).__name__}: {exc}"}, work)
+                self._report_error(work, exc)
         if not live:
             return
         t0 = time.perf_counter()
@@ -192,7 +192,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - report it; the server gives the slices to someone else
             log.exception("batch of %d slice(s): transcription failed", len(live))
             for work in live:
-                self._send("slice_error", {**self._ident(work), "error": f"{type(exc).__name__}: {exc}"}, work)
+                self._report_error(work, exc)
             return
         elapsed = time.perf_counter() - t0
         seconds = sum(len(x) for x in samples) / 16000
@@ -208,11 +208,15 @@ class Worker:
 
     def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float,
                 batch: int = 1) -> dict[str, Any] | None:
-        """Send a slice's text; ``elapsed`` is the wall time its transcription took (its whole batch's, when it
-        was decoded in a batch of ``batch`` slices)."""
+        """Send a slice's text; ``elapsed`` is the wall time its transcription took (its whole batch's, when
+        it was decoded in a batch of ``batch`` slices)."""
         text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
-        return self._send("result", {**self._ident(work), "text": text, "segments": segments, "elapsed": elapsed,
-                                     "batch": batch, "engine": self.engine.name, "model": self.engine.model}, work)
+        return self._send("result", {**self._ident(work), "text": text, "segments": segments,
+                                     "elapsed": elapsed, "batch": batch, "engine": self.engine.name,
+                                     "model": self.engine.model}, work)
+
+    def _report_error(self, work: Work, exc: Exception) -> None:
+        self._send("slice_error", {**self._ident(work), "error": f"{type(exc).__name__}: {exc}"}, work)
 
     def _void(self, work: Work) -> bool:
         return work.generation != self.generation or work.lease in self.cancelled
@@ -220,7 +224,6 @@ class Worker:
     def _do(self, work: Work) -> None:
         if self._void(work):
             return
-        ident = self._ident(work)
         t0 = time.perf_counter()
         try:
             samples = decode_wav(work.audio)
@@ -234,7 +237,7 @@ class Worker:
             return
         except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
             log.exception("slice %s/%d: transcription failed", work.job, work.index)
-            self._send("slice_error", {**ident, "error": f"{type(exc).__name__}: {exc}"}, work)
+            self._report_error(work, exc)
             return
         elapsed = time.perf_counter() - t0
         seconds = len(samples) / 16000

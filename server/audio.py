@@ -1,10 +1,10 @@
 """Reading uploaded WAV files and writing the 16 kHz mono 16-bit copy that everything else uses.
 
 This is the only module that reads audio files. It parses the RIFF header itself, so every way a file can be
-wrong gets its own message (:class:`AudioError`), and converts block by block: a 60-minute upload is never held
-in memory whole, as bytes or as floats. The server reads files with plain reads, not memory maps: every page of a
-map that is read stays in the process's resident set until the map is closed (measured: a 60-minute job's map
-added 110 MB to the server's peak), while read pages only pass through the page cache.
+wrong gets its own message (:class:`AudioError`), and converts block by block: a 60-minute upload is never
+held in memory whole, as bytes or as floats. The server reads files with plain reads, not memory maps: every
+page of a map that is read stays in the process's resident set until the map is closed (measured: a 60-minute
+job's map added 110 MB to the server's peak), while read pages only pass through the page cache.
 """
 
 from __future__ import annotations

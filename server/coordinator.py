@@ -20,7 +20,8 @@ import numpy as np
 
 from . import audio, splitter, transcript
 from .config import Settings
-from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
+from .scheduler import (Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo,
+                        hand_out_order)
 from .store import JobRecord, SliceRecord, Store
 from .timing import JobTiming
 
@@ -257,7 +258,7 @@ class Coordinator:
     # --- handing out -----------------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Give queued slices to free worker slots and send each its audio; then push each job touched once."""
+        """Give queued slices to free worker slots and send each its audio; then push each job touched."""
         with self.lock:
             touched: dict[str, None] = {}
             for lease in self.scheduler.assign(self.clock()):
@@ -284,7 +285,8 @@ class Coordinator:
                                     attempts=task.attempts)
         self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index, "seconds": task.seconds,
                             "audio": payload}, to=lease.worker_id, namespace="/worker")
-        self._timing.setdefault(key.job_id, JobTiming()).sent(lease.id, self.clock(), time.perf_counter() - t0)
+        timing = self._timing.setdefault(key.job_id, JobTiming())
+        timing.sent(lease.id, self.clock(), time.perf_counter() - t0)
 
     def _slice_audio(self, key: SliceKey) -> bytes:
         samples = self._audio.get(key.job_id)
@@ -314,8 +316,8 @@ class Coordinator:
                 self._save_timing(job_id)
 
     def _after_slice_change(self, job_id: str) -> bool:
-        """Recompute a job's status from its slices, store it, push the job to its pages. True when this change
-        finished the job."""
+        """Recompute a job's status from its slices, store it, push the job to its pages. True when this
+        change finished the job."""
         job = self.store.get_job(job_id)
         if job is None:
             return False

@@ -308,14 +308,14 @@ def split_for_parallelism(analysis: Analysis, opts: SplitOptions, idle_slots: in
                           sample_rate: int = SAMPLE_RATE) -> list[Slice]:
     """Slices for a recording, cut finer so that they fill whole rounds of the idle workers' slots.
 
-    The rule: a job lasts as long as its busiest worker, and a slice costs a fixed part (Whisper's 30 s window)
-    plus a part that grows with its length. With ``idle_slots`` slots the normal plan of ``n`` slices takes
-    ``rounds = ceil(n / idle_slots)`` rounds, the last one part-empty; cutting finer shortens every round and
-    costs nothing as long as the number of rounds stays the same, i.e. while every extra slice finds a slot
-    that would otherwise be idle. So the recording is packed again with the shortest maximum length that still
-    gives no more than ``rounds * idle_slots`` slices (and not below ``2 * min_slice_s``), found by bisection.
-    (With more idle slots than slices, that is one round: as many slices as slots.) Cuts still fall in pauses,
-    so the text is unchanged.
+    The rule: a job lasts as long as its busiest worker, and a slice costs a fixed part (Whisper's 30 s
+    window) plus a part that grows with its length. With ``idle_slots`` slots the normal plan of ``n`` slices
+    takes ``rounds = ceil(n / idle_slots)`` rounds, the last one part-empty; cutting finer shortens every
+    round and costs nothing as long as the number of rounds stays the same, i.e. while every extra slice finds
+    a slot that would otherwise be idle. So the recording is packed again with the shortest maximum length
+    that still gives no more than ``rounds * idle_slots`` slices (and not below ``2 * min_slice_s``), found by
+    bisection. With more idle slots than slices that is one round: as many slices as slots. Cuts still fall in
+    pauses, so the text is unchanged.
     """
     plan = plan_from_analysis(analysis, opts, sample_rate)
     if not plan or idle_slots <= 0:

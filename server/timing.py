@@ -1,10 +1,11 @@
 """Where a job's time goes, as the server sees it, for the job view's ``stats`` (and the bench).
 
-The server's own work on a job is decoding and splitting the upload (measured when the job is created), handing
-slices out (reading the audio, building the WAV, sending it) and taking results in (mapping times back, storing,
-pushing the transcript to pages). For each slice the round trip from hand-out to result is split into the
-worker's own time (``elapsed``, as it reports it) and the rest: transfer, queues and serialisation. Kept in
-memory while the job runs; :meth:`JobTiming.stats` is written into the job's stats when it ends.
+The server's own work on a job is decoding and splitting the upload (measured when the job is created),
+handing slices out (reading the audio, building the WAV, sending it) and taking results in (mapping times
+back, storing, pushing the transcript to pages). For each slice the round trip from hand-out to result is
+split into the worker's own time (``elapsed``, as it reports it) and the rest: transfer, queues and
+serialisation. Kept in memory while the job runs; :meth:`JobTiming.stats` is written into the job's stats when
+it ends.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class JobTiming:
         self.dispatch_s += spent_s
 
     def answered(self, lease_id: str, now: float, elapsed_s: float, batch: int) -> None:
-        """A result for ``lease_id`` arrived at ``now``: the worker took ``elapsed_s`` for a batch of ``batch``."""
+        """A result for ``lease_id`` arrived at ``now``; the worker took ``elapsed_s`` for a batch of
+        ``batch`` slices."""
         sent = self.sent_at.pop(lease_id, None)
         elapsed_s = max(0.0, elapsed_s)
         self.transcribe_s += elapsed_s / max(1, batch)

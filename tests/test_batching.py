@@ -1,4 +1,4 @@
-"""A worker with several slots decodes the slices it holds together, with real processes and the real model."""
+"""A worker with several slots decodes the slices it holds together (real processes, the real model)."""
 
 from tests.support import Server, Worker, corpus_file, wer
 
@@ -6,8 +6,8 @@ BUSH = "bush_radio_address_2008-11-01.wav"
 
 
 def test_a_worker_with_three_slots_decodes_its_slices_in_batches(tmp_path, whole_file_text):
-    """One worker with --slots 3 takes a 127 s recording: slices decoded in one batch report the same time, the
-    job's accounting charges each batch once, and the text is as good as the whole file's."""
+    """One worker with --slots 3 takes a 127 s recording: slices decoded in one batch report the same time,
+    the job's accounting charges each batch once, and the text is as good as the whole file's."""
     server = Server(tmp_path)
     worker = Worker(server, "batcher", "--slots", "3", threads=2)
     try:

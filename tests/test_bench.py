@@ -1,7 +1,7 @@
 """The bench cannot rot: ``python -m bench --quick`` runs every part end to end on a few seconds of audio.
 
-Its numbers are not checked here (timing goals live in the bench's own report, never in tests); what is checked
-is that each part ran the real thing and wrote its table, raw numbers and plot.
+Its numbers are not checked here (timing goals live in the bench's own report, never in tests); what is
+checked is that each part ran the real thing and wrote its table, raw numbers and plot.
 """
 
 import json
@@ -9,12 +9,12 @@ import subprocess
 
 from tests.support import PYTHON, ROOT
 
-PARTS = ("compare", "scaleout", "memory")
+PARTS = ("compare", "scaleout", "memory", "splitter")
 
 
 def test_quick_bench_writes_every_part(tmp_path):
-    """Every part runs on ~10 s of audio and writes markdown (machine described), JSON and PNG; Scatterscribe's
-    jobs carry the server's timing stats; the scratch folder is cleaned up."""
+    """Every part runs on ~10 s of audio and writes markdown (machine described), JSON and PNG;
+    Scatterscribe's jobs carry the server's timing stats; the scratch folder is cleaned up."""
     result = subprocess.run([PYTHON, "-m", "bench", *PARTS, "--quick", "--out", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -31,7 +31,10 @@ def test_quick_bench_writes_every_part(tmp_path):
         assert {"decode_s", "split_s", "dispatch_s", "merge_s", "transcribe_s", "transfer_s"} <= set(run)
     scale = json.loads((tmp_path / "scaleout.json").read_text())
     assert [p["workers"] for p in scale["points"]] == [1, 2]
-    assert all(0 < e <= 1.05 for p in scale["points"] for e in [i / w for i, w in zip(p["ideal_s"], p["wall_s"])])
+    for point in scale["points"]:
+        assert all(0 < ideal / wall <= 1.05 for ideal, wall in zip(point["ideal_s"], point["wall_s"]))
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["server_peak_mb"] >= memory["server_idle_mb"] > 0
+    splitter = json.loads((tmp_path / "splitter.json").read_text())
+    assert {"numpy", "silero", "pydub-1", "pydub-10"} == set(splitter["methods"])
     assert not any((tmp_path / "tmp").glob("2*")), "scratch data left behind"

@@ -9,9 +9,9 @@ from server.audio import open_pcm16
 from tests.support import corpus_file, manifest, normalise, wer
 
 #: Short tier-A recordings (a slice is at most 30 s).
-SHORT = ["jfk_inaugural_excerpt.wav", "ls_dev-clean_2412-153948-0000.wav", "ls_dev-clean_1272-141231-0002.wav",
-         "ljspeech_LJ001-0001.wav", "ljspeech_LJ001-0014.wav", "ljspeech_LJ001-0027.wav",
-         "mfa_cold_corpus_spontaneous.wav", "mfa_acoustic_corpus_spontaneous.wav"]
+SHORT = ["jfk_inaugural_excerpt.wav", "ls_dev-clean_2412-153948-0000.wav",
+         "ls_dev-clean_1272-141231-0002.wav", "ljspeech_LJ001-0001.wav", "ljspeech_LJ001-0014.wav",
+         "ljspeech_LJ001-0027.wav", "mfa_cold_corpus_spontaneous.wav", "mfa_acoustic_corpus_spontaneous.wav"]
 
 
 def samples(name: str) -> np.ndarray:

@@ -175,5 +175,5 @@ def test_busy_rounds_are_filled_by_cutting_finer():
         rounds = -(-len(base) // slots)
         assert len(base) <= len(slices) <= rounds * slots
         assert max(s.length for s in slices) <= max(s.length for s in base)
-        if len(base) % slots:
-            assert max(s.length for s in slices) < max(s.length for s in base), "a part-empty round was filled"
+        if len(base) % slots:  # a part-empty round was filled
+            assert max(s.length for s in slices) < max(s.length for s in base)

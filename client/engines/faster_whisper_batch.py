@@ -7,14 +7,15 @@ faster-whisper's ``BatchedInferencePipeline`` does, and batched so the decoder's
 
 What the batched pipeline lacks, and this adds back:
 
-* **Text that stops early.** Without timestamps, Whisper sometimes ends a window at a change of topic and drops
-  the speech after it (on the bench workload: a radio address ending with "Thank you for listening" followed by
-  a sonnet in the same slice; 30 words lost). Word times from the cross-attention alignment (one cheap decoder
-  pass) show where the text stops; when that is more than ``remainder_s`` before the end of the slice, the rest
-  is decoded again, prompted with the text so far, in a second batched round.
-* **Segments with times.** The aligned words are grouped into sentence segments, so subtitles keep their timing.
+* **Text that stops early.** Without timestamps, Whisper sometimes ends a window at a change of topic and
+  drops the speech after it (on the bench workload: a radio address ending with "Thank you for listening"
+  followed by a sonnet in the same slice; 30 words lost). Word times from the cross-attention alignment (one
+  cheap decoder pass) show where the text stops; when that is more than ``remainder_s`` before the end of the
+  slice, the rest is decoded again, prompted with the text so far, in a second batched round.
+* **Segments with times.** The aligned words are grouped into sentence segments, so subtitles keep their
+  timing.
 * **Failed decodes.** A result that is too repetitive (gzip compression ratio) or too unlikely (average log
-  probability) goes through ``WhisperModel.transcribe`` with its temperature fallback, as a single slice would.
+  probability) goes through ``WhisperModel.transcribe`` with its temperature fallback, as a lone slice would.
 * **Silence.** A result Whisper itself calls no-speech is dropped, with the same thresholds as ``transcribe``.
 
 This uses faster-whisper's own building blocks (``encode``, ``get_prompt``, ``find_alignment``), pinned at the
@@ -78,18 +79,18 @@ def sentence_segments(words: list[dict], offset_s: float, max_segment_s: float) 
 
 
 def _segment(words: list[dict], offset_s: float) -> Segment:
-    return Segment(round(offset_s + float(words[0]["start"]), 3), round(offset_s + float(words[-1]["end"]), 3),
-                   "".join(w["word"] for w in words))
+    start, end = offset_s + float(words[0]["start"]), offset_s + float(words[-1]["end"])
+    return Segment(round(start, 3), round(end, 3), "".join(w["word"] for w in words))
 
 
 class BatchTranscriber:
     """Batched decoding on a loaded ``faster_whisper.WhisperModel``.
 
-    ``fallback(audio)`` transcribes one slice the careful way (the engine's own ``transcribe``); it is used for
-    a slice whose batched decode looks wrong. ``side_by_side()``, when given, returns a second copy of the model
-    with ``parallel`` one-thread decoders (``num_workers``); a batch of several slices is then dealt out among
-    them and decoded in parallel (CTranslate2 releases the GIL), while a lone slice keeps ``model`` and all its
-    threads. It is called once, for the first batch that can use it."""
+    ``fallback(audio)`` transcribes one slice the careful way (the engine's own ``transcribe``); it is used
+    for a slice whose batched decode looks wrong. ``side_by_side()``, when given, returns a second copy of the
+    model with ``parallel`` one-thread decoders (``num_workers``): a batch of several slices is then dealt out
+    among them and decoded in parallel (CTranslate2 releases the GIL), while a lone slice keeps ``model`` and
+    all its threads. It is called once, for the first batch that can use it."""
 
     def __init__(self, model, fallback: Callable[[np.ndarray], Iterable[Segment]],
                  options: BatchOptions = BatchOptions(), side_by_side: Callable[[], object] | None = None,
@@ -141,8 +142,9 @@ class BatchTranscriber:
                                    for s in self.fallback(audio)]
                     continue
                 if not d.words:  # no alignment: keep the text, without times inside the slice
+                    end = offset + len(audio) / SAMPLE_RATE
                     text = self.tokenizer.decode(d.text_tokens)
-                    results[i].append(Segment(round(offset, 3), round(offset + len(audio) / SAMPLE_RATE, 3), text))
+                    results[i].append(Segment(round(offset, 3), round(end, 3), text))
                     continue
                 results[i] += sentence_segments(d.words, offset, opts.max_segment_s)
                 spoken_to = max(float(w["end"]) for w in d.words)
@@ -175,14 +177,15 @@ class BatchTranscriber:
         features = np.stack([pad_or_trim(model.feature_extractor(a)[..., :-1]) for a in audios])
         encoded = model.encode(features)
         prompts = [model.get_prompt(tokenizer, tokens, without_timestamps=True) for tokens in previous]
-        results = model.model.generate(encoded, prompts, beam_size=self.options.beam_size, max_length=model.max_length,
-                                       return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+        results = model.model.generate(encoded, prompts, beam_size=self.options.beam_size,
+                                       max_length=model.max_length, return_scores=True,
+                                       return_no_speech_prob=True, suppress_blank=True,
                                        suppress_tokens=self.suppress_tokens)
         decoded = []
         for result in results:
             tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-            seq_len = len(result.sequences_ids[0])
-            decoded.append(_Decoded(tokens, result.scores[0] * seq_len / (seq_len + 1), result.no_speech_prob, []))
+            n = len(result.sequences_ids[0])  # average log probability, computed as transcribe does
+            decoded.append(_Decoded(tokens, result.scores[0] * n / (n + 1), result.no_speech_prob, []))
         frames = [min(model.feature_extractor.nb_max_frames, len(a) // model.feature_extractor.hop_length)
                   for a in audios]
         spoken = [k for k, d in enumerate(decoded) if d.text_tokens]
@@ -191,9 +194,9 @@ class BatchTranscriber:
         else:  # align only what has text (an empty item cannot be aligned); the encoder output is re-made
             alignments = [[] for _ in decoded]
             if spoken:
-                subset = model.encode(features[spoken])
-                for k, words in zip(spoken, model.find_alignment(tokenizer, [decoded[k].text_tokens for k in spoken],
-                                                                 subset, [frames[k] for k in spoken])):
+                found = model.find_alignment(tokenizer, [decoded[k].text_tokens for k in spoken],
+                                             model.encode(features[spoken]), [frames[k] for k in spoken])
+                for k, words in zip(spoken, found):
                     alignments[k] = words
         for d, words in zip(decoded, alignments):
             _merge_punctuation(words)

@@ -49,16 +49,17 @@ class FasterWhisperEngine:
             yield Segment(float(seg.start), float(seg.end), seg.text)
 
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[list[Segment]]:
-        """Segments of several slices, decoded together in one batch (see ``faster_whisper_batch``): one window
-        per slice instead of ``transcribe``'s frequent second window. The worker prefers it when present."""
+        """Segments of several slices, decoded together in one batch (see ``faster_whisper_batch``): one
+        window per slice instead of ``transcribe``'s frequent second window. The worker prefers it."""
         return self._batch.transcribe(audios)
 
     @functools.cached_property
     def _batch(self):
         """The batch decoder. On a CPU with several threads, a batch of several slices goes to ``threads``
-        one-thread decoders side by side, each taking part of it: on 2 cores that decodes ~20 % faster than one
-        decoder of 2 threads (measured on the bench workload: a one-thread decoder keeps busy, two threads wait
-        on each other at every step). They need a second copy of the model, loaded for the first such batch."""
+        one-thread decoders side by side, each taking part of it: on 2 cores that decodes ~20 % faster than
+        one decoder of 2 threads (measured on the bench workload: a one-thread decoder keeps busy, two threads
+        wait on each other at every step). They need a second copy of the model, loaded for the first such
+        batch."""
         from faster_whisper import WhisperModel
 
         from .faster_whisper_batch import BatchOptions, BatchTranscriber

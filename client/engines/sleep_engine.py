@@ -27,8 +27,8 @@ class SleepEngine:
         try:
             rate = float(model) if model else DEFAULT_SECONDS_PER_AUDIO_S
         except ValueError:
-            raise ValueError(f"the sleep engine's --model is seconds of sleep per audio second, not {model!r}") \
-                from None
+            raise ValueError("the sleep engine's --model is seconds of sleep per audio second, "
+                             f"not {model!r}") from None
         if not 0 <= rate <= 100:
             raise ValueError(f"the sleep engine's --model must lie between 0 and 100, not {rate}")
         self.seconds_per_audio_s = rate
