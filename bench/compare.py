@@ -113,24 +113,24 @@ def _scatter(cluster: Cluster, path: Path) -> tuple[float, str, dict[str, Any]]:
 
 
 def breakdown(stats: dict[str, Any]) -> list[tuple[str, float, str]]:
-    """Where one Scatterscribe job's wall time went: (stage, seconds, what it is). The server's own stages are
-    decode, split, hand-out and merge; transcription is the workers' busy time averaged over the workers."""
+    """Where one Scatterscribe job's wall time went: (stage, seconds, what it is). The first four rows add up
+    to the wall time, per worker; the last three are the server's work and the transport, which happen
+    meanwhile (summed over all slices, so not part of that sum)."""
     workers = stats["workers"]
     busy = stats["transcribe_s"] / workers
-    rows = [
+    before = stats["upload_s"] + stats["decode_s"] + stats["split_s"]
+    return [
         ("upload", stats["upload_s"], "bytes from the client to the server's disk"),
-        ("decode", stats["decode_s"], "server: WAV check, conversion to 16 kHz mono"),
-        ("split", stats["split_s"], "server: levels, silence threshold, slice plan"),
-        ("hand-out", stats["dispatch_s"], "server: slice audio, WAV bytes, send (all slices)"),
-        ("transfer + queues", stats["transfer_s"] / workers,
-         "round trip minus worker time, per worker (network, batching wait, results)"),
-        ("transcribe", busy, "workers busy decoding, per worker"),
-        ("merge", stats["merge_s"], "server: results stored, times mapped back, pages updated (all slices)"),
+        ("decode + split", stats["decode_s"] + stats["split_s"],
+         "server: WAV check and 16 kHz copy; levels, threshold, slice plan"),
+        ("transcribe", busy, "workers decoding (mean per worker)"),
+        ("idle", max(0.0, stats["wall_s"] - before - busy),
+         "workers waiting (mean): for their first slices, between batches, on the last worker"),
+        ("hand-out", stats["dispatch_s"], "server, meanwhile: slice audio read, WAV built, sent (all)"),
+        ("merge", stats["merge_s"], "server, meanwhile: results stored, times mapped, pages pushed (all)"),
+        ("transfer + queues", stats["transfer_s"],
+         "meanwhile: round trip minus worker time, summed over slices (slices of a batch wait together)"),
     ]
-    accounted = sum(seconds for _, seconds, _ in rows)
-    rows.append(("other / idle", max(0.0, stats["wall_s"] - accounted),
-                 "first batch gathering, the last worker's tail"))
-    return rows
 
 
 def server_share(stats: dict[str, Any]) -> float:

@@ -85,7 +85,8 @@ def breakdown_markdown(side: compare.SideResult) -> list[str]:
     stats = compare.median_run(side)
     lines = [f"Where the time goes — {side.label} (its median run: {stats['wall_s']:.2f} s, "
              f"{stats['slices']} slices, {stats['sent_audio_s']:.0f} s of audio sent once long pauses are "
-             "dropped):", "", "| stage | seconds | share of wall | what |", "|---|---:|---:|---|"]
+             "dropped). The first four rows add up to the wall time; the last three happen meanwhile:", "",
+             "| stage | seconds | share of wall | what |", "|---|---:|---:|---|"]
     for stage, seconds, what in compare.breakdown(stats):
         lines.append(f"| {stage} | {seconds:.3f} | {seconds / stats['wall_s']:.1%} | {what} |")
     lines.append("")
@@ -110,12 +111,14 @@ def compare_plot(result: CompareResult, path: Path) -> None:
                   fontsize=8)
     left.set_xlim(0, max(max(s.wall_s) for s in sides) * 1.45)
     rows = compare.breakdown(compare.median_run(result.sides["ss-2x1"]))
-    right.barh(range(len(rows)), [max(r[1], 1e-4) for r in rows], color="#2a4d8f")
+    right.barh(range(len(rows)), [max(r[1], 1e-4) for r in rows],
+               color=["#2a4d8f"] * 4 + ["#999999"] * (len(rows) - 4))
     right.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     right.invert_yaxis()
     right.set_xscale("log")
     right.set_xlabel("seconds (log scale)")
-    right.set_title("Scatterscribe 2 × 1: where the time goes", fontsize=9)
+    right.set_title("Scatterscribe 2 × 1: where the time goes\n(blue: the wall time; grey: meanwhile)",
+                    fontsize=9)
     fig.suptitle("Scatterscribe vs faster-whisper, tiny.en int8, 2 cores", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -328,15 +328,18 @@ class Coordinator:
             failed = [s for s in job.slices if s.status == "failed"]
             error = "; ".join(transcript.failure_marker(s)[1:-1] for s in failed)
             if job.status not in ("done", "failed"):
-                self.store.update_job(job_id, status=status, error=error, finished_at=time.time())
+                job.status, job.error, job.finished_at = status, error, time.time()
+                self.store.update_job(job_id, status=status, error=error, finished_at=job.finished_at)
                 self._audio.pop(job_id, None)
                 log.info("job %s %s: %d slices, %d failed", job_id, status, len(states), len(failed))
                 self._push_jobs()
                 finished = True
         elif any(s in ("leased", "done", "failed") for s in states):
             if job.status != "running":
+                job.status = "running"
                 self.store.update_job(job_id, status="running")
-        self._push_job(job_id)
+        # The job as just stored, without reading it back: this runs after every hand-out and result.
+        self.emit("job", self._view(job), to=f"job:{job_id}", namespace="/")
         return finished
 
     def _save_timing(self, job_id: str) -> None:
