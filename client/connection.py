@@ -75,6 +75,7 @@ class Worker:
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
         self.sio.on("slice", self._on_slice, namespace=NAMESPACE)
         self.sio.on("cancel", self._on_cancel, namespace=NAMESPACE)
+        self.sio.on("welcome", self._on_welcome, namespace=NAMESPACE)
 
     # --- events from the server ------------------------------------------------------------------------------
 
@@ -94,6 +95,13 @@ class Worker:
     def _on_slice(self, data: dict[str, Any]) -> None:
         self.work.put(Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"],
                            self.generation))
+
+    def _on_welcome(self, data: dict[str, Any]) -> None:
+        """The server says how often it wants heartbeats (its lease timeout is built on that)."""
+        try:
+            self.heartbeat_s = min(60.0, max(0.2, float(data.get("heartbeat_s", self.heartbeat_s))))
+        except (TypeError, ValueError):
+            pass
 
     def _on_cancel(self, data: dict[str, Any]) -> None:
         self.cancelled.add(str(data.get("lease")))
@@ -175,7 +183,10 @@ class Worker:
         text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
         answer = self._send("result", {**ident, "text": text, "segments": segments, "elapsed": elapsed,
                                        "engine": self.engine.name, "model": self.engine.model}, work)
-        status = "" if answer is None or answer.get("ok") else f" (server: {answer.get('error')})"
+        if answer is None:
+            status = " (not delivered: the connection it came on is gone)"
+        else:
+            status = "" if answer.get("ok") else f" (server: {answer.get('error')})"
         log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
                  elapsed, seconds / max(elapsed, 1e-9), status)
 

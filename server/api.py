@@ -129,6 +129,16 @@ def index():
     return current_app.send_static_file("index.html")
 
 
+@bp.app_errorhandler(Exception)
+def unexpected_error(exc: Exception):
+    """A bug or a full disk: log it, answer JSON, keep serving."""
+    if isinstance(exc, HTTPException):
+        return http_error(exc)
+    log.exception("request %s %s failed", request.method, request.path)
+    return error(500, f"the server failed on this request ({type(exc).__name__}); it is logged and the server "
+                      "keeps running")
+
+
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException):
     """Every HTTP error as JSON ``{"error": ...}`` with a sentence a person can act on."""

@@ -86,7 +86,7 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
             response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="Strict")
         return response
 
-    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings)))
+    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), settings.scheduler.heartbeat_s))
     socketio.on_namespace(PageNamespace(coordinator, access_allowed))
     coordinator.resume()
 

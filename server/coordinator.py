@@ -142,15 +142,23 @@ class Coordinator:
             self.scheduler.submit(key, s.seconds, requirement, attempts=s.attempts)
 
     def resume(self) -> int:
-        """After a restart: queue again every slice that was not finished; finished ones are kept as they are."""
+        """After a restart: queue again every slice that was not finished (finished ones are kept as they are),
+        bring job states up to date, and remove uploads and folders that never became jobs."""
         with self.lock:
             jobs = self.store.unfinished_jobs()
             for job in jobs:
                 for s in job.slices:
-                    if s.status == "leased":
-                        self.store.update_slice(job.id, s.index, status="queued", worker="")
-                        s.status = "queued"
+                    if s.status == "leased":  # its worker's connection died with the old server
+                        s.status, s.attempts = "queued", max(0, s.attempts - 1)
+                        self.store.update_slice(job.id, s.index, status="queued", worker="", attempts=s.attempts)
                 self._queue(job)
+                self._after_slice_change(job.id)
+            known = {job.id for job, _ in self.store.list_jobs(limit=1_000_000)}
+            for path in self.uploads_dir.iterdir():
+                path.unlink()
+            for path in self.jobs_dir.iterdir():
+                if path.name not in known:
+                    shutil.rmtree(path, ignore_errors=True)
             if jobs:
                 log.info("resumed %d unfinished job(s)", len(jobs))
             return len(jobs)
@@ -340,7 +348,8 @@ class Coordinator:
             "slices": [{"index": s.index, "start": round(s.start, 3), "end": round(s.end, 3),
                         "pieces": [[round(a, 3), round(b, 3)] for a, b in s.pieces], "status": s.status,
                         "text": s.text, "worker": s.worker, "engine": s.engine, "model": s.model,
-                        "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "segments": s.segments}
+                        "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "finished_at": s.finished_at,
+                        "segments": s.segments}
                        for s in job.slices],
         }
 

@@ -44,10 +44,11 @@ def worker_info(auth: dict[str, Any]) -> WorkerInfo:
 class WorkerNamespace(Namespace):
     """Events sent by workers."""
 
-    def __init__(self, coordinator: Coordinator, token: str):
+    def __init__(self, coordinator: Coordinator, token: str, heartbeat_s: float):
         super().__init__("/worker")
         self.coordinator = coordinator
         self.token = token
+        self.heartbeat_s = heartbeat_s
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a worker when it connects: proves the shared token and announces itself."""
@@ -57,10 +58,11 @@ class WorkerNamespace(Namespace):
             raise ConnectionRefusedError("wrong or missing worker token")
         self.coordinator.worker_connected(request.sid, worker_info(auth))
         # Work goes out once the connection is acknowledged, not from inside the handshake.
-        self.socketio.start_background_task(self._dispatch_soon)
+        self.socketio.start_background_task(self._dispatch_soon, request.sid)
 
-    def _dispatch_soon(self) -> None:
+    def _dispatch_soon(self, sid: str) -> None:
         self.socketio.sleep(0.05)
+        self.emit("welcome", {"heartbeat_s": self.heartbeat_s}, room=sid)
         self.coordinator.dispatch()
 
     def on_disconnect(self, reason: Any = None) -> None:
