@@ -92,7 +92,9 @@ def read_wav_format(f: BinaryIO, size: int) -> WavFormat:
                     f"{available // block / rate:.2f} s: it is truncated (was the upload cut short?)")
             return WavFormat(encoding, channels, rate, bits, f.tell(), chunk_size // block)
         if f.tell() + chunk_size > size:
-            raise AudioError(f"truncated WAV file: its {chunk_id!r} chunk runs past the end of the file")
+            part = "header" if chunk_id == b"fmt " else "file"
+            name = chunk_id.decode("latin-1")
+            raise AudioError(f"truncated WAV {part}: its '{name}' chunk runs past the end of the file")
         if chunk_id == b"fmt ":
             body = f.read(chunk_size)
             if len(body) < 16:
