@@ -156,7 +156,11 @@ class Server(Process):
         access = (env or {}).get("SCATTERSCRIBE_ACCESS_TOKEN")
         self.headers = {"Authorization": f"Bearer {access}"} if access else {}
         super().__init__(args, tmp / f"{name}.log", env={"SCATTERSCRIBE_TOKEN": TOKEN, **(env or {})})
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
 
     def wait_ready(self, timeout: float = 60) -> None:
         def up():
