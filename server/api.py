@@ -137,7 +137,8 @@ def get_peaks(job_id: str):
     def compute() -> dict:
         samples = audio.open_pcm16(path)
         low, high = audio.peaks(samples, bins)
-        return {"duration": round(len(samples) / audio.TARGET_RATE, 3), "bins": len(low), "min": low, "max": high}
+        duration = round(len(samples) / audio.TARGET_RATE, 3)
+        return {"duration": duration, "bins": len(low), "min": low, "max": high}
     return jsonify(coord.run_blocking(compute))
 
 

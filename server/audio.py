@@ -235,8 +235,8 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> bytes:
 
 
 def peaks(samples: np.ndarray, bins: int) -> tuple[list[float], list[float]]:
-    """The lowest and highest sample (-1..1) in each of ``bins`` equal stretches of ``samples``: enough to draw
-    a waveform, a few kilobytes whatever the recording's length. Fewer bins when there are fewer samples."""
+    """The lowest and highest sample (-1..1) in each of ``bins`` equal stretches of ``samples``: enough to
+    draw a waveform, a few kilobytes whatever the recording's length; fewer bins for fewer samples."""
     n = len(samples)
     bins = max(0, min(bins, n))
     if bins == 0:

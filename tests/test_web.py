@@ -1,5 +1,6 @@
-"""The page in a real browser: Debian's Chromium, driven by Playwright, against a real server and a real worker
-transcribing real recordings. Each test saves a screenshot of what it saw to test-artifacts/screenshots/."""
+"""The page in a real browser: Debian's Chromium, driven by Playwright, against a real server and a real
+worker transcribing real recordings. Each test saves a screenshot of what it saw to
+test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
 UPLOADED = "osr_us_000_0034_harvard_list72.wav"  # 35 s of read sentences with pauses: two slices
 RECORDED = "jfk_inaugural_excerpt.wav"  # 11 s, one clear sentence; the fake microphone plays it in a loop
 #: The fake microphone: Chromium plays RECORDED, from its start, as soon as the page opens the microphone.
-FAKE_MIC = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={corpus_file(RECORDED)}"]
+FAKE_MIC = ["--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={corpus_file(RECORDED)}"]
 WORKER = "page-worker"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 DONE = "document.getElementById('job-status').textContent === 'Done'"
@@ -48,7 +50,7 @@ def job_id_of(page: Page) -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """One server, one real worker and one Chromium (with a fake microphone that plays RECORDED) for the module."""
+    """One server, one real worker and one Chromium (its fake microphone plays RECORDED), for the module."""
     server = Server(tmp_path_factory.mktemp("web"))
     worker = Worker(server, WORKER)
     try:
@@ -72,8 +74,8 @@ def uploaded(site):
     page.set_input_files("#file", str(corpus_file(UPLOADED)))
     page.wait_for_selector("#waveform-slices .slice-mark", timeout=60_000)
     # Mid-job if the worker is not faster than the page: one slice done, the other still out.
-    page.wait_for_function("document.querySelector('#slice-track [data-status=done]') !== null", timeout=180_000)
-    shot(page, "02-upload-mid-job")
+    page.wait_for_selector("#slice-track [data-status=done]", timeout=180_000)
+    shot(page, "02-upload-first-slice-done")
     page.wait_for_function(DONE, timeout=180_000)
     page.wait_for_selector("#waveform[data-loaded='true']", timeout=15_000)
     shot(page, "03-upload-done")
@@ -82,13 +84,13 @@ def uploaded(site):
 
 
 def test_uploaded_recording_is_transcribed_on_the_page(uploaded):
-    """A corpus recording chosen in the page's file input ends as text on the page within 15 % WER of its
+    """A corpus recording chosen in the page's file input ends as text on the page within 10 % WER of its
     reference."""
     page, _ = uploaded
     text = page.text_content("#transcript")
     error = wer(manifest()[UPLOADED]["reference"], text)
     print(f"{UPLOADED} through the page: WER {error:.1f} %")
-    assert error <= 15.0, text
+    assert error <= 10.0, text
     assert "slices done" in page.text_content("#job-progress-text")
 
 
@@ -114,15 +116,16 @@ def test_waveform_marks_every_slice_and_the_workers_panel_lists_the_worker(site,
 
 
 def test_downloads_are_well_formed(uploaded):
-    """The .srt downloaded from the page parses and its cue times increase; the .json names the worker of every
-    slice; the .txt is the transcript on the page."""
+    """The .srt downloaded from the page parses and its cue times increase; the .json names the worker of
+    every slice; the .txt is the transcript on the page."""
     page, _ = uploaded
     files = {}
     for ext in ("srt", "json", "txt"):
         with page.expect_download() as info:
             page.click(f"#dl-{ext}")
         files[ext] = Path(info.value.path()).read_text(encoding="utf-8")
-    cues = re.findall(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)", files["srt"])
+    stamp = r"(\d\d):(\d\d):(\d\d),(\d{3})"
+    cues = re.findall(rf"(\d+)\n{stamp} --> {stamp}\n(.+)", files["srt"])
     assert len(cues) >= 2 and len(cues) == files["srt"].count(" --> ")
     times = [(_seconds(c[1:5]), _seconds(c[5:9])) for c in cues]
     assert [int(c[0]) for c in cues] == list(range(1, len(cues) + 1))
@@ -134,14 +137,31 @@ def test_downloads_are_well_formed(uploaded):
     assert files["txt"].strip() == page.text_content("#transcript").strip()
 
 
+def test_peaks_for_the_waveform_are_bounded(site, uploaded):
+    """peaks.json gives at most the bins asked for (capped at 4000), values within -1..1 that follow the
+    recording's loudness; bad requests get a 4xx with a message."""
+    server, _, _ = site
+    _, job_id = uploaded
+    big = server.get(f"/api/jobs/{job_id}/peaks.json?bins=100000").json()
+    assert big["bins"] == len(big["min"]) == len(big["max"]) == 4000
+    assert abs(big["duration"] - float(manifest()[UPLOADED]["seconds"])) < 0.05
+    assert all(-1 <= lo <= hi <= 1 for lo, hi in zip(big["min"], big["max"]))
+    assert max(big["max"]) > 0.1 and min(big["min"]) < -0.1, "speech shows as peaks"
+    assert server.get(f"/api/jobs/{job_id}/peaks.json?bins=80").json()["bins"] == 80
+    bad = server.get(f"/api/jobs/{job_id}/peaks.json?bins=lots")
+    assert bad.status_code == 400 and "bins" in bad.json()["error"]
+    assert server.get("/api/jobs/0123456789abcdef/peaks.json").status_code == 404
+    assert server.get("/api/jobs/..%2Fdata/peaks.json").status_code == 404
+
+
 def _seconds(hms_ms: tuple[str, ...]) -> float:
     h, m, s, ms = map(int, hms_ms)
     return h * 3600 + m * 60 + s + ms / 1000
 
 
 def test_recording_in_the_page_is_transcribed(site):
-    """Record (fake microphone playing RECORDED), Stop after the utterance: the page encodes a WAV of the right
-    length, uploads it, and shows text within 20 % WER of the recording's reference."""
+    """Record (the fake microphone plays RECORDED), Stop after the utterance: the page encodes a WAV of the
+    right length, uploads it, and shows text within 20 % WER of the recording's reference."""
     server, _, browser = site
     page = open_page(browser, server.url)
     length = float(manifest()[RECORDED]["seconds"])
@@ -154,8 +174,8 @@ def test_recording_in_the_page_is_transcribed(site):
     page.wait_for_function(f"Number(document.getElementById('elapsed').dataset.seconds) >= {length - 0.2}",
                            timeout=60_000)
     page.get_by_role("button", name="Stop").click()
-    recorded = float(page.get_attribute("#elapsed", "data-seconds"))
     page.wait_for_function(DONE, timeout=180_000)
+    recorded = float(page.get_attribute("#elapsed", "data-seconds"))  # the length of the WAV the page sent
     shot(page, "05-recorded-done")
     job = server.job(job_id_of(page))
     assert abs(job["duration"] - recorded) < 0.3, (job["duration"], recorded)
@@ -177,6 +197,21 @@ def test_denied_microphone_is_said_in_words(site):
         assert "Microphone access was denied" in page.text_content("#record-message")
         assert page.is_enabled("#record") and page.text_content("#record-label") == "Record"
         shot(page, "06-microphone-denied")
+    finally:
+        browser.close()
+
+
+def test_microphone_on_a_plain_http_address_is_explained(site):
+    """Opened by a name other than this machine over plain http, the page explains that browsers allow the
+    microphone only on https or on the machine itself."""
+    server, playwright, _ = site
+    # A name that resolves to this machine but that Chromium, unlike 127.0.0.1, does not treat as secure.
+    browser = launch(playwright, "--host-resolver-rules=MAP scatterscribe.test 127.0.0.1", *FAKE_MIC)
+    try:
+        page = open_page(browser, f"http://scatterscribe.test:{server.port}/")
+        page.get_by_role("button", name="Record").click()
+        page.wait_for_selector("#record-panel[data-mic='insecure']", timeout=15_000)
+        assert "only allow the microphone on https://" in page.text_content("#record-message")
     finally:
         browser.close()
 

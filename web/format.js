@@ -38,4 +38,6 @@ export function sliceState(slice) {
   }
 }
 
-export const JOB_STATUS_WORDS = { queued: 'Waiting', running: 'Transcribing', done: 'Done', failed: 'Failed' };
+export const JOB_STATUS_WORDS = {
+  queued: 'Waiting', running: 'Transcribing', done: 'Done', failed: 'Failed',
+};

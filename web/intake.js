@@ -39,7 +39,9 @@ export class Intake {
     // A file dropped anywhere else would make the browser navigate away to it.
     for (const type of ['dragover', 'drop']) window.addEventListener(type, (e) => e.preventDefault());
     zone.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('dragging'); });
-    zone.addEventListener('dragleave', () => zone.classList.remove('dragging'));
+    zone.addEventListener('dragleave', (e) => {
+      if (!zone.contains(e.relatedTarget)) zone.classList.remove('dragging');
+    });
     zone.addEventListener('drop', (e) => {
       e.preventDefault();
       zone.classList.remove('dragging');
@@ -90,8 +92,7 @@ export class Intake {
     return undefined;
   }
 
-  showElapsed() {
-    const seconds = this.recorder.sampleRate ? this.recorder.frames / this.recorder.sampleRate : 0;
+  showElapsed(seconds = this.recorder.sampleRate ? this.recorder.frames / this.recorder.sampleRate : 0) {
     $('elapsed').textContent = clock(seconds);
     $('elapsed').dataset.seconds = seconds.toFixed(2);
   }
@@ -109,13 +110,13 @@ export class Intake {
     clearInterval(this.tick);
     $('record').disabled = true;
     await this.recorder.stop();
-    this.showElapsed();
     $('record').classList.remove('recording');
     $('record-label').textContent = 'Record';
     $('meter-row').hidden = true;
     $('record-panel').dataset.mic = 'ready';
     const frames = this.chunks.reduce((n, c) => n + c.length, 0);
     const seconds = this.rate ? frames / this.rate : 0;
+    this.showElapsed(seconds);
     if (seconds < MIN_RECORDING_S) {
       this.recordMessage('That was too short to transcribe: record at least a second.', true);
       this.setBusy(false);

@@ -28,8 +28,9 @@ export class JobView {
     this.job = null;
     $('job').hidden = false;
     $('job-h').textContent = 'Job not found';
-    $('job-meta').textContent = `This server has no job ${id}: it may have been deleted. Record or upload again.`;
-    for (const id of ['job-status', 'waiting', 'actions', 'partial-note']) $(id).hidden = true;
+    $('job-meta').textContent = `This server has no job ${id}: it may have been deleted. Record or upload ` +
+      'again.';
+    for (const part of ['job-status', 'waiting', 'actions', 'partial-note']) $(part).hidden = true;
     $('job-progress').value = 0;
     $('job-progress-text').textContent = '';
     $('transcript').replaceChildren();
@@ -60,7 +61,8 @@ export class JobView {
 
   renderMeta() {
     const v = this.job;
-    const parts = [`${clock(v.duration)} of audio`, `${v.progress.total} slice${v.progress.total === 1 ? '' : 's'}`];
+    const n = v.progress.total;
+    const parts = [`${clock(v.duration)} of audio`, `${n} slice${n === 1 ? '' : 's'}`];
     if (v.source && v.source !== 'upload') parts.push(v.source);
     parts.push(`started ${new Date(v.created_at * 1000).toLocaleTimeString()}`);
     if (v.finished_at) parts.push(`took ${roughly(v.finished_at - v.created_at)}`);
@@ -102,7 +104,8 @@ export class JobView {
     const wanted = [this.job.engine, this.job.model].filter(Boolean).join(' ');
     $('waiting-reason').textContent = workers.length === 0
       ? 'No worker is connected to this server.'
-      : `None of the ${workers.length} connected worker${workers.length === 1 ? '' : 's'} can take its slices` +
+      : `None of the ${workers.length} connected worker${workers.length === 1 ? '' : 's'} can take its ` +
+        'slices' +
         (wanted ? ` (it asks for ${wanted}).` : '.');
   }
 
@@ -137,7 +140,8 @@ export class JobView {
         span.textContent = s.text;
       } else if (s.status === 'failed') {
         span.className = 'piece failed';
-        span.textContent = `[${clock(s.start)}–${clock(s.end)} could not be transcribed: ${s.error || 'failed'}]`;
+        const why = s.error || 'failed';
+        span.textContent = `[${clock(s.start)}–${clock(s.end)} could not be transcribed: ${why}]`;
       } else {
         span.className = 'piece placeholder';
         span.textContent = `[${clock(s.start)}–${clock(s.end)} ${sliceState(s).word}…]`;
@@ -187,7 +191,8 @@ export class JobView {
     const ok = await copyText(this.job.transcript);
     const button = $('copy');
     button.textContent = ok ? 'Copied ✓' : 'Copy failed';
-    this.announce(ok ? 'Transcript copied to the clipboard.' : 'The browser refused to copy; select the text.');
+    this.announce(ok ? 'Transcript copied to the clipboard.'
+      : 'The browser refused to copy; select the text.');
     setTimeout(() => { button.textContent = 'Copy text'; }, 2000);
   }
 }

@@ -15,7 +15,8 @@ function el(tag, className, text) {
 /** The command that starts a worker against this very server, run from the repository root; as written it
  * reads the token the server generated in its default data folder. */
 export function workerCommand() {
-  return `SCATTERSCRIBE_TOKEN=$(cat data/worker-token) .venv/bin/python -m client --server ${location.origin}`;
+  const token = 'SCATTERSCRIBE_TOKEN=$(cat data/worker-token)';
+  return `${token} .venv/bin/python -m client --server ${location.origin}`;
 }
 
 function stat(label, value, title) {

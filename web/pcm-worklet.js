@@ -45,7 +45,8 @@ class PcmCapture extends AudioWorkletProcessor {
       if (a > this.peak) this.peak = a;
       this.sumSquares += clipped * clipped;
       if (++this.levelCount === this.levelFrames) {
-        this.port.postMessage({ type: 'level', peak: this.peak, rms: Math.sqrt(this.sumSquares / this.levelCount) });
+        const rms = Math.sqrt(this.sumSquares / this.levelCount);
+        this.port.postMessage({ type: 'level', peak: this.peak, rms });
         this.peak = 0;
         this.sumSquares = 0;
         this.levelCount = 0;

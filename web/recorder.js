@@ -106,7 +106,10 @@ export class PcmRecorder {
       const rate = context.sampleRate;
       const node = new AudioWorkletNode(context, 'pcm-capture', {
         numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1],
-        processorOptions: { chunkFrames: Math.round(rate * this.chunkMs / 1000), levelFrames: Math.round(rate / 20) },
+        processorOptions: {
+          chunkFrames: Math.round((rate * this.chunkMs) / 1000),
+          levelFrames: Math.round(rate / 20),
+        },
       });
       node.port.onmessage = ({ data }) => {
         if (data.type === 'chunk') {

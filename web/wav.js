@@ -5,7 +5,9 @@
 export function encodeWav(chunks, sampleRate) {
   const frames = chunks.reduce((n, c) => n + c.length, 0);
   const header = new DataView(new ArrayBuffer(44));
-  const text = (offset, s) => { for (let i = 0; i < s.length; i++) header.setUint8(offset + i, s.charCodeAt(i)); };
+  const text = (offset, s) => {
+    for (let i = 0; i < s.length; i++) header.setUint8(offset + i, s.charCodeAt(i));
+  };
   text(0, 'RIFF');
   header.setUint32(4, 36 + frames * 2, true);
   text(8, 'WAVE');

@@ -10,8 +10,8 @@ const MID = 50;
 
 export class Waveform {
   /**
-   * @param {{svg: SVGElement, path: SVGPathElement, marks: SVGGElement, track: HTMLElement, axis: HTMLElement}}
-   *   parts the SVG, its waveform path and slice group, the list of slice labels, the time axis below
+   * @param {object} parts svg (the SVG), path (its waveform), marks (its slice group), track (the list of
+   *   slice labels under it), axis (the time labels under that)
    */
   constructor(parts) {
     Object.assign(this, parts);
