@@ -234,3 +234,16 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> bytes:
         out.setframerate(sample_rate)
         out.writeframes(np.asarray(samples, dtype="<i2").tobytes())
     return buf.getvalue()
+
+
+def peaks(samples: np.ndarray, bins: int) -> tuple[list[float], list[float]]:
+    """The lowest and highest sample (-1..1) in each of ``bins`` equal stretches of ``samples``: enough to
+    draw a waveform, a few kilobytes whatever the recording's length; fewer bins for fewer samples."""
+    n = len(samples)
+    bins = max(0, min(bins, n))
+    if bins == 0:
+        return [], []
+    edges = np.linspace(0, n, bins + 1).astype(np.int64)[:-1]
+    low = np.minimum.reduceat(samples, edges) / 32768.0
+    high = np.maximum.reduceat(samples, edges) / 32768.0
+    return np.round(low, 3).tolist(), np.round(high, 3).tolist()

@@ -258,8 +258,11 @@ class Coordinator:
     def dispatch(self) -> None:
         """Give queued slices to free worker slots and send each its audio."""
         with self.lock:
-            for lease in self.scheduler.assign(self.clock()):
+            leases = self.scheduler.assign(self.clock())
+            for lease in leases:
                 self._send(lease)
+            if leases:  # pages show who is busy: a worker taking a slice changes that
+                self._push_workers()
 
     def _send(self, lease: Lease) -> None:
         key = lease.key
