@@ -15,6 +15,7 @@ from . import api
 from .config import ROOT, Settings
 from .coordinator import Coordinator
 from .events import PageNamespace, WorkerNamespace, token_matches
+from .live_jobs import LiveJobs
 from .store import Store
 
 log = logging.getLogger("scatterscribe")
@@ -87,8 +88,10 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         return response
 
     socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), settings.scheduler.heartbeat_s))
-    socketio.on_namespace(PageNamespace(coordinator, access_allowed))
+    live = LiveJobs(coordinator, settings.live)
+    socketio.on_namespace(PageNamespace(coordinator, access_allowed, live))
     coordinator.resume()
+    live.recover()
 
     def reaper() -> None:
         """Every second: take back expired leases and hand out work. One bad tick never ends the loop."""
@@ -96,6 +99,7 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
             socketio.sleep(1.0)
             try:
                 coordinator.tick()
+                live.tick()
             except Exception:  # noqa: BLE001 - keep serving; the traceback goes to the log
                 log.exception("scheduler tick failed")
 

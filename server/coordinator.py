@@ -60,9 +60,10 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
 
 
-def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE) -> list[SliceRecord]:
+def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE, first: int = 0) -> list[SliceRecord]:
     return [SliceRecord(index=i, start=s.start / rate, end=s.end / rate,
-                        pieces=[(p.start / rate, p.end / rate) for p in s.pieces]) for i, s in enumerate(slices)]
+                        pieces=[(p.start / rate, p.end / rate) for p in s.pieces])
+            for i, s in enumerate(slices, start=first)]
 
 
 class Coordinator:
@@ -122,15 +123,48 @@ class Coordinator:
                    "threshold_db": round(prepared.threshold_db, 1), "input": source_format.describe()})
         if not job.slices:
             job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
+        self.open_job(job)
+        log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id, source_format.describe(),
+                 job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
+        return job
+
+    def open_job(self, job: JobRecord) -> None:
+        """Store a new job, queue its slices and tell the pages."""
         with self.lock:
             self.store.create_job(job)
             self._queue(job)
             self._push_job(job.id)
             self._push_jobs()
             self.dispatch()
-        log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id, source_format.describe(),
-                 job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
-        return job
+
+    def extend_job(self, job_id: str, slices: list[splitter.Slice], duration: float) -> bool:
+        """Add slices that a live recording has just closed (their audio is already on disk) and scatter them
+        at once. False when the job is gone (deleted while recording)."""
+        with self.lock:
+            job = self.store.get_job(job_id)
+            if job is None:
+                return False
+            job.slices = slice_records(slices, first=len(job.slices))
+            self.store.add_slices(job_id, job.slices)
+            self.store.update_job(job_id, duration=duration)
+            self._audio.pop(job_id, None)  # mapped before the file grew: too short for the new slices
+            self._queue(job)
+            self._after_slice_change(job_id)
+            self.dispatch()
+            return True
+
+    def end_recording(self, job_id: str, duration: float, stats: dict[str, Any]) -> None:
+        """A live recording is complete: the job finishes like an upload once its slices are done."""
+        with self.lock:
+            job = self.store.get_job(job_id)
+            if job is None:
+                return
+            self.store.update_job(job_id, recording=False, duration=duration, stats={**job.stats, **stats})
+            if not job.slices:
+                self.store.update_job(job_id, status="done", note=NO_SPEECH, finished_at=time.time())
+            self._audio.pop(job_id, None)
+            self._after_slice_change(job_id)
+            self._push_jobs()
 
     def _queue(self, job: JobRecord) -> None:
         requirement = Requirement(job.engine, job.model)
@@ -313,7 +347,8 @@ class Coordinator:
         if job is None:
             return
         states = [s.status for s in job.slices]
-        if states and all(s in ("done", "failed") for s in states):
+        # A live job is never done while it is recording: more slices may come.
+        if states and all(s in ("done", "failed") for s in states) and not job.recording:
             status = "failed" if all(s == "failed" for s in states) else "done"
             failed = [s for s in job.slices if s.status == "failed"]
             error = "; ".join(transcript.failure_marker(s)[1:-1] for s in failed)
@@ -341,7 +376,7 @@ class Coordinator:
         requirement = Requirement(job.engine, job.model)
         servable = all(self.scheduler.can_serve(requirement, s.seconds) for s in open_slices)
         return {
-            "id": job.id, "name": job.name, "source": job.source, "status": job.status,
+            "id": job.id, "name": job.name, "source": job.source, "status": job.status, "recording": job.recording,
             "created_at": job.created_at, "finished_at": job.finished_at, "duration": round(job.duration, 3),
             "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
             "transcript": transcript.join_text(job.slices),
@@ -369,7 +404,7 @@ class Coordinator:
     def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
         with self.lock:
             return [{"id": job.id, "name": job.name, "source": job.source, "status": job.status,
-                     "created_at": job.created_at, "duration": round(job.duration, 3),
+                     "recording": job.recording, "created_at": job.created_at, "duration": round(job.duration, 3),
                      "progress": {"done": counts.get("done", 0), "failed": counts.get("failed", 0),
                                   "total": sum(counts.values())}}
                     for job, counts in self.store.list_jobs(limit)]
