@@ -322,7 +322,7 @@ class LiveSession:
             self.sequencer.acked -= len(ready)
             limit = self.max_frames / self.sample_rate / 60
             return self._finish()._replace(
-                error=f"the recording reached this server's limit of {limit:g} min: it was stopped there")
+                error=f"the recording reached this server's limit of {limit:.4g} min: it was stopped there")
         self.frames_in += frames
         pcm16 = np.frombuffer(b"".join(ready), dtype="<i2")
         samples = self.resampler.feed(pcm16)

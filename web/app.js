@@ -103,5 +103,7 @@ document.addEventListener('click', async (event) => {
   setTimeout(() => { button.textContent = 'Copy command'; }, 2000);
 });
 
-new Intake({ onJob: (id) => openJob(id), announce });
+const intake = new Intake({ onJob: (id) => openJob(id), announce, socket });
+// For the browser's console (and the tests that cut the connection on purpose).
+window.scatterscribe = { socket, intake };
 renderWorkerCommand();

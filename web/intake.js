@@ -1,8 +1,10 @@
 'use strict';
-// Getting a recording in: record from the microphone (level meter, elapsed time) or choose/drop a .wav;
-// either way it is uploaded with a progress bar and the server's answer is shown as it is.
+// Getting a recording in: record from the microphone (level meter, elapsed time) or choose/drop a .wav.
+// A recording is streamed to the server while it is made (live mode, live.js) and shown as a job from its
+// first chunk; if live mode cannot start, it is uploaded at Stop like a chosen file, with a progress bar.
 
 import { clock } from './format.js';
+import { LiveStream } from './live.js';
 import { PcmRecorder, microphoneProblem } from './recorder.js';
 import { uploadRecording } from './upload.js';
 import { encodeWav } from './wav.js';
@@ -15,12 +17,16 @@ export class Intake {
    * @param {object} hooks
    * @param {(id: string) => void} hooks.onJob a job was created: show it
    * @param {(text: string) => void} hooks.announce say a change out loud (aria-live)
+   * @param {object} hooks.socket the page's Socket.IO connection (live mode streams through it)
    */
-  constructor({ onJob, announce }) {
+  constructor({ onJob, announce, socket }) {
     this.onJob = onJob;
     this.announce = announce;
+    this.socket = socket;
     this.busy = false;
     this.chunks = [];
+    this.live = null; // the LiveStream of the recording in progress; null when it will be uploaded instead
+    this.frames = 0;
     this.rate = 0;
     this.recorder = new PcmRecorder({
       onLevel: (peak) => this.showLevel(peak),
@@ -70,9 +76,19 @@ export class Intake {
     $('record').disabled = true;
     this.recordMessage('Asking for the microphone…');
     this.chunks = [];
+    this.frames = 0;
+    const live = new LiveStream(this.socket, { onEnded: (problem) => this.liveEnded(problem) });
+    this.live = live;
     try {
-      await this.recorder.start((pcm, rate) => { this.chunks.push(pcm); this.rate = rate; });
+      await this.recorder.start((pcm, rate) => {
+        this.frames += pcm.length;
+        this.rate = rate;
+        if (this.live) this.live.push(pcm);
+        else this.chunks.push(pcm);
+      });
     } catch (error) {
+      live.abandon();
+      this.live = null;
       const problem = microphoneProblem(error);
       this.recordMessage(problem.message, true);
       $('record-panel').dataset.mic = problem.kind;
@@ -85,14 +101,49 @@ export class Intake {
     $('record-label').textContent = 'Stop';
     $('record').classList.add('recording');
     $('meter-row').hidden = false;
-    this.recordMessage('Recording. Press Stop when you are done; the recording is then transcribed.');
+    this.recordMessage('Recording. Press Stop when you are done.');
     this.announce('Recording started.');
     this.tick = setInterval(() => this.showElapsed(), 200);
     this.showElapsed();
+    try {
+      const job = await live.open(this.recordingName(), this.recorder.sampleRate);
+      this.onJob(job);
+      if (this.live === live) {
+        $('record-panel').dataset.live = 'true';
+        this.recordMessage('Recording live: each pause sends what was said to the workers, and its text ' +
+          'appears below while you speak. Press Stop when you are done.');
+      }
+    } catch (error) { // live mode is not available: the recording is uploaded at Stop instead
+      const stopped = this.live !== live;
+      const chunks = live.unacknowledged();
+      live.abandon();
+      $('record-panel').dataset.live = 'false';
+      if (stopped) {
+        await this.send(encodeWav(chunks, this.rate), this.recordingName());
+      } else {
+        this.live = null;
+        this.chunks = chunks.concat(this.chunks);
+        this.recordMessage(`Recording (not live: ${error.message}). Press Stop to send the recording.`);
+      }
+    }
     return undefined;
   }
 
-  showElapsed(seconds = this.recorder.sampleRate ? this.recorder.frames / this.recorder.sampleRate : 0) {
+  recordingName() {
+    const stamp = new Date().toISOString().slice(0, 19).replace('T', ' ').replace(/:/g, '-');
+    return `Recording ${stamp}.wav`;
+  }
+
+  /** The server ended a live recording early (its length limit, a deleted job, a restart): stop here too. */
+  liveEnded(problem) {
+    if (!this.recorder.recording) {
+      this.recordMessage(problem, true);
+      return;
+    }
+    this.stopRecording(problem, true);
+  }
+
+  showElapsed(seconds = this.rate ? this.frames / this.rate : 0) {
     $('elapsed').textContent = clock(seconds);
     $('elapsed').dataset.seconds = seconds.toFixed(2);
   }
@@ -105,30 +156,38 @@ export class Intake {
     $('meter-fill').dataset.level = fill.toFixed(3);
   }
 
-  async stopRecording(reason) {
+  async stopRecording(reason, problem = false) {
     if (!this.recorder.recording) return;
     clearInterval(this.tick);
     $('record').disabled = true;
-    await this.recorder.stop();
+    await this.recorder.stop(); // delivers the last chunk first
+    const live = this.live;
+    this.live = null;
     $('record').classList.remove('recording');
     $('record-label').textContent = 'Record';
     $('meter-row').hidden = true;
     $('record-panel').dataset.mic = 'ready';
-    const frames = this.chunks.reduce((n, c) => n + c.length, 0);
-    const seconds = this.rate ? frames / this.rate : 0;
+    const seconds = this.rate ? this.frames / this.rate : 0;
     this.showElapsed(seconds);
+    this.announce(`Recording stopped after ${clock(seconds)}.`);
+    if (live) {
+      this.setBusy(false);
+      this.recordMessage(reason || `Recorded ${clock(seconds)} live; the last words are being transcribed.`,
+        problem);
+      const ended = await live.finish();
+      if (ended) this.recordMessage(ended, true);
+      return;
+    }
     if (seconds < MIN_RECORDING_S) {
       this.recordMessage('That was too short to transcribe: record at least a second.', true);
       this.setBusy(false);
       return;
     }
-    this.recordMessage(reason || `Recorded ${clock(seconds)}.`);
-    this.announce(`Recording stopped after ${clock(seconds)}.`);
+    this.recordMessage(reason || `Recorded ${clock(seconds)}.`, problem);
     const blob = encodeWav(this.chunks, this.rate);
     this.chunks = [];
-    const stamp = new Date().toISOString().slice(0, 19).replace('T', ' ').replace(/:/g, '-');
     this.setBusy(false);
-    await this.send(blob, `Recording ${stamp}.wav`);
+    await this.send(blob, this.recordingName());
   }
 
   /** Upload a recording as a new job; on refusal show the server's own words. */

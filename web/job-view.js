@@ -55,7 +55,10 @@ export class JobView {
     this.renderTranscript();
     for (const ext of FORMATS) $(`dl-${ext}`).href = `/api/jobs/${view.id}/transcript.${ext}`;
     $('partial-note').hidden = this.finished || view.progress.done === 0;
-    if (this.peaksFor !== view.id) this.loadPeaks(view.id);
+    // A live job's audio grows: draw its waveform again when its length changes.
+    if (this.peaksFor !== view.id || this.peaksDuration !== view.duration) {
+      this.loadPeaks(view.id, view.duration);
+    }
     this.announceChanges(before, view);
   }
 
@@ -69,8 +72,9 @@ export class JobView {
     $('job-meta').textContent = parts.join(' · ');
     const badge = $('job-status');
     const waiting = v.waiting_for_workers && !this.finished;
-    badge.dataset.status = waiting ? 'waiting' : v.status;
-    badge.textContent = waiting ? 'Waiting for workers' : JOB_STATUS_WORDS[v.status] || v.status;
+    badge.dataset.status = v.recording ? 'recording' : waiting ? 'waiting' : v.status;
+    badge.textContent = v.recording ? 'Recording' : waiting ? 'Waiting for workers'
+      : JOB_STATUS_WORDS[v.status] || v.status;
   }
 
   renderProgress() {
@@ -81,7 +85,8 @@ export class JobView {
     bar.value = total ? done : 1;
     let text = `${done} of ${total} slices done`;
     if (failed) text += `, ${failed} failed`;
-    if (!this.finished) {
+    if (v.recording) text += ' · still recording: each pause sends a slice';
+    else if (!this.finished) {
       if (v.waiting_for_workers) text += ' · waiting for a worker';
       else if (v.eta_s === null || v.eta_s === undefined) text += ' · estimating time left…';
       else {
@@ -157,9 +162,10 @@ export class JobView {
     $('transcript').replaceChildren(...parts);
   }
 
-  async loadPeaks(id) {
+  async loadPeaks(id, duration) {
+    if (this.peaksFor !== id) this.waveform.setPeaks({ min: [], max: [] }); // a live job's keeps its old one
     this.peaksFor = id;
-    this.waveform.setPeaks({ min: [], max: [] });
+    this.peaksDuration = duration;
     const svg = $('waveform');
     const bins = Math.min(2000, Math.max(200, Math.round(svg.clientWidth * (window.devicePixelRatio || 1))));
     try {
