@@ -1,9 +1,9 @@
 """Live recordings: a recording scattered while it is being made. The pure parts: no sockets, no files, the
 time passed in, so every rule here is tested on its own.
 
-A page sends the microphone's 16-bit PCM in numbered chunks of ~250 ms. :class:`LiveSession` takes them and
-says, for each one, what to acknowledge, which 16 kHz samples to append to the job's audio file and which slices
-are now closed (to be scattered at once):
+A page sends the microphone's 16-bit PCM in numbered chunks of ~250 ms. :class:`LiveSession` takes them
+and says, for each one, what to acknowledge, which 16 kHz samples to append to the job's audio file and which
+slices are now closed (to be scattered at once):
 
 * :class:`Sequencer` puts chunks back in order. It acknowledges the highest sequence number up to which
   everything has arrived, ignores chunks it already has, holds a few that arrive early (Socket.IO may hand two
@@ -74,7 +74,7 @@ class ChunkError(ValueError):
     """A chunk or request the session refuses; the message is for the page (and its user)."""
 
 
-# --- order -----------------------------------------------------------------------------------------------------
+# --- order --------------------------------------------------------------------------------------------------
 
 
 class Sequencer:
@@ -99,17 +99,17 @@ class Sequencer:
         return ready
 
 
-# --- sample rate -----------------------------------------------------------------------------------------------
+# --- sample rate --------------------------------------------------------------------------------------------
 
 
 class StreamResampler:
     """16-bit PCM at ``rate`` in, as it comes; 16 kHz int16 out, identical to what
     :func:`audio.convert_to_pcm16` writes for the whole recording.
 
-    That function resamples blocks with ``pad`` input frames of context on each side, and the result does not
-    depend on where the blocks begin and end (``resample_poly``'s filter is shorter than the pad). So output is
-    given for every input frame that has ``pad`` frames after it, in blocks starting on multiples of ``down``,
-    and :meth:`finish` gives the rest once the recording's end is known.
+    That function resamples blocks with ``pad`` input frames of context on each side, and the result does
+    not depend on where the blocks begin and end (``resample_poly``'s filter is shorter than the pad). So
+    output is given for every input frame that has ``pad`` frames after it, in blocks starting on multiples
+    of ``down``, and :meth:`finish` gives the rest once the recording's end is known.
     """
 
     def __init__(self, rate: int):
@@ -149,7 +149,7 @@ class StreamResampler:
         return audio.float_to_pcm16(out)
 
 
-# --- where slices end ------------------------------------------------------------------------------------------
+# --- where slices end ---------------------------------------------------------------------------------------
 
 
 class LiveSplitter:
@@ -159,11 +159,11 @@ class LiveSplitter:
     the recent audio (:func:`splitter.adaptive_threshold_db` over ``threshold_window_s``; a fixed
     ``start_threshold_db`` for the first ``warmup_s``):
 
-    * A pause closes the open slice when the speech before it spans at least ``slice_after_s``, or when the pause
-      has lasted ``long_pause_s``. A pause counts once ``min_silence_ms`` and ``2 * pad_ms`` of silence have
-      arrived (or, if speech has already resumed, when it was at least ``min_silence_ms``: the splitter's own
-      rule). The cut lies ``pad_ms`` after the speech, or at the pause's quietest frame if it is shorter than
-      two pads, so it never falls inside speech.
+    * A pause closes the open slice as soon as it has lasted ``pause_s``, if the speech before it spans at
+      least ``slice_after_s``; or as soon as it has lasted ``long_pause_s``, however short the slice (the
+      speaker stopped: their words should show). Shorter pauses, breaths within a sentence, do not close it:
+      measured on the corpus, cutting at every 0.3 s pause costs a few points of WER. The cut lies ``pad_ms``
+      after the speech (or at the pause's quietest frame if it is shorter than two pads), never inside it.
     * Speech with no such pause is cut once it no longer fits in ``max_slice_s``, exactly where the upload
       splitter cuts it (the longest pause leaving the slice ``min_fill`` full, else the quietest 100 ms).
     * Silence with no speech since the last slice is dropped as it comes (it would never be sent anyway).
@@ -206,7 +206,7 @@ class LiveSplitter:
         self.n_frames += len(levels)
 
     def threshold(self) -> float:
-        """The silence threshold now: adaptive over the recent audio, fixed while there is too little of it."""
+        """The silence threshold now: adaptive over the recent audio, fixed while there is too little."""
         if self.n_frames < self.live.warmup_s * self.frames_per_s:
             return self.live.start_threshold_db
         first = max(0, self.n_frames - round(self.live.threshold_window_s * self.frames_per_s))
@@ -259,7 +259,7 @@ class LiveSplitter:
         return [Slice(tuple(Span(p.start + shift, p.end + shift) for p in s.pieces)) for s in plan]
 
 
-# --- one recording ---------------------------------------------------------------------------------------------
+# --- one recording ------------------------------------------------------------------------------------------
 
 
 class Update(NamedTuple):
@@ -279,7 +279,8 @@ class LiveSession:
     a session not heard from for ``idle_timeout_s`` finishes with what it has (:meth:`expire`).
     """
 
-    def __init__(self, sample_rate: int, opts: SplitOptions, live: LiveOptions, max_duration_s: float, now: float):
+    def __init__(self, sample_rate: int, opts: SplitOptions, live: LiveOptions, max_duration_s: float,
+                 now: float):
         if not isinstance(sample_rate, int) or not audio.MIN_RATE <= sample_rate <= audio.MAX_RATE:
             raise ChunkError(f"unsupported sample rate: {sample_rate!r} (8000 to 48000 Hz are accepted)")
         self.sample_rate = sample_rate
@@ -331,7 +332,7 @@ class LiveSession:
         return self._advance(samples)
 
     def stop(self, last_seq: object, now: float) -> Update:
-        """The page pressed Stop after chunk ``last_seq`` (-1: none). Finishes at once if every chunk is here."""
+        """Stop was pressed after chunk ``last_seq`` (-1: none). Finishes at once if every chunk is here."""
         if not isinstance(last_seq, int) or isinstance(last_seq, bool) or not -1 <= last_seq < 2**31:
             raise ChunkError("last_seq must be a whole number from -1")
         if last_seq < self.ack:

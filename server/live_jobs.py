@@ -42,8 +42,9 @@ class Pcm16File:
     def header(samples: int) -> bytes:
         """The 44-byte header Python's ``wave`` module writes for ``samples`` 16 kHz mono 16-bit samples."""
         data = 2 * samples
-        return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1, audio.TARGET_RATE,
-                           2 * audio.TARGET_RATE, 2, 16, b"data", data)
+        rate = audio.TARGET_RATE
+        return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1, rate,
+                           2 * rate, 2, 16, b"data", data)
 
     def append(self, samples: np.ndarray) -> None:
         """Add samples at the end, then state the new length in the header."""
@@ -59,7 +60,7 @@ class Pcm16File:
 
     @classmethod
     def repair(cls, path: Path) -> int:
-        """After a crash: cut off anything written after the header's last update; returns the samples kept."""
+        """After a crash: cut off what was written after the header's last update; returns the samples."""
         with open(path, "r+b") as f:
             fmt = audio.read_wav_format(f, path.stat().st_size)
             f.truncate(fmt.data_offset + 2 * fmt.frames)
@@ -76,7 +77,8 @@ class _Live:
 class LiveJobs:
     """The live recordings in progress, by job id. Every method runs under the coordinator's lock."""
 
-    def __init__(self, coordinator: Coordinator, opts: LiveOptions, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, coordinator: Coordinator, opts: LiveOptions,
+                 clock: Callable[[], float] = time.monotonic):
         self.coordinator = coordinator
         self.opts = opts
         self.clock = clock
@@ -90,8 +92,8 @@ class LiveJobs:
         settings = coord.settings
         with coord.lock:
             if len(self.sessions) >= self.opts.max_sessions:
-                return {"error": f"this server already takes {self.opts.max_sessions} live recordings at once; "
-                                 "try again in a moment, or record and upload a file"}
+                return {"error": f"this server already takes {self.opts.max_sessions} live recordings at "
+                                 "once; try again in a moment, or record and upload a file"}
             try:
                 session = LiveSession(sample_rate, settings.splitter, self.opts,
                                       settings.server.max_duration_min * 60, self.clock())
@@ -101,19 +103,19 @@ class LiveJobs:
             path = coord.audio_path(job_id)
             path.parent.mkdir()
             live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path))
-            coord.open_job(JobRecord(id=job_id, name=name, source="live", created_at=time.time(), recording=True,
-                                     stats={"input": f"{sample_rate} Hz mono 16-bit PCM"}))
+            coord.open_job(JobRecord(id=job_id, name=name, source="live", created_at=time.time(),
+                                     recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"}))
             self.sessions[job_id] = live
             log.info("job %s: live recording started at %d Hz", job_id, sample_rate)
             return {"job": job_id, "key": live.key, "ack": -1, "max_chunk_bytes": session.max_chunk_bytes}
 
     def chunk(self, data: dict[str, Any]) -> dict[str, Any]:
-        """``{job, key, seq, pcm}`` → ``{ack}``; refused chunks add ``error``, a finished recording ``finished``."""
+        """``{job, key, seq, pcm}`` → ``{ack}``; a refusal adds ``error``, an ended recording ``finished``."""
         return self._request(data, lambda session, now: session.chunk(data.get("seq"), data.get("pcm"), now))
 
     def stop(self, data: dict[str, Any]) -> dict[str, Any]:
-        """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq``. The last slice is closed and sent
-        at once when every chunk is here; otherwise when the missing ones come (or at the idle timeout)."""
+        """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq``. The last slice is closed and
+        sent at once when every chunk is here; else when the missing ones come (or at the idle timeout)."""
         return self._request(data, lambda session, now: session.stop(data.get("last_seq"), now))
 
     def resume(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -142,12 +144,13 @@ class LiveJobs:
         job_id = data.get("job")
         live = self.sessions.get(job_id) if isinstance(job_id, str) else None
         key = data.get("key")
-        if live is None or not isinstance(key, str) or not hmac.compare_digest(key.encode(), live.key.encode()):
-            raise ChunkError("no such live recording here: it has ended (or the server restarted and closed it "
-                             "with the audio it had)")
+        if live is None or not isinstance(key, str) or not hmac.compare_digest(key.encode(),
+                                                                               live.key.encode()):
+            raise ChunkError("no such live recording here: it has ended (or the server restarted and closed "
+                             "it with the audio it had)")
         return job_id, live
 
-    # --- applying what the session decided --------------------------------------------------------------------
+    # --- applying what the session decided ------------------------------------------------------------------
 
     def _apply(self, job_id: str, live: _Live, update: Update) -> dict[str, Any]:
         session = live.session
@@ -174,8 +177,8 @@ class LiveJobs:
         self.sessions.pop(job_id, None)
 
     def tick(self) -> None:
-        """Called every second: a recording whose page has been silent for ``idle_timeout_s`` is closed with the
-        audio it has, and its job finishes."""
+        """Called every second: a recording whose page has been silent for ``idle_timeout_s`` is closed with
+        the audio it has, and its job finishes."""
         with self.coordinator.lock:
             now = self.clock()
             for job_id, live in list(self.sessions.items()):
@@ -185,7 +188,7 @@ class LiveJobs:
                                 job_id, self.opts.idle_timeout_s)
                     self._apply(job_id, live, update)
 
-    # --- after a restart --------------------------------------------------------------------------------------
+    # --- after a restart ------------------------------------------------------------------------------------
 
     def recover(self) -> int:
         """Close every live recording a previous run left open: its page's session died with that run, so the

@@ -1,5 +1,5 @@
-"""Live mode without a browser: the pure rules of server/live.py (time and audio passed in, no sleeping), then
-a real server taking live recordings from a python-socketio client that plays the page with real corpus PCM."""
+"""Live mode's pure rules (server/live.py) and its growing WAV file: audio and time are passed in, nothing
+sleeps. The same with real processes and the page: tests/test_live_e2e.py."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def play(samples: np.ndarray, live: LiveOptions = LIVE, rate: int = RATE):
     return closed, session
 
 
-# --- order ---------------------------------------------------------------------------------------------------
+# --- order --------------------------------------------------------------------------------------------------
 
 
 def test_sequencer_gives_each_chunk_once_in_order():
@@ -67,7 +67,7 @@ def test_sequencer_gives_each_chunk_once_in_order():
     assert seq.accept(4, b"e") == [b"e"] and seq.accept(1, b"b") == [] and seq.acked == 4
 
 
-# --- sample rate ---------------------------------------------------------------------------------------------
+# --- sample rate --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("rate", [8000, 11025, 16000, 22050, 44100, 48000])
@@ -94,8 +94,8 @@ def test_streamed_resampling_is_the_upload_conversion(rate, tmp_path):
 
 
 def test_growing_file_is_the_bytes_an_upload_stores(tmp_path):
-    """A Pcm16File appended to piece by piece holds the bytes Python's wave module writes for the same samples,
-    and after a crash mid-append it is cut back to what its header states."""
+    """A Pcm16File appended to piece by piece holds the bytes Python's wave module writes for the same
+    samples, and after a crash mid-append it is cut back to what its header states."""
     samples = load("timit_LDC93S1_sample.wav")
     path = tmp_path / "live.wav"
     grown = Pcm16File(path)
@@ -108,7 +108,7 @@ def test_growing_file_is_the_bytes_an_upload_stores(tmp_path):
     assert Pcm16File.repair(path) == len(samples) and path.read_bytes() == audio.wav_bytes(samples)
 
 
-# --- where slices end ----------------------------------------------------------------------------------------
+# --- where slices end ---------------------------------------------------------------------------------------
 
 
 def test_a_pause_after_enough_speech_closes_the_slice_as_soon_as_it_is_long_enough():
@@ -131,8 +131,8 @@ def test_a_long_pause_closes_a_short_slice():
 
 
 def test_speech_without_a_pause_is_cut_only_at_the_maximum_length():
-    """A minute of speech with no pause is cut only when the open slice, with a pad of silence on each side, no
-    longer fits in max_slice_s; every slice fits, and together they hold all of it."""
+    """A minute of speech with no pause is cut only when the open slice, with a pad of silence on each side,
+    no longer fits in max_slice_s; every slice fits, and together they hold all of it."""
     samples = signal(("speech", 60.0))
     closed, _ = play(samples)
     assert len(closed) == 3 and closed[-1][1] is None
@@ -141,14 +141,15 @@ def test_speech_without_a_pause_is_cut_only_at_the_maximum_length():
         assert s.length <= OPTS.max_slice_s * RATE
         assert s.start == previous_end  # nothing dropped: it is all speech
         if at is not None:
-            assert at - s.start / RATE > OPTS.max_slice_s - 2 * OPTS.pad_ms / 1000, "closed before it was full"
+            full = OPTS.max_slice_s - 2 * OPTS.pad_ms / 1000
+            assert at - s.start / RATE > full, "closed before it was full"
         previous_end = s.end
     assert previous_end == len(samples)
 
 
 def test_threshold_starts_fixed_then_adapts_to_the_recording():
-    """Before warmup_s of audio the threshold is start_threshold_db; after it, it sits between this recording's
-    noise floor and its speech level."""
+    """Before warmup_s of audio the threshold is start_threshold_db; after it, it sits between this
+    recording's noise floor and its speech level."""
     splitter = LiveSplitter(OPTS, LIVE)
     samples = signal(("quiet", 1.0), ("speech", 2.0), ("quiet", 1.0))
     splitter.feed(samples[: RATE])
@@ -183,12 +184,12 @@ def test_live_cuts_on_real_speech_fall_in_pauses_and_keep_the_speech(name):
     assert (speech & covered).sum() >= 0.95 * speech.sum()
 
 
-# --- one session ---------------------------------------------------------------------------------------------
+# --- one session --------------------------------------------------------------------------------------------
 
 
 def test_session_refuses_bad_chunks_and_changes_nothing():
-    """A bad sample rate, seq, empty/odd/oversized PCM or a chunk after the last one is refused with a message,
-    and the acknowledged position stays where it was."""
+    """A bad sample rate, seq, empty/odd/oversized PCM or a chunk after the last one is refused with a
+    message, and the acknowledged position stays where it was."""
     with pytest.raises(ChunkError, match="sample rate"):
         LiveSession(96000, OPTS, LIVE, 60, 0.0)
     with pytest.raises(ChunkError, match="sample rate"):
@@ -196,7 +197,8 @@ def test_session_refuses_bad_chunks_and_changes_nothing():
     session = LiveSession(RATE, OPTS, LIVE, 60, 0.0)
     session.chunk(0, bytes(CHUNK * 2), 0.0)
     for seq, pcm, words in [(-1, b"\0\0", "seq"), (True, b"\0\0", "seq"), ("1", b"\0\0", "seq"),
-                            (1.0, b"\0\0", "seq"), (1, b"", "even"), (1, b"\0\0\0", "even"), (1, "text", "even"),
+                            (1.0, b"\0\0", "seq"), (1, b"", "even"), (1, b"\0\0\0", "even"),
+                            (1, "text", "even"),
                             (1, bytes(2 * RATE + 2), "at most 1 s"), (10**12, b"\0\0", "seq")]:
         with pytest.raises(ChunkError, match=words):
             session.chunk(seq, pcm, 0.0)
@@ -207,8 +209,8 @@ def test_session_refuses_bad_chunks_and_changes_nothing():
 
 
 def test_stop_waits_for_missing_chunks_then_closes_the_last_slice():
-    """Stop after chunk 3 with chunk 2 missing finishes nothing; the missing chunk's arrival finishes the session
-    and closes the last slice, covering the whole recording."""
+    """Stop after chunk 3 with chunk 2 missing finishes nothing; the missing chunk's arrival finishes the
+    session and closes the last slice, covering the whole recording."""
     samples = signal(("quiet", 0.2), ("speech", 0.8))
     chunks = [samples[i : i + CHUNK].tobytes() for i in range(0, len(samples), CHUNK)]
     session = LiveSession(RATE, OPTS, LIVE, 60, 0.0)
@@ -255,7 +257,8 @@ def test_an_old_database_gains_the_recording_column(tmp_path):
         created_at REAL NOT NULL, status TEXT NOT NULL, duration REAL NOT NULL DEFAULT 0,
         engine TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',
         note TEXT NOT NULL DEFAULT '', finished_at REAL, stats TEXT NOT NULL DEFAULT '{}');
-        INSERT INTO jobs (id, name, source, created_at, status) VALUES ('old', 'a.wav', 'upload', 1.0, 'done');""")
+        INSERT INTO jobs (id, name, source, created_at, status)
+            VALUES ('old', 'a.wav', 'upload', 1.0, 'done');""")
     db.commit()
     db.close()
     store = Store(path)

@@ -1,11 +1,9 @@
-"""Live mode with real processes: a server and a worker on 127.0.0.1 take live recordings from a python-socketio
-client that does what the page does (real corpus PCM in 250 ms chunks), and from the page itself in Debian's
-Chromium, whose fake microphone plays a corpus recording."""
+"""Live mode with real processes: a server and a worker on 127.0.0.1 take live recordings from a
+python-socketio client that does what the page does (real corpus PCM in 250 ms chunks), and from the page
+itself in Debian's Chromium, whose fake microphone plays a corpus recording."""
 
 from __future__ import annotations
 
-import signal
-import time
 import wave
 
 import numpy as np
@@ -123,8 +121,8 @@ def streamed(site):
 
 
 def test_a_job_is_not_done_while_its_recording_may_grow(streamed):
-    """Mid-recording, with every slice closed so far transcribed, the job says it is recording and is not done;
-    Stop finishes the recording at once."""
+    """Mid-recording, with every slice closed so far transcribed, the job says it is recording and is not
+    done; Stop finishes the recording at once."""
     _, mid, stop = streamed
     assert mid["recording"] is True and mid["status"] == "running" and mid["source"] == "live"
     assert mid["progress"]["done"] == mid["progress"]["total"] >= 1 and mid["transcript"]
@@ -206,8 +204,8 @@ def test_a_dropped_connection_loses_nothing_when_the_page_resends(site):
 
 
 def test_live_requests_are_checked(site):
-    """A wrong key, an unknown job, a malformed or oversized chunk and a bad sample rate are each refused with a
-    message; the recording they aimed at is untouched."""
+    """A wrong key, an unknown job, a malformed or oversized chunk and a bad sample rate are each refused
+    with a message; the recording they aimed at is untouched."""
     page = FakePage(site)
     assert "sample rate" in page.call("live_start", {"name": "x", "sample_rate": 192000})["error"]
     assert "sample rate" in page.call("live_start", {"name": "x"})["error"]
@@ -228,7 +226,7 @@ def test_live_requests_are_checked(site):
     forget(site, live["job"])
 
 
-# --- limits, timeouts and restarts (a server without workers, small limits) ------------------------------------
+# --- limits, timeouts and restarts (a server without workers, small limits) ---------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +260,8 @@ def test_an_abandoned_live_job_is_closed_after_the_idle_timeout(limited):
     live = page.start()
     page.send(live, chunks_of(load(HARVARD))[:12])
     page.close()
-    job = wait_for(lambda: (j := limited.job(live["job"]))["recording"] is False and j, 30, "the idle timeout")
+    job = wait_for(lambda: (j := limited.job(live["job"]))["recording"] is False and j, 30,
+                   "the idle timeout")
     assert job["duration"] == 3.0 and job["slices"] and job["slices"][-1]["end"] <= 3.0
     assert job["status"] == "queued" and job["waiting_for_workers"], "its slices wait for a worker"
     assert "no word from its page" in limited.log()
@@ -306,7 +305,7 @@ def test_a_live_job_left_open_by_a_killed_server_is_closed_on_restart(tmp_path):
         again.stop()
 
 
-# --- the page, in Chromium ---------------------------------------------------------------------------------------
+# --- the page, in Chromium ----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,216 @@
+"""Stop-to-text latency of live mode: ``python -m bench.live``.
+
+A real server with its one local worker (faster-whisper tiny.en, as ``python -m server`` starts it) and
+Debian's Chromium, headless, whose fake microphone plays a corpus recording with pauses. Each run opens the
+page, presses Record, presses Stop after a given number of seconds (a different point of the recording each
+run) and measures, inside the page, the time from the Stop click to the final transcript on the page (the job
+badge turning to "Done", in the same render as the last slice's text).
+
+Side by side, after each live run, the very audio that run stored is uploaded whole through the API, as the
+page did before live mode (record, then upload at Stop), and timed from the request to the job being done:
+what Stop cost without live mode. Runs alternate live / upload so a shared machine's load falls on both
+alike. Medians and the 90th percentile (linear interpolation) are printed and written to
+``bench/results/live.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from server.config import load_settings  # noqa: E402
+from tests.support import Server, corpus_file, manifest, wait_for, wer  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "live.md"
+RECORDING = "osr_us_000_0034_harvard_list72.wav"  # 35.5 s of read sentences with pauses
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+#: One live run inside the page: Record, Stop once `stopAt` seconds are recorded, time until "Done".
+RUN = """async (stopAt) => {
+  const intake = window.scatterscribe.intake;
+  const badge = document.getElementById('job-status');
+  const transcript = document.getElementById('transcript');
+  const started = performance.now();
+  let firstWords = null;
+  const words = new MutationObserver(() => {
+    if (firstWords === null && transcript.querySelector('.piece:not(.placeholder)')) {
+      firstWords = (performance.now() - started) / 1000;
+    }
+  });
+  words.observe(transcript, { childList: true, subtree: true });
+  document.getElementById('record').click();
+  await new Promise((resolve) => {
+    const timer = setInterval(() => {
+      if (intake.frames / intake.rate >= stopAt) { clearInterval(timer); resolve(); }
+    }, 2);
+  });
+  const done = new Promise((resolve) => {
+    const seen = new MutationObserver(() => {
+      if (badge.textContent === 'Done') { seen.disconnect(); resolve(performance.now()); }
+    });
+    seen.observe(badge, { childList: true, characterData: true, subtree: true });
+  });
+  const recordedAtStop = intake.frames / intake.rate;
+  const stopped = performance.now();
+  document.getElementById('record').click();
+  const timeout = new Promise((resolve) => setTimeout(() => resolve(null), 120000));
+  const shown = await Promise.race([done, timeout]);
+  words.disconnect();
+  return { latency: shown === null ? null : (shown - stopped) / 1000, firstWords, recordedAtStop,
+           job: new URLSearchParams(location.search).get('job'), text: transcript.textContent };
+}"""
+
+
+@dataclass
+class Run:
+    stop_at: float
+    recorded_s: float
+    slices: int
+    last_slice_s: float
+    last_slice_work_s: float
+    first_words_s: float | None
+    live_s: float
+    upload_s: float
+    text: str
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def upload_latency(server: Server, audio_bytes: bytes) -> float:
+    """Seconds from sending a recording whole to its job being done: Stop's cost without live mode."""
+    t0 = time.perf_counter()
+    response = requests.post(f"{server.url}/api/jobs", files={"audio": ("rec.wav", audio_bytes, "audio/wav")},
+                             timeout=120)
+    response.raise_for_status()
+    job_id = response.json()["id"]
+    wait_for(lambda: server.job(job_id)["status"] == "done", 120, "the uploaded job", interval=0.01)
+    elapsed = time.perf_counter() - t0
+    requests.delete(f"{server.url}/api/jobs/{job_id}", timeout=30)
+    return elapsed
+
+
+def measure(runs: int, tmp: Path) -> tuple[list[Run], dict]:
+    from playwright.sync_api import sync_playwright
+
+    length = float(manifest()[RECORDING]["seconds"])
+    stops = [round(float(s), 2) for s in np.linspace(6.0, length - 1.5, runs)]
+    server = Server(tmp, local_workers=1)
+    results: list[Run] = []
+    try:
+        worker = server.wait_workers(1, timeout=120)[0]
+        # Warm the worker up (its first transcription also loads CTranslate2's kernels).
+        upload_latency(server, corpus_file("jfk_inaugural_excerpt.wav").read_bytes())
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=BROWSER_ARGS + [f"--use-file-for-fake-audio-capture={corpus_file(RECORDING)}"])
+            try:
+                for stop_at in stops:
+                    context = browser.new_context(viewport={"width": 1280, "height": 900})
+                    page = context.new_page()
+                    page.goto(server.url)
+                    page.wait_for_selector("#connection[data-state='connected']", timeout=30_000)
+                    out = page.evaluate(RUN, stop_at)
+                    context.close()
+                    if out["latency"] is None:
+                        raise RuntimeError(f"run stopping at {stop_at} s never showed its final text")
+                    job = server.job(out["job"])
+                    last = job["slices"][-1]
+                    stored = server.get(f"/api/jobs/{out['job']}/audio.wav").content
+                    results.append(Run(
+                        stop_at=stop_at, recorded_s=job["duration"], slices=len(job["slices"]),
+                        last_slice_s=sum(b - a for a, b in last["pieces"]),
+                        last_slice_work_s=last["elapsed"] or 0,
+                        first_words_s=out["firstWords"], live_s=out["latency"],
+                        upload_s=upload_latency(server, stored), text=out["text"]))
+                    r = results[-1]
+                    print(f"stop at {stop_at:5.2f} s: live {r.live_s:.2f} s, upload {r.upload_s:.2f} s "
+                          f"({r.slices} slices, last {r.last_slice_s:.1f} s of audio, "
+                          f"worked {r.last_slice_work_s:.2f} s)", flush=True)
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+    return results, worker
+
+
+def report(results: list[Run], worker: dict, runs: int) -> str:
+    live = [r.live_s for r in results]
+    upload = [r.upload_s for r in results]
+    settings = load_settings().live
+    full = [r for r in results if r.recorded_s > float(manifest()[RECORDING]["seconds"]) - 2]
+    first = [r.first_words_s for r in results if r.first_words_s is not None and r.first_words_s < r.stop_at]
+    lines = [
+        "# Live mode: Stop to final text",
+        "",
+        f"`python -m bench.live --runs {runs}` on {platform.machine()}, {os.cpu_count()} CPU core(s) shared "
+        f"with other work, {time.strftime('%Y-%m-%d')}: a server with its one local worker "
+        f"({worker['engine']} {worker['model']}), Debian's Chromium headless with its fake microphone "
+        f"playing `{RECORDING}` (read sentences with pauses). Each run presses Record, then Stop after the "
+        "given seconds, and times inside the page the Stop click to the final transcript on the page. Beside it, the same audio "
+        "(the live job's stored audio.wav) uploaded whole through the API and timed to its job being done: "
+        "what Stop cost before live mode. Live and upload runs alternate.",
+        "",
+        f"Live settings: a pause of {settings.pause_s:g} s closes a slice once it spans "
+        f"{settings.slice_after_s:g} s; a pause of {settings.long_pause_s:g} s closes it whatever its "
+        "length.",
+        "",
+        "| | median | p90 |",
+        "|---|---|---|",
+        f"| live: Stop → final text on the page | **{statistics.median(live):.2f} s** "
+        f"| {percentile(live, 90):.2f} s |",
+        f"| upload at Stop → job done | {statistics.median(upload):.2f} s | {percentile(upload, 90):.2f} s |",
+        f"| ratio upload / live (medians) | {statistics.median(upload) / statistics.median(live):.1f}× | |",
+        "",
+    ]
+    if first:
+        lines += [f"First words on the page while still recording: median {statistics.median(first):.1f} s "
+                  "after Record was pressed.", ""]
+    if full:
+        reference = manifest()[RECORDING]["reference"]
+        lines += [f"WER of the page's text for the runs that recorded the whole file: "
+                  f"{statistics.median(wer(reference, r.text) for r in full):.1f} % (median).", ""]
+    lines += ["| Stop after | recorded | slices | last slice (audio) | worker time on it | live: Stop → text "
+              "| upload → done |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r.stop_at:.2f} s | {r.recorded_s:.2f} s | {r.slices} | {r.last_slice_s:.1f} s "
+                     f"| {r.last_slice_work_s:.2f} s | {r.live_s:.2f} s | {r.upload_s:.2f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=9,
+                        help="live runs, each stopping at another point (default 9)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"markdown report (default {RESULTS})")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        results, worker = measure(args.runs, Path(tmp))
+    text = report(results, worker, args.runs)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
