@@ -11,6 +11,10 @@ page did before live mode (record, then upload at Stop), and timed from the requ
 what Stop cost without live mode. Runs alternate live / upload so a shared machine's load falls on both
 alike. Medians and the 90th percentile (linear interpolation) are printed and written to
 ``bench/results/live.md``.
+
+What cutting while recording costs in accuracy: the corpus's long recordings (tiers A, A- and B, over 20 s)
+are cut as an upload is and as live mode cuts them while they play in 250 ms chunks (``server.live``, pure,
+no browser), and the same model transcribes both sets of slices; the pooled WER of each is reported.
 """
 
 from __future__ import annotations
@@ -32,7 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from client.engines import create_engine  # noqa: E402
+from server import splitter  # noqa: E402
+from server.audio import open_pcm16  # noqa: E402
 from server.config import load_settings  # noqa: E402
+from server.live import LiveSession  # noqa: E402
 from tests.support import Server, corpus_file, manifest, wait_for, wer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "live.md"
@@ -153,7 +161,40 @@ def measure(runs: int, tmp: Path) -> tuple[list[Run], dict]:
     return results, worker
 
 
-def report(results: list[Run], worker: dict, runs: int) -> str:
+def live_slices(samples: np.ndarray) -> list[splitter.Slice]:
+    """The slices live mode closes while ``samples`` arrive in 250 ms chunks, then at Stop."""
+    settings = load_settings()
+    session = LiveSession(16000, settings.splitter, settings.live, max_duration_s=3600, now=0.0)
+    slices, seq = [], -1
+    for seq, first in enumerate(range(0, len(samples), 4000)):
+        slices += session.chunk(seq, samples[first : first + 4000].tobytes(), now=0.0).slices
+    return slices + session.stop(seq, now=0.0).slices
+
+
+def cutting_wer() -> dict:
+    """Pooled WER of the long corpus recordings cut as an upload is and as live mode cuts them."""
+    engine = create_engine("faster-whisper", threads=2)
+    opts = load_settings().splitter
+    names = sorted(n for n, r in manifest().items() if float(r["seconds"]) > 20 and r["tier"] != "C")
+    texts: dict[str, list[str]] = {"upload": [], "live": []}
+    counts = {"upload": 0, "live": 0}
+    for name in names:
+        samples = np.asarray(open_pcm16(corpus_file(name)))
+        for mode, slices in (("upload", splitter.split_at_silence(samples, opts)),
+                             ("live", live_slices(samples))):
+            parts = []
+            for s in slices:
+                piece = np.concatenate([samples[p.start : p.end] for p in s.pieces]) / np.float32(32768)
+                parts += [seg.text.strip() for seg in engine.transcribe(piece) if seg.text.strip()]
+            texts[mode].append(" ".join(parts))
+            counts[mode] += len(slices)
+    refs = [manifest()[n]["reference"] for n in names]
+    return {"files": len(names), "seconds": sum(float(manifest()[n]["seconds"]) for n in names),
+            **{f"{mode}_wer": wer(refs, texts[mode]) for mode in texts},
+            **{f"{mode}_slices": counts[mode] for mode in counts}}
+
+
+def report(results: list[Run], worker: dict, runs: int, cuts: dict) -> str:
     live = [r.live_s for r in results]
     upload = [r.upload_s for r in results]
     settings = load_settings().live
@@ -166,9 +207,9 @@ def report(results: list[Run], worker: dict, runs: int) -> str:
         f"with other work, {time.strftime('%Y-%m-%d')}: a server with its one local worker "
         f"({worker['engine']} {worker['model']}), Debian's Chromium headless with its fake microphone "
         f"playing `{RECORDING}` (read sentences with pauses). Each run presses Record, then Stop after the "
-        "given seconds, and times inside the page the Stop click to the final transcript on the page. Beside it, the same audio "
-        "(the live job's stored audio.wav) uploaded whole through the API and timed to its job being done: "
-        "what Stop cost before live mode. Live and upload runs alternate.",
+        "given seconds, and times inside the page the Stop click to the final transcript on the page. "
+        "Beside it, the same audio (the live job's stored audio.wav) uploaded whole through the API and "
+        "timed to its job being done: what Stop cost before live mode. Live and upload runs alternate.",
         "",
         f"Live settings: a pause of {settings.pause_s:g} s closes a slice once it spans "
         f"{settings.slice_after_s:g} s; a pause of {settings.long_pause_s:g} s closes it whatever its "
@@ -189,6 +230,12 @@ def report(results: list[Run], worker: dict, runs: int) -> str:
         reference = manifest()[RECORDING]["reference"]
         lines += [f"WER of the page's text for the runs that recorded the whole file: "
                   f"{statistics.median(wer(reference, r.text) for r in full):.1f} % (median).", ""]
+    lines += [f"Cutting while recording, measured apart from the browser: {cuts['files']} long corpus "
+              f"recordings ({cuts['seconds']:.0f} s, tiers A/A-/B), the same model on both: cut as an upload "
+              f"is, {cuts['upload_slices']} slices, pooled WER {cuts['upload_wer']:.1f} %; cut as live mode "
+              f"cuts them while they play, {cuts['live_slices']} slices, pooled WER "
+              f"{cuts['live_wer']:.1f} %.",
+              ""]
     lines += ["| Stop after | recorded | slices | last slice (audio) | worker time on it | live: Stop → text "
               "| upload → done |", "|---|---|---|---|---|---|---|"]
     for r in results:
@@ -205,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         results, worker = measure(args.runs, Path(tmp))
-    text = report(results, worker, args.runs)
+    cuts = cutting_wer()
+    text = report(results, worker, args.runs, cuts)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

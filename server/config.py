@@ -100,7 +100,8 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         raw.setdefault("server", {})["token"] = environ[TOKEN_ENV]
     if environ.get(ACCESS_TOKEN_ENV):
         raw.setdefault("server", {})["access_token"] = environ[ACCESS_TOKEN_ENV]
-    known = {"server", "scheduler", "splitter", "live", "worker"}  # [worker] belongs to the worker's own settings
+    # [worker] belongs to the worker's own settings
+    known = {"server", "scheduler", "splitter", "live", "worker"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")

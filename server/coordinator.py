@@ -60,7 +60,8 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
 
 
-def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE, first: int = 0) -> list[SliceRecord]:
+def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE,
+                  first: int = 0) -> list[SliceRecord]:
     return [SliceRecord(index=i, start=s.start / rate, end=s.end / rate,
                         pieces=[(p.start / rate, p.end / rate) for p in s.pieces])
             for i, s in enumerate(slices, start=first)]
@@ -124,8 +125,8 @@ class Coordinator:
         if not job.slices:
             job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
         self.open_job(job)
-        log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id, source_format.describe(),
-                 job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
+        log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id,
+                 source_format.describe(), job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
         return job
 
     def open_job(self, job: JobRecord) -> None:
@@ -376,8 +377,9 @@ class Coordinator:
         requirement = Requirement(job.engine, job.model)
         servable = all(self.scheduler.can_serve(requirement, s.seconds) for s in open_slices)
         return {
-            "id": job.id, "name": job.name, "source": job.source, "status": job.status, "recording": job.recording,
-            "created_at": job.created_at, "finished_at": job.finished_at, "duration": round(job.duration, 3),
+            "id": job.id, "name": job.name, "source": job.source, "status": job.status,
+            "recording": job.recording, "created_at": job.created_at, "finished_at": job.finished_at,
+            "duration": round(job.duration, 3),
             "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
             "transcript": transcript.join_text(job.slices),
             "progress": {"done": done, "failed": failed, "total": len(job.slices)},
@@ -404,7 +406,8 @@ class Coordinator:
     def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
         with self.lock:
             return [{"id": job.id, "name": job.name, "source": job.source, "status": job.status,
-                     "recording": job.recording, "created_at": job.created_at, "duration": round(job.duration, 3),
+                     "recording": job.recording, "created_at": job.created_at,
+                     "duration": round(job.duration, 3),
                      "progress": {"done": counts.get("done", 0), "failed": counts.get("failed", 0),
                                   "total": sum(counts.values())}}
                     for job, counts in self.store.list_jobs(limit)]

@@ -115,7 +115,7 @@ class PageNamespace(Namespace):
         job_id = str((data or {}).get("job", "")) if isinstance(data, dict) else ""
         leave_room(f"job:{job_id}")
 
-    # --- live recordings (see LiveJobs and README "Live mode") ------------------------------------------------
+    # --- live recordings (see LiveJobs and README "Live mode") ---------------------------------------------
 
     def on_live_start(self, data: Any) -> dict[str, Any]:
         """``{name, sample_rate}``: start a live recording → ``{job, key, ack}``; the page watches the job."""
