@@ -161,13 +161,16 @@ def measure(runs: int, tmp: Path) -> tuple[list[Run], dict]:
     return results, worker
 
 
-def live_slices(samples: np.ndarray) -> list[splitter.Slice]:
-    """The slices live mode closes while ``samples`` arrive in 250 ms chunks, then at Stop."""
+def live_slices(samples: np.ndarray, chunk_times: list[float]) -> list[splitter.Slice]:
+    """The slices live mode closes while ``samples`` arrive in 250 ms chunks, then at Stop; the seconds each
+    chunk cost the server's session (order, levels, the slicing rule) are added to ``chunk_times``."""
     settings = load_settings()
     session = LiveSession(16000, settings.splitter, settings.live, max_duration_s=3600, now=0.0)
     slices, seq = [], -1
     for seq, first in enumerate(range(0, len(samples), 4000)):
+        t0 = time.perf_counter()
         slices += session.chunk(seq, samples[first : first + 4000].tobytes(), now=0.0).slices
+        chunk_times.append(time.perf_counter() - t0)
     return slices + session.stop(seq, now=0.0).slices
 
 
@@ -178,10 +181,11 @@ def cutting_wer() -> dict:
     names = sorted(n for n, r in manifest().items() if float(r["seconds"]) > 20 and r["tier"] != "C")
     texts: dict[str, list[str]] = {"upload": [], "live": []}
     counts = {"upload": 0, "live": 0}
+    chunk_times: list[float] = []
     for name in names:
         samples = np.asarray(open_pcm16(corpus_file(name)))
         for mode, slices in (("upload", splitter.split_at_silence(samples, opts)),
-                             ("live", live_slices(samples))):
+                             ("live", live_slices(samples, chunk_times))):
             parts = []
             for s in slices:
                 piece = np.concatenate([samples[p.start : p.end] for p in s.pieces]) / np.float32(32768)
@@ -190,6 +194,8 @@ def cutting_wer() -> dict:
             counts[mode] += len(slices)
     refs = [manifest()[n]["reference"] for n in names]
     return {"files": len(names), "seconds": sum(float(manifest()[n]["seconds"]) for n in names),
+            "chunk_ms": 1000 * statistics.median(chunk_times), "chunk_max_ms": 1000 * max(chunk_times),
+            "chunks": len(chunk_times),
             **{f"{mode}_wer": wer(refs, texts[mode]) for mode in texts},
             **{f"{mode}_slices": counts[mode] for mode in counts}}
 
@@ -235,6 +241,10 @@ def report(results: list[Run], worker: dict, runs: int, cuts: dict) -> str:
               f"is, {cuts['upload_slices']} slices, pooled WER {cuts['upload_wer']:.1f} %; cut as live mode "
               f"cuts them while they play, {cuts['live_slices']} slices, pooled WER "
               f"{cuts['live_wer']:.1f} %.",
+              "",
+              f"The server's work per 250 ms chunk (order, frame levels, the slicing rule; without the file "
+              f"write): median {cuts['chunk_ms']:.2f} ms, at most {cuts['chunk_max_ms']:.2f} ms over "
+              f"{cuts['chunks']} chunks.",
               ""]
     lines += ["| Stop after | recorded | slices | last slice (audio) | worker time on it | live: Stop → text "
               "| upload → done |", "|---|---|---|---|---|---|---|"]
