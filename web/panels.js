@@ -65,8 +65,8 @@ export function renderJobs(jobs, currentId) {
     if (j.id === currentId) link.setAttribute('aria-current', 'page');
     const { done, total } = j.progress;
     const progress = j.status === 'done' || j.status === 'failed' ? '' : ` · ${done}/${total} slices`;
-    const meta = el('span', 'meta',
-      `${JOB_STATUS_WORDS[j.status] || j.status}${progress} · ${clock(j.duration)} · ${ago(j.created_at)}`);
+    const state = j.recording ? 'Recording' : JOB_STATUS_WORDS[j.status] || j.status;
+    const meta = el('span', 'meta', `${state}${progress} · ${clock(j.duration)} · ${ago(j.created_at)}`);
     li.append(link, meta);
     return li;
   });
