@@ -231,3 +231,18 @@ def test_every_slice_done_exactly_once_under_churn():
                 s.heartbeat(lease.worker_id, now)
         s.reap(now)
     assert sorted(done) == sorted(set(done)) and len(done) == n
+
+
+def test_idle_slots_and_longest_slice_count_only_workers_a_job_may_use():
+    """free_slots and longest_slice_s look only at workers whose engine and model the requirement accepts."""
+    s = Scheduler()
+    assert s.longest_slice_s() is None and s.free_slots() == 0
+    s.add_worker("fw", WorkerInfo("fw", engine="faster-whisper", model="tiny.en", slots=2, max_slice_s=30), T0)
+    s.add_worker("g", WorkerInfo("g", engine="google", model="en-US", slots=3, max_slice_s=25), T0)
+    assert s.free_slots() == 5 and s.longest_slice_s() == 30
+    assert s.free_slots(Requirement(engine="google")) == 3 and s.longest_slice_s(Requirement("google")) == 25
+    assert s.free_slots(Requirement("whisper-family", "tiny.en")) == 2
+    assert s.longest_slice_s(Requirement("sphinx")) is None and s.free_slots(Requirement("sphinx")) == 0
+    s.submit(SliceKey("j", 0), 20.0, Requirement("google"))
+    s.assign(T0)
+    assert s.free_slots(Requirement("google")) == 2
