@@ -1,11 +1,11 @@
 """CMU Sphinx: SpeechRecognition's ``recognize_sphinx`` recogniser with its bundled US English model. Fully
 offline, CPU only, one thread per slice; much less accurate than Whisper.
 
-``recognize_sphinx`` builds a new pocketsphinx decoder, which loads the model, on every call (measured here:
-0.6 s a call against 0.33 s for the decoding alone on a 2.8 s recording). This engine builds the decoder once,
-with the configuration and model files ``recognize_sphinx`` uses, and runs the same decoding steps for each
-slice, so it gives ``recognize_sphinx``'s text (a test checks that) without the reload. The decoder's word
-timings give the segments.
+``recognize_sphinx`` builds a new pocketsphinx decoder, which loads the model, on every call (``python -m
+bench.engines`` measures what that costs a slice). This engine builds the decoder once, with the configuration
+and model files ``recognize_sphinx`` uses, and runs the same decoding steps for each slice, so it gives
+``recognize_sphinx``'s text (a test checks that) without the reload. The decoder's word timings give the
+segments.
 """
 
 from __future__ import annotations
