@@ -1,8 +1,9 @@
 """Speed and word error rate of each engine on the corpus: ``python -m bench.engines``.
 
 Each offline engine is loaded once, then every recording of tiers A, A- and B (the ones whose reference can be
-trusted) is transcribed twice by it: whole, and slice by slice as the server cuts it (``server.splitter`` with
-the ``[splitter]`` settings of config.toml; a slice is its pieces played back to back, as the server sends it).
+trusted) is transcribed twice by it: whole, and slice by slice as the server cuts it (``server.splitter``
+with the ``[splitter]`` settings of config.toml; a slice is its pieces played back to back, as the server
+sends it).
 Engines and the two modes take turns recording by recording, so the load of a shared machine falls on all of
 them alike. Speed is audio seconds per wall second for a recording (sliced: all its slices), median over the
 recordings; WER is pooled over all of them, both sides normalised as the corpus README says.
@@ -75,7 +76,7 @@ def server_slices(samples: np.ndarray, opts: splitter.SplitOptions) -> list[np.n
 
 
 def whisper_checkpoint(given: str | None) -> str | None:
-    """A real openai-whisper checkpoint: the one given, or tiny.en in whisper's cache; None if there is none."""
+    """A real openai-whisper checkpoint: the one given, or tiny.en in whisper's cache; None if none is."""
     if given:
         return given
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper" / "tiny.en.pt"
@@ -104,8 +105,8 @@ def measure(engines: dict[str, Any], names: list[str], opts: splitter.SplitOptio
 
 
 def sphinx_reload_cost(engine: Any, name: str = "pocketsphinx_goforward.wav", rounds: int = 5) -> str:
-    """Why the sphinx engine does not call SpeechRecognition's recognize_sphinx: that builds a new decoder (loads
-    the model) on every call. Median seconds per call of each on the same recording, taking turns."""
+    """Why the sphinx engine does not call SpeechRecognition's recognize_sphinx: that builds a new decoder
+    (loads the model) on every call. Median seconds per call of each on the same recording, taking turns."""
     import speech_recognition as sr
     samples = np.asarray(open_pcm16(corpus_file(name)))
     data = sr.AudioData(samples.astype("<i2").tobytes(), 16000, 2)
@@ -117,8 +118,8 @@ def sphinx_reload_cost(engine: Any, name: str = "pocketsphinx_goforward.wav", ro
         ours.append(transcribe(engine, as_float(samples))[1])
     return (f"SpeechRecognition's `recognize_sphinx` builds its decoder on every call: "
             f"{statistics.median(theirs):.2f} s a call on {name} ({len(samples) / 16000:.1f} s), against "
-            f"{statistics.median(ours):.2f} s for the sphinx engine, which built it once (median of {rounds}, "
-            f"taking turns).")
+            f"{statistics.median(ours):.2f} s for the sphinx engine, which built it once "
+            f"(median of {rounds}, taking turns).")
 
 
 def table(rows: list[list[str]]) -> str:
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per engine (default 2)")
     parser.add_argument("--whisper-model", help="openai-whisper checkpoint file or model name to measure")
     parser.add_argument("--google", action="store_true", help="measure Google too (needs internet)")
-    parser.add_argument("--limit", type=int, help="only the first N recordings (a quick look, not for the README)")
+    parser.add_argument("--limit", type=int, help="only the first N recordings (a quick look)")
     parser.add_argument("--out", type=Path, help=f"markdown output (default {RESULTS.relative_to(ROOT)}, "
                                                  f"not written with --limit)")
     args = parser.parse_args(argv)
@@ -176,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         f"`python -m bench.engines` on {platform.machine()}, {os.cpu_count()} CPU core(s), "
         f"{args.threads} thread(s) per engine, {time.strftime('%Y-%m-%d')}: {len(names)} recordings of tiers "
         f"{'/'.join(TIERS)}, {total_s:.0f} s of speech, each transcribed whole and as the server's slices "
-        f"(`[splitter] max_slice_s` = {opts.max_slice_s:g} s). Speed: median over recordings of audio seconds "
-        f"per wall second (higher is faster). WER: pooled over all recordings, normalised with whisper's "
-        f"EnglishTextNormalizer. Model load times: "
+        f"(`[splitter] max_slice_s` = {opts.max_slice_s:g} s). Speed: median over recordings of audio "
+        f"seconds per wall second (higher is faster). WER: pooled over all recordings, normalised with "
+        f"whisper's EnglishTextNormalizer. Model load times: "
         + ", ".join(f"{key} {s:.1f} s" for key, s in load_s.items()) + " (once per worker process).",
         "",
         table(rows),

@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help=f"shared worker token (better: the {TOKEN_ENV} environment variable)")
     p.add_argument("--name", help="name shown on the page (default: host name and process id)")
     p.add_argument("--engine", choices=list(ENGINES), help="speech engine (default faster-whisper)")
-    p.add_argument("--model", help="faster-whisper: model name or CTranslate2 folder (default: bundled tiny.en); "
-                                   "whisper: model name or checkpoint file (default tiny.en); sphinx: en-US; "
-                                   "google: language tag (default en-US)")
+    p.add_argument("--model", help="faster-whisper: model name or CTranslate2 folder (default: bundled "
+                                   "tiny.en); whisper: model name or checkpoint file (default tiny.en); "
+                                   "sphinx: en-US; google: language tag (default en-US)")
     p.add_argument("--device", help="cpu or cuda (faster-whisper, whisper)")
     p.add_argument("--compute-type", help="faster-whisper compute type (default int8)")
     p.add_argument("--threads", type=int, help="CPU threads for the engine (faster-whisper, whisper)")

@@ -56,7 +56,7 @@ def assert_well_formed(segments: list, duration_s: float | None = None) -> None:
     assert [s.start for s in segments] == sorted(s.start for s in segments)
 
 
-# --- the contract ----------------------------------------------------------------------------------------------
+# --- the contract -------------------------------------------------------------------------------------------
 
 
 def test_every_engine_takes_the_same_keywords_and_has_the_same_transcribe_signature():
@@ -66,7 +66,8 @@ def test_every_engine_takes_the_same_keywords_and_has_the_same_transcribe_signat
     assert [cls.name for cls in ENGINE_CLASSES] == list(ENGINES)
     init = inspect.signature(FasterWhisperEngine.__init__)
     transcribe = inspect.signature(FasterWhisperEngine.transcribe)
-    assert list(init.parameters) == ["self", "model", "device", "compute_type", "threads", "beam_size", "slots"]
+    keywords = ["self", "model", "device", "compute_type", "threads", "beam_size", "slots"]
+    assert list(init.parameters) == keywords
     for cls in ENGINE_CLASSES:
         assert inspect.signature(cls.__init__) == init, cls.name
         assert inspect.signature(cls.transcribe) == transcribe, cls.name
@@ -85,7 +86,8 @@ def test_a_missing_library_says_which_package_to_install(monkeypatch, engine, mo
     """With its library not importable, an engine raises RuntimeError naming the pip package, chained to the
     ImportError."""
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
-    with pytest.raises(RuntimeError, match=f"requires the {package} package \\(pip install .*{package}") as info:
+    wanted = f"requires the {package} package \\(pip install .*{package}"
+    with pytest.raises(RuntimeError, match=wanted) as info:
         create_engine(engine)
     assert isinstance(info.value.__cause__, ImportError)
 
@@ -106,7 +108,7 @@ def test_unknown_engine_and_bad_options_are_clear_errors(tmp_path):
         create_engine("google", model="../../etc/passwd")
 
 
-# --- each engine on its own ----------------------------------------------------------------------------------
+# --- each engine on its own ---------------------------------------------------------------------------------
 
 
 def test_faster_whisper_finds_the_bundled_model_loads_once_and_transcribes_real_speech(monkeypatch):
@@ -186,7 +188,7 @@ def test_whisper_loads_a_checkpoint_once_and_decodes_arrays_to_well_formed_segme
     assert loads[0] == 1, "a slice must never load the model again"
 
 
-# --- google, through a real server and worker ----------------------------------------------------------------
+# --- google, through a real server and worker ---------------------------------------------------------------
 
 
 class FakeGoogle(BaseHTTPRequestHandler):
@@ -228,11 +230,12 @@ def slice_seconds(s: dict) -> float:
     return sum(b - a for a, b in s["pieces"])
 
 
-def test_google_slices_fit_its_limit_and_its_answers_become_the_slice_text(tmp_path, monkeypatch, fake_google):
+def test_google_slices_fit_its_limit_and_its_answers_become_the_slice_text(tmp_path, monkeypatch,
+                                                                          fake_google):
     """Google's endpoint is replaced by a local fake HTTP server (the real one needs internet). A real google
-    worker announces 25 s; a 53 s recording that the default plan cuts into longer slices is cut so every slice
-    fits; each slice reaches the fake as 16 kHz mono FLAC with the language and key, and the fake's answer is
-    the slice's text."""
+    worker announces 25 s; a 53 s recording that the default plan cuts into longer slices is cut so every
+    slice fits; each slice reaches the fake as 16 kHz mono FLAC with the language and key, and the fake's
+    answer is the slice's text."""
     url, seen = fake_google
     name = "librivox_shakespeare_sonnet_001.wav"
     default_plan = splitter.split_at_silence(open_pcm16(corpus_file(name)))
@@ -261,7 +264,7 @@ def test_google_slices_fit_its_limit_and_its_answers_become_the_slice_text(tmp_p
     assert sorted(r["samples"] for r in seen) == sorted(int(s["text"].split()[1]) for s in job["slices"])
 
 
-# --- routing ---------------------------------------------------------------------------------------------------
+# --- routing ------------------------------------------------------------------------------------------------
 
 
 def test_jobs_go_only_to_workers_of_the_engine_or_model_they_ask_for(tmp_path):
@@ -285,7 +288,8 @@ def test_jobs_go_only_to_workers_of_the_engine_or_model_they_ask_for(tmp_path):
         assert family["status"] == "done"
         assert {(s["worker"], s["engine"], s["model"]) for s in family["slices"]} == \
             {("fw", "faster-whisper", "tiny.en")}
-        for form in [{"engine": "google"}, {"model": "base.en"}, {"engine": "whisper-family", "model": "en-US"}]:
+        nobody = [{"engine": "google"}, {"model": "base.en"}, {"engine": "whisper-family", "model": "en-US"}]
+        for form in nobody:
             view = server.job(server.submit(corpus_file(name), **form))
             assert view["waiting_for_workers"] and view["status"] == "queued", form
         served = server.job(server.submit(corpus_file(name), engine="sphinx", model="en-US"))

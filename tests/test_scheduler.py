@@ -237,7 +237,8 @@ def test_idle_slots_and_longest_slice_count_only_workers_a_job_may_use():
     """free_slots and longest_slice_s look only at workers whose engine and model the requirement accepts."""
     s = Scheduler()
     assert s.longest_slice_s() is None and s.free_slots() == 0
-    s.add_worker("fw", WorkerInfo("fw", engine="faster-whisper", model="tiny.en", slots=2, max_slice_s=30), T0)
+    s.add_worker("fw", WorkerInfo("fw", engine="faster-whisper", model="tiny.en", slots=2, max_slice_s=30),
+                 T0)
     s.add_worker("g", WorkerInfo("g", engine="google", model="en-US", slots=3, max_slice_s=25), T0)
     assert s.free_slots() == 5 and s.longest_slice_s() == 30
     assert s.free_slots(Requirement(engine="google")) == 3 and s.longest_slice_s(Requirement("google")) == 25

@@ -37,6 +37,7 @@ class Engine(Protocol):
 
 
 def pcm16_bytes(audio: np.ndarray) -> bytes:
-    """float32 samples in [-1, 1] → little-endian 16-bit PCM, the format Sphinx and Google take. The exact inverse
-    of the worker's own decoding (``int16 / 32768``), so a slice reaches them as the server sent it."""
-    return np.clip(np.round(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    """float32 samples in [-1, 1] → little-endian 16-bit PCM, the format Sphinx and Google take. The exact
+    inverse of the worker's decoding (``int16 / 32768``), so a slice reaches them as the server sent it."""
+    scaled = np.round(np.asarray(audio, dtype=np.float64) * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()

@@ -74,10 +74,11 @@ class SphinxEngine:
         decoder = self._decoders.get()
         try:
             decoder.start_utt()
-            decoder.process_raw(pcm16_bytes(audio), False, True)  # search on, the whole slice as one utterance
+            decoder.process_raw(pcm16_bytes(audio), False, True)  # search on; the slice is one utterance
             decoder.end_utt()
+            frame = self._frame_s
             words = [] if decoder.hyp() is None else \
-                [(s.word, s.start_frame * self._frame_s, (s.end_frame + 1) * self._frame_s) for s in decoder.seg()]
+                [(s.word, s.start_frame * frame, (s.end_frame + 1) * frame) for s in decoder.seg()]
         finally:
             self._decoders.put(decoder)
         yield from _segments(words, len(audio) / SAMPLE_RATE)
@@ -98,4 +99,5 @@ def _segments(words: list[tuple[str, float, float]], duration_s: float) -> Itera
 
 
 def _segment(words: list[tuple[str, float, float]], duration_s: float) -> Segment:
-    return Segment(round(words[0][1], 3), round(min(words[-1][2], duration_s), 3), " ".join(w for w, _, _ in words))
+    text = " ".join(w for w, _, _ in words)
+    return Segment(round(words[0][1], 3), round(min(words[-1][2], duration_s), 3), text)

@@ -19,8 +19,8 @@ DEFAULT_MODEL = "tiny.en"
 
 
 class WhisperEngine:
-    """``model``: a Whisper model name (downloaded once to ``~/.cache/whisper``; needs internet the first time)
-    or the path of a checkpoint file. ``threads`` sets torch's CPU threads; fp16 is used on cuda only;
+    """``model``: a Whisper model name (downloaded once to ``~/.cache/whisper``: needs internet the first
+    time) or the path of a checkpoint file. ``threads`` sets torch's CPU threads; fp16 is used on cuda only;
     ``compute_type`` means nothing here."""
 
     name = "whisper"
@@ -32,8 +32,8 @@ class WhisperEngine:
             import torch
             import whisper
         except ImportError as exc:
-            raise RuntimeError("the whisper engine requires the openai-whisper package "
-                               "(pip install openai-whisper; with torch and triton it takes about 2 GB)") from exc
+            raise RuntimeError("the whisper engine requires the openai-whisper package (pip install "
+                               "openai-whisper; with torch and triton it takes about 2 GB)") from exc
         if device not in ("cpu", "cuda"):
             raise ValueError(f"the whisper engine runs on cpu or cuda, not {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -58,7 +58,7 @@ class WhisperEngine:
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
         # One slice is at most one 30 s window, which whisper decodes in one go: segments come at the end.
         with self._lock:
-            result = self._model.transcribe(np.asarray(audio, dtype=np.float32), language="en", fp16=self._fp16,
-                                            beam_size=self.beam_size or None, verbose=None)
+            result = self._model.transcribe(np.asarray(audio, dtype=np.float32), language="en",
+                                            fp16=self._fp16, beam_size=self.beam_size or None, verbose=None)
         for seg in result["segments"]:
             yield Segment(float(seg["start"]), float(seg["end"]), str(seg["text"]))
