@@ -12,7 +12,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -58,6 +58,15 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
     del samples
     return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
+
+
+def fit_to_workers(opts: splitter.SplitOptions, longest_s: float | None) -> splitter.SplitOptions:
+    """Splitter settings for a new job: no slice longer than the longest one a connected worker that may serve
+    the job takes (``longest_s``; None when none is connected), so a job served only by engines with a short
+    limit, such as Google's, gets slices they accept."""
+    if longest_s is None or longest_s >= opts.max_slice_s:
+        return opts
+    return replace(opts, max_slice_s=longest_s, min_slice_s=min(opts.min_slice_s, longest_s / 2))
 
 
 def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE) -> list[SliceRecord]:
@@ -106,8 +115,9 @@ class Coordinator:
         server = self.settings.server
         try:
             with self.lock:
-                idle = self.scheduler.free_slots()
-            prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", self.settings.splitter,
+                idle = self.scheduler.free_slots(requirement)
+                opts = fit_to_workers(self.settings.splitter, self.scheduler.longest_slice_s(requirement))
+            prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", opts,
                                          server.max_duration_min * 60, idle)
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
