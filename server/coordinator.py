@@ -192,6 +192,7 @@ class Coordinator:
             self.scheduler.add_worker(worker_id, info, self.clock())
             log.info("worker %s connected: %s %s, %d slot(s)", info.name, info.engine, info.model, info.slots)
             self._push_workers()
+            self._push_open_jobs()  # whether a job is waiting for workers may have changed
 
     def worker_disconnected(self, worker_id: str) -> None:
         with self.lock:
@@ -201,6 +202,7 @@ class Coordinator:
                 log.info("worker %s disconnected; %d slice(s) back to the queue", state.info.name, len(outcomes))
             self._apply(outcomes)
             self._push_workers()
+            self._push_open_jobs()
             self.dispatch()
 
     def heartbeat(self, worker_id: str) -> bool:
@@ -396,6 +398,10 @@ class Coordinator:
         view = self.job_view(job_id)
         if view is not None:
             self.emit("job", view, to=f"job:{job_id}", namespace="/")
+
+    def _push_open_jobs(self) -> None:
+        for job_id in sorted({key.job_id for key in self.scheduler.tasks}):
+            self._push_job(job_id)
 
     def _push_jobs(self) -> None:
         self.emit("jobs", self.jobs_view(), namespace="/")

@@ -2,8 +2,7 @@
 
 import pytest
 
-from server.scheduler import (ALLOWED, IllegalTransition, Requirement, Scheduler, SliceKey, SliceStatus, Task,
-                              WorkerInfo)
+from server.scheduler import ALLOWED, IllegalTransition, Requirement, Scheduler, SliceKey, SliceStatus, Task, WorkerInfo
 
 T0 = 1000.0
 
