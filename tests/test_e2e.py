@@ -227,3 +227,13 @@ def test_transcript_downloads(cluster):
     assert [s["worker"] for s in data["slices"]] == [s["worker"] for s in job["slices"]]
     assert server.get(f"/api/jobs/{job['id']}/transcript.doc").status_code == 404
     assert any(j["id"] == job["id"] for j in server.get("/api/jobs").json()["jobs"])
+
+
+def test_a_default_worker_does_not_load_torch(cluster):
+    """A worker on the default engine runs without torch (it would add ~2 GB to every worker machine)."""
+    _, workers = cluster
+    for worker in workers:
+        with open(f"/proc/{worker.pid}/maps") as maps:
+            mapped = maps.read()
+        assert "ctranslate2" in mapped  # the engine is loaded...
+        assert "libtorch" not in mapped and "/torch/" not in mapped  # ...and torch is not
