@@ -62,7 +62,7 @@ class Worker:
         self.slots = slots
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
-                     "max_slice_s": max_slice_s or engine.max_slice_s}
+                     "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s)}
         self.work: queue.Queue[Work] = queue.Queue()
         self.cancelled: set[str] = set()
         self.generation = 0

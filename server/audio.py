@@ -205,7 +205,6 @@ def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
         for y in _resample_blocks(read_frames, fmt.frames, fmt.sample_rate, int(block_s * fmt.sample_rate)):
             out.writeframes(float_to_pcm16(y).tobytes())
             written += len(y)
-    del raw
     return Converted(fmt, written)
 
 

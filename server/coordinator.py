@@ -12,7 +12,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -58,6 +58,15 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
     del samples
     return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
+
+
+def fit_to_workers(opts: splitter.SplitOptions, longest_s: float | None) -> splitter.SplitOptions:
+    """Splitter settings for a new job: no slice longer than the longest one a connected worker that may serve
+    the job takes (``longest_s``; None when none is connected), so a job served only by engines with a short
+    limit, such as Google's, gets slices they accept."""
+    if longest_s is None or longest_s >= opts.max_slice_s:
+        return opts
+    return replace(opts, max_slice_s=longest_s, min_slice_s=min(opts.min_slice_s, longest_s / 2))
 
 
 def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE,
@@ -108,8 +117,9 @@ class Coordinator:
         server = self.settings.server
         try:
             with self.lock:
-                idle = self.scheduler.free_slots()
-            prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", self.settings.splitter,
+                idle = self.scheduler.free_slots(requirement)
+                opts = fit_to_workers(self.settings.splitter, self.scheduler.longest_slice_s(requirement))
+            prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", opts,
                                          server.max_duration_min * 60, idle)
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -217,6 +227,7 @@ class Coordinator:
             self.scheduler.add_worker(worker_id, info, self.clock())
             log.info("worker %s connected: %s %s, %d slot(s)", info.name, info.engine, info.model, info.slots)
             self._push_workers()
+            self._push_open_jobs()  # whether a job is waiting for workers may have changed
 
     def worker_disconnected(self, worker_id: str) -> None:
         with self.lock:
@@ -226,6 +237,7 @@ class Coordinator:
                 log.info("worker %s disconnected; %d slice(s) back to the queue", state.info.name, len(outcomes))
             self._apply(outcomes)
             self._push_workers()
+            self._push_open_jobs()
             self.dispatch()
 
     def heartbeat(self, worker_id: str) -> bool:
@@ -424,6 +436,10 @@ class Coordinator:
         view = self.job_view(job_id)
         if view is not None:
             self.emit("job", view, to=f"job:{job_id}", namespace="/")
+
+    def _push_open_jobs(self) -> None:
+        for job_id in sorted({key.job_id for key in self.scheduler.tasks}):
+            self._push_job(job_id)
 
     def _push_jobs(self) -> None:
         self.emit("jobs", self.jobs_view(), namespace="/")

@@ -38,7 +38,7 @@ def worker_info(auth: dict[str, Any]) -> WorkerInfo:
         slots = min(64, max(1, int(auth.get("slots", 1))))
         max_slice_s = min(3600.0, max(1.0, float(auth.get("max_slice_s", 30.0))))
     except (TypeError, ValueError):
-        raise ConnectionRefusedError("slots and max_slice_s must be numbers")
+        raise ConnectionRefusedError("slots and max_slice_s must be numbers") from None
     return WorkerInfo(name=_text(auth.get("name"), 64, "worker"), engine=_text(auth.get("engine"), 32, "unknown"),
                       model=_text(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import audio
-from .coordinator import Coordinator
+from .coordinator import Coordinator, fit_to_workers
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
 from .store import JobRecord
 
@@ -94,9 +94,11 @@ class LiveJobs:
             if len(self.sessions) >= self.opts.max_sessions:
                 return {"error": f"this server already takes {self.opts.max_sessions} live recordings at "
                                  "once; try again in a moment, or record and upload a file"}
+            # Slices no longer than the connected workers take, as for an upload.
+            opts = fit_to_workers(settings.splitter, coord.scheduler.longest_slice_s())
             try:
-                session = LiveSession(sample_rate, settings.splitter, self.opts,
-                                      settings.server.max_duration_min * 60, self.clock())
+                session = LiveSession(sample_rate, opts, self.opts, settings.server.max_duration_min * 60,
+                                      self.clock())
             except ChunkError as exc:
                 return {"error": str(exc)}
             job_id = uuid.uuid4().hex[:16]

@@ -264,8 +264,16 @@ class Scheduler:
         return any(requirement.accepts(s.info.engine, s.info.model) and seconds <= s.info.max_slice_s + 1e-6
                    for s in self.workers.values())
 
-    def free_slots(self) -> int:
-        return sum(max(0, s.free_slots) for s in self.workers.values())
+    def free_slots(self, requirement: Requirement = Requirement()) -> int:
+        """Idle slots among the connected workers that ``requirement`` accepts."""
+        return sum(max(0, s.free_slots) for s in self.workers.values()
+                   if requirement.accepts(s.info.engine, s.info.model))
+
+    def longest_slice_s(self, requirement: Requirement = Requirement()) -> float | None:
+        """The longest slice any connected worker that ``requirement`` accepts will take; None if none is
+        connected."""
+        return max((s.info.max_slice_s for s in self.workers.values()
+                    if requirement.accepts(s.info.engine, s.info.model)), default=None)
 
     # --- inside ----------------------------------------------------------------------------------------------
 

@@ -226,7 +226,7 @@ def test_twenty_jobs_at_once_with_four_workers(tmp_path):
         server.wait_workers(4, timeout=120)
         names = sorted(n for n in manifest() if n.startswith("ljspeech_"))[:20]
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
-            ids = dict(zip(names, pool.map(lambda n: server.submit(corpus_file(n)), names)))
+            ids = dict(zip(names, pool.map(lambda n: server.submit(corpus_file(n)), names), strict=False))
         jobs = {n: server.wait_job(i, timeout=300) for n, i in ids.items()}
         assert all(j["status"] == "done" for j in jobs.values())
         expected = sorted((j["id"], s["index"]) for j in jobs.values() for s in j["slices"])

@@ -2,8 +2,7 @@
 
 import pytest
 
-from server.scheduler import (ALLOWED, IllegalTransition, Requirement, Scheduler, SliceKey, SliceStatus, Task,
-                              WorkerInfo)
+from server.scheduler import ALLOWED, IllegalTransition, Requirement, Scheduler, SliceKey, SliceStatus, Task, WorkerInfo
 
 T0 = 1000.0
 
@@ -270,3 +269,19 @@ def test_a_silent_worker_gets_no_new_work_until_it_speaks():
     assert s.assign(T0 + 31) == []
     s.heartbeat("quiet", T0 + 32)
     assert [lease.key for lease in s.assign(T0 + 32)] == [first.key]
+
+
+def test_idle_slots_and_longest_slice_count_only_workers_a_job_may_use():
+    """free_slots and longest_slice_s look only at workers whose engine and model the requirement accepts."""
+    s = Scheduler()
+    assert s.longest_slice_s() is None and s.free_slots() == 0
+    s.add_worker("fw", WorkerInfo("fw", engine="faster-whisper", model="tiny.en", slots=2, max_slice_s=30),
+                 T0)
+    s.add_worker("g", WorkerInfo("g", engine="google", model="en-US", slots=3, max_slice_s=25), T0)
+    assert s.free_slots() == 5 and s.longest_slice_s() == 30
+    assert s.free_slots(Requirement(engine="google")) == 3 and s.longest_slice_s(Requirement("google")) == 25
+    assert s.free_slots(Requirement("whisper-family", "tiny.en")) == 2
+    assert s.longest_slice_s(Requirement("sphinx")) is None and s.free_slots(Requirement("sphinx")) == 0
+    s.submit(SliceKey("j", 0), 20.0, Requirement("google"))
+    s.assign(T0)
+    assert s.free_slots(Requirement("google")) == 2

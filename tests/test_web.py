@@ -110,7 +110,7 @@ def test_waveform_marks_every_slice_and_the_workers_panel_lists_the_worker(site,
     assert page.get_attribute("#waveform-path", "d").count("L") > 100, "the waveform itself is drawn"
     card = page.locator(f".worker[data-name='{WORKER}']")
     assert "faster-whisper" in card.text_content()
-    stats = dict(zip(card.locator("dt").all_text_contents(), card.locator("dd").all_text_contents()))
+    stats = dict(zip(card.locator("dt").all_text_contents(), card.locator("dd").all_text_contents(), strict=False))
     assert stats["Slices done"] == str(server.workers()[0]["slices_done"]) != "0"
     assert stats["Speed"].endswith("× real time"), stats
 
@@ -145,7 +145,7 @@ def test_peaks_for_the_waveform_are_bounded(site, uploaded):
     big = server.get(f"/api/jobs/{job_id}/peaks.json?bins=100000").json()
     assert big["bins"] == len(big["min"]) == len(big["max"]) == 4000
     assert abs(big["duration"] - float(manifest()[UPLOADED]["seconds"])) < 0.05
-    assert all(-1 <= lo <= hi <= 1 for lo, hi in zip(big["min"], big["max"]))
+    assert all(-1 <= lo <= hi <= 1 for lo, hi in zip(big["min"], big["max"], strict=False))
     assert max(big["max"]) > 0.1 and min(big["min"]) < -0.1, "speech shows as peaks"
     assert server.get(f"/api/jobs/{job_id}/peaks.json?bins=80").json()["bins"] == 80
     bad = server.get(f"/api/jobs/{job_id}/peaks.json?bins=lots")

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from .base import Engine, Segment
 
 
-def _faster_whisper(**opts: Any) -> Engine:
-    from .faster_whisper_engine import FasterWhisperEngine
-    return FasterWhisperEngine(**opts)
+def _lazy(module: str, cls: str) -> Callable[..., Engine]:
+    """A factory that imports the engine's module only when the engine is built: a worker machine needs only
+    its own engine's libraries."""
+    def factory(**opts: Any) -> Engine:
+        return getattr(importlib.import_module(f".{module}", __name__), cls)(**opts)
+    return factory
 
 
-#: Engine name → factory. Factories import their library lazily, so a worker needs only its own engine's.
+#: Engine name → factory.
 ENGINES: dict[str, Callable[..., Engine]] = {
-    "faster-whisper": _faster_whisper,
+    "faster-whisper": _lazy("faster_whisper_engine", "FasterWhisperEngine"),
+    "whisper": _lazy("whisper_engine", "WhisperEngine"),
+    "sphinx": _lazy("sphinx_engine", "SphinxEngine"),
+    "google": _lazy("google_engine", "GoogleEngine"),
 }
 
 
 def create_engine(name: str, **opts: Any) -> Engine:
+    """Build (and so load) the engine called ``name`` with the worker's options."""
     try:
         factory = ENGINES[name]
     except KeyError:

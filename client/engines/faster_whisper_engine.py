@@ -23,6 +23,9 @@ def bundled_model_path() -> Path:
 
 
 class FasterWhisperEngine:
+    """``model``: a Whisper model name (downloaded by faster-whisper where there is internet), a CTranslate2
+    model folder, or empty for the bundled tiny.en. ``slots`` decoders share one loaded model."""
+
     name = "faster-whisper"
     max_slice_s = 30.0
 
@@ -31,9 +34,11 @@ class FasterWhisperEngine:
         try:
             from faster_whisper import WhisperModel
         except ImportError as exc:
-            raise RuntimeError("the faster-whisper engine requires the faster-whisper package") from exc
-        source = model or str(bundled_model_path())
-        self.model = model or BUNDLED_MODEL
+            raise RuntimeError("the faster-whisper engine requires the faster-whisper package "
+                               "(pip install faster-whisper)") from exc
+        # CTranslate2 takes the folder as a str only (a Path is refused).
+        source = str(model or bundled_model_path())
+        self.model = (Path(model).name if Path(model).is_dir() else model) if model else BUNDLED_MODEL
         self.beam_size = beam_size
         # num_workers lets several slots transcribe at once on one loaded model.
         self._model = WhisperModel(source, device=device, compute_type=compute_type, cpu_threads=threads,
