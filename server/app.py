@@ -94,14 +94,15 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     live.recover()
 
     def reaper() -> None:
-        """Every second: take back expired leases and hand out work. One bad tick never ends the loop."""
+        """Every second: take back expired leases, hand out work, close abandoned live recordings. One bad tick
+        never ends the loop."""
         while True:
             socketio.sleep(1.0)
-            try:
-                coordinator.tick()
-                live.tick()
-            except Exception:  # noqa: BLE001 - keep serving; the traceback goes to the log
-                log.exception("scheduler tick failed")
+            for tick in (coordinator.tick, live.tick):  # leases, then live recordings gone quiet
+                try:
+                    tick()
+                except Exception:  # noqa: BLE001 - keep serving; the traceback goes to the log
+                    log.exception("%s failed", tick.__qualname__)
 
     socketio.start_background_task(reaper)
     return app, socketio
