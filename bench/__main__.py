@@ -3,7 +3,7 @@
 Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``scaleout`` (1 to
 16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload,
 and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), and ``engines``
-(each engine's speed and WER, ``bench/engines.py``) when that module is present. No part named: all of them.
+(each engine's speed and WER, ``bench/engines.py``). No part named: all of them.
 Each part writes ``bench/results/<part>.md`` (a markdown table with the machine described), ``<part>.json``
 (the raw numbers) and, for compare and scaleout, ``<part>.png``.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import importlib.util
 import json
 import shutil
 import sys
@@ -34,8 +33,7 @@ from bench.cluster import Spec  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-HAS_ENGINES = importlib.util.find_spec("bench.engines") is not None
-PARTS = ("compare", "scaleout", "memory", "splitter") + (("engines",) if HAS_ENGINES else ())
+PARTS = ("compare", "scaleout", "memory", "splitter", "engines")
 
 
 def build_parser() -> argparse.ArgumentParser:

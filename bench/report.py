@@ -56,7 +56,7 @@ def compare_markdown(result: CompareResult) -> str:
     for side in sides.values():
         lines.append(f"| {side.label} | {side.median_s:.1f} | {result.workload_s / side.median_s:.0f}× | "
                      f"{side.median_speedup:.2f}× | {side.wer.trusted:.2f} ({side.wer.all:.2f}) |")
-    vs_batched = statistics.median(b / s for b, s in zip(sides[BATCHED].wall_s, ours.wall_s))
+    vs_batched = statistics.median(b / s for b, s in zip(sides[BATCHED].wall_s, ours.wall_s, strict=True))
     stats = compare.median_run(ours)
     share = compare.server_share(stats)
     cpu_share = stats["server_cpu_s"] / stats["wall_s"]
@@ -208,7 +208,7 @@ def splitter_markdown(result: SplitterResult) -> str:
              "| method | time (s) | share of the audio's length | × ours | pieces found |",
              "|---|---:|---:|---:|---:|"]
     for method in result.methods.values():
-        ratio = statistics.median(m / o for m, o in zip(method.seconds, ours.seconds))
+        ratio = statistics.median(m / o for m, o in zip(method.seconds, ours.seconds, strict=True))
         lines.append(f"| {method.label} | {method.median_s:.3f} | "
                      f"{method.median_s / result.workload_s:.3%} | {ratio:.0f}× | {method.cuts} |")
     lines += ["", "Pieces: slices for ours, speech stretches for Silero, chunks for pydub (counts not "

@@ -32,7 +32,7 @@ class Point:
 
     @property
     def efficiencies(self) -> list[float]:
-        return [ideal / wall for ideal, wall in zip(self.ideal_s, self.wall_s)]
+        return [ideal / wall for ideal, wall in zip(self.ideal_s, self.wall_s, strict=True)]
 
     @property
     def efficiency(self) -> float:

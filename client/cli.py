@@ -7,9 +7,12 @@ import logging
 import os
 import socket
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from .engines import ENGINES, create_engine
 
 TOKEN_ENV = "SCATTERSCRIBE_TOKEN"
 
@@ -37,14 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help="server URL, e.g. http://192.168.1.10:5000")
     p.add_argument("--token", help=f"shared worker token (better: the {TOKEN_ENV} environment variable)")
     p.add_argument("--name", help="name shown on the page (default: host name and process id)")
-    p.add_argument("--engine", help="speech engine (default faster-whisper)")
-    p.add_argument("--model", help="model name or folder (default: the engine's bundled or smallest model)")
-    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--engine", choices=list(ENGINES), help="speech engine (default faster-whisper)")
+    p.add_argument("--model", help="faster-whisper: model name or CTranslate2 folder (default: bundled "
+                                   "tiny.en); whisper: model name or checkpoint file (default tiny.en); "
+                                   "sphinx: en-US; google: language tag (default en-US)")
+    p.add_argument("--device", help="cpu or cuda (faster-whisper, whisper)")
     p.add_argument("--compute-type", help="faster-whisper compute type (default int8)")
-    p.add_argument("--threads", type=int, help="CPU threads for the engine")
+    p.add_argument("--threads", type=int, help="CPU threads for the engine (faster-whisper, whisper)")
     p.add_argument("--slots", type=int, help="slices this worker holds, and decodes together, at once "
                                              "(default: one per thread)")
-    p.add_argument("--beam-size", type=int, help="beam size for Whisper decoding")
+    p.add_argument("--beam-size", type=int, help="beam size for Whisper decoding (faster-whisper, whisper)")
     p.add_argument("--heartbeat-s", type=float, help="seconds between heartbeats")
     p.add_argument("--max-slice-s", type=float, help="longest slice to accept (default: the engine's limit)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -91,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     from .connection import TokenRefused, Worker
-    from .engines import create_engine
 
+    t0 = time.perf_counter()
     try:
         engine = create_engine(s["engine"], model=s["model"], device=s["device"], compute_type=s["compute_type"],
                                threads=s["threads"], beam_size=s["beam_size"], slots=s["slots"])
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker: cannot load the {s['engine']} engine: {exc}", file=sys.stderr)
         return 2
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every slice; we log our own line
-    log.info("loaded %s %s", engine.name, engine.model)
+    log.info("loaded %s %s in %.1f s", engine.name, engine.model, time.perf_counter() - t0)
     worker = Worker(s["server"], s["token"], engine, s["name"], slots=s["slots"], heartbeat_s=s["heartbeat_s"],
                     max_slice_s=s["max_slice_s"] or None)
     import signal

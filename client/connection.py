@@ -66,7 +66,7 @@ class Worker:
         self.slots = slots
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
-                     "max_slice_s": max_slice_s or engine.max_slice_s}
+                     "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s)}
         self.work: queue.Queue[Work] = queue.Queue()
         self.cancelled: set[str] = set()
         self.generation = 0
@@ -79,6 +79,7 @@ class Worker:
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
         self.sio.on("slice", self._on_slice, namespace=NAMESPACE)
         self.sio.on("cancel", self._on_cancel, namespace=NAMESPACE)
+        self.sio.on("welcome", self._on_welcome, namespace=NAMESPACE)
 
     # --- events from the server ------------------------------------------------------------------------------
 
@@ -98,6 +99,13 @@ class Worker:
     def _on_slice(self, data: dict[str, Any]) -> None:
         self.work.put(Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"],
                            self.generation))
+
+    def _on_welcome(self, data: dict[str, Any]) -> None:
+        """The server says how often it wants heartbeats (its lease timeout is built on that)."""
+        try:
+            self.heartbeat_s = min(60.0, max(0.2, float(data.get("heartbeat_s", self.heartbeat_s))))
+        except (TypeError, ValueError):
+            pass
 
     def _on_cancel(self, data: dict[str, Any]) -> None:
         self.cancelled.add(str(data.get("lease")))
@@ -196,11 +204,13 @@ class Worker:
             return
         elapsed = time.perf_counter() - t0
         seconds = sum(len(x) for x in samples) / 16000
-        for work, segments in zip(live, results):
-            self._answer(work, [{"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text}
-                                for seg in segments], elapsed, len(live))
-        log.info("%d slice(s): %.1f s of audio in %.2f s (%.1fx real time)", len(live), seconds, elapsed,
-                 seconds / max(elapsed, 1e-9))
+        for work, audio, segments in zip(live, samples, results, strict=True):
+            answer = self._answer(work, [{"start": round(seg.start, 3), "end": round(seg.end, 3),
+                                          "text": seg.text} for seg in segments], elapsed, len(live))
+            # One line per slice; a batch's slices share its time, so the speed is the batch's.
+            log.info("slice %s/%d: %.1f s of audio in %.2f s (batch of %d, %.1f s of audio, %.1fx real time)%s",
+                     work.job, work.index, len(audio) / 16000, elapsed, len(live), seconds,
+                     seconds / max(elapsed, 1e-9), self._delivery(answer))
 
     @staticmethod
     def _ident(work: Work) -> dict[str, Any]:
@@ -214,6 +224,13 @@ class Worker:
         return self._send("result", {**self._ident(work), "text": text, "segments": segments,
                                      "elapsed": elapsed, "batch": batch, "engine": self.engine.name,
                                      "model": self.engine.model}, work)
+
+    @staticmethod
+    def _delivery(answer: dict[str, Any] | None) -> str:
+        """What became of a result, for its log line: nothing when the server took it."""
+        if answer is None:
+            return " (not delivered: the connection it came on is gone)"
+        return "" if answer.get("ok") else f" (server: {answer.get('error')})"
 
     def _report_error(self, work: Work, exc: Exception) -> None:
         self._send("slice_error", {**self._ident(work), "error": f"{type(exc).__name__}: {exc}"}, work)
@@ -242,9 +259,8 @@ class Worker:
         elapsed = time.perf_counter() - t0
         seconds = len(samples) / 16000
         answer = self._answer(work, segments, elapsed)
-        status = "" if answer is None or answer.get("ok") else f" (server: {answer.get('error')})"
         log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
-                 elapsed, seconds / max(elapsed, 1e-9), status)
+                 elapsed, seconds / max(elapsed, 1e-9), self._delivery(answer))
 
     def _send(self, event: str, data: dict[str, Any], work: Work) -> dict[str, Any] | None:
         if self._void(work):

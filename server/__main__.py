@@ -2,7 +2,8 @@
 
 import warnings
 
-warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")  # eventlet warns on import; the user asked for it
+# eventlet warns that it is deprecated on import; the user's card asks for it, and it works well here.
+warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 

@@ -8,7 +8,7 @@ import re
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import transcript
+from . import audio, transcript
 from .audio import AudioError
 from .coordinator import Coordinator, JobError
 from .scheduler import Requirement
@@ -119,6 +119,29 @@ def get_audio(job_id: str):
     return send_file(path, mimetype="audio/wav")
 
 
+@bp.get("/api/jobs/<job_id>/peaks.json")
+def get_peaks(job_id: str):
+    """The stored recording's waveform, downsampled to ``bins`` (50–4000, default 1000) min/max pairs."""
+    try:
+        bins = min(4000, max(50, int(request.args.get("bins", 1000))))
+    except ValueError:
+        return error(400, "bins must be a whole number")
+    coord = coordinator()
+    try:
+        path = coord.audio_path(job_id)
+    except JobError:
+        return error(404, f"no job {job_id!r}")
+    if not path.exists():
+        return error(404, f"no audio for job {job_id!r}")
+
+    def compute() -> dict:
+        samples = audio.open_pcm16(path)
+        low, high = audio.peaks(samples, bins)
+        duration = round(len(samples) / audio.TARGET_RATE, 3)
+        return {"duration": duration, "bins": len(low), "min": low, "max": high}
+    return jsonify(coord.run_blocking(compute))
+
+
 @bp.get("/api/workers")
 def list_workers():
     return jsonify({"workers": coordinator().workers_view()})
@@ -127,6 +150,16 @@ def list_workers():
 @bp.get("/")
 def index():
     return current_app.send_static_file("index.html")
+
+
+@bp.app_errorhandler(Exception)
+def unexpected_error(exc: Exception):
+    """A bug or a full disk: log it, answer JSON, keep serving."""
+    if isinstance(exc, HTTPException):
+        return http_error(exc)
+    log.exception("request %s %s failed", request.method, request.path)
+    return error(500, f"the server failed on this request ({type(exc).__name__}); it is logged and the server "
+                      "keeps running")
 
 
 @bp.app_errorhandler(HTTPException)

@@ -15,6 +15,7 @@ from . import api
 from .config import ROOT, Settings
 from .coordinator import Coordinator
 from .events import PageNamespace, WorkerNamespace, token_matches
+from .live_jobs import LiveJobs
 from .store import Store
 
 log = logging.getLogger("scatterscribe")
@@ -86,18 +87,22 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
             response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="Strict")
         return response
 
-    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings)))
-    socketio.on_namespace(PageNamespace(coordinator, access_allowed))
+    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), settings.scheduler.heartbeat_s))
+    live = LiveJobs(coordinator, settings.live)
+    socketio.on_namespace(PageNamespace(coordinator, access_allowed, live))
     coordinator.resume()
+    live.recover()
 
     def reaper() -> None:
-        """Every second: take back expired leases and hand out work. One bad tick never ends the loop."""
+        """Every second: take back expired leases, hand out work, close abandoned live recordings. One bad tick
+        never ends the loop."""
         while True:
             socketio.sleep(1.0)
-            try:
-                coordinator.tick()
-            except Exception:  # noqa: BLE001 - keep serving; the traceback goes to the log
-                log.exception("scheduler tick failed")
+            for tick in (coordinator.tick, live.tick):  # leases, then live recordings gone quiet
+                try:
+                    tick()
+                except Exception:  # noqa: BLE001 - keep serving; the traceback goes to the log
+                    log.exception("%s failed", tick.__qualname__)
 
     socketio.start_background_task(reaper)
     return app, socketio

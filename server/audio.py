@@ -94,7 +94,9 @@ def read_wav_format(f: BinaryIO, size: int) -> WavFormat:
                     f"{available // block / rate:.2f} s: it is truncated (was the upload cut short?)")
             return WavFormat(encoding, channels, rate, bits, f.tell(), chunk_size // block)
         if f.tell() + chunk_size > size:
-            raise AudioError(f"truncated WAV file: its {chunk_id!r} chunk runs past the end of the file")
+            part = "header" if chunk_id == b"fmt " else "file"
+            name = chunk_id.decode("latin-1")
+            raise AudioError(f"truncated WAV {part}: its '{name}' chunk runs past the end of the file")
         if chunk_id == b"fmt ":
             body = f.read(chunk_size)
             if len(body) < 16:
@@ -260,3 +262,16 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> bytes:
         out.setframerate(sample_rate)
         out.writeframes(np.asarray(samples, dtype="<i2").tobytes())
     return buf.getvalue()
+
+
+def peaks(samples: np.ndarray, bins: int) -> tuple[list[float], list[float]]:
+    """The lowest and highest sample (-1..1) in each of ``bins`` equal stretches of ``samples``: enough to
+    draw a waveform, a few kilobytes whatever the recording's length; fewer bins for fewer samples."""
+    n = len(samples)
+    bins = max(0, min(bins, n))
+    if bins == 0:
+        return [], []
+    edges = np.linspace(0, n, bins + 1).astype(np.int64)[:-1]
+    low = np.minimum.reduceat(samples, edges) / 32768.0
+    high = np.maximum.reduceat(samples, edges) / 32768.0
+    return np.round(low, 3).tolist(), np.round(high, 3).tolist()

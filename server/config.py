@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .live import LiveOptions
 from .splitter import SplitOptions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     splitter: SplitOptions = field(default_factory=SplitOptions)
+    live: LiveOptions = field(default_factory=LiveOptions)
     config_path: Path | None = None  # the file these came from (local workers read their [worker] section)
 
     @property
@@ -98,7 +100,8 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         raw.setdefault("server", {})["token"] = environ[TOKEN_ENV]
     if environ.get(ACCESS_TOKEN_ENV):
         raw.setdefault("server", {})["access_token"] = environ[ACCESS_TOKEN_ENV]
-    known = {"server", "scheduler", "splitter", "worker"}  # [worker] belongs to the worker's own settings
+    # [worker] belongs to the worker's own settings
+    known = {"server", "scheduler", "splitter", "live", "worker"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")
@@ -106,6 +109,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         server=_section(ServerSettings, dict(raw.get("server", {})), "server"),
         scheduler=_section(SchedulerSettings, dict(raw.get("scheduler", {})), "scheduler"),
         splitter=_section(SplitOptions, dict(raw.get("splitter", {})), "splitter"),
+        live=_section(LiveOptions, dict(raw.get("live", {})), "live"),
         config_path=Path(path) if path else None,
     )
 

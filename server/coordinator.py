@@ -12,7 +12,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -20,8 +20,7 @@ import numpy as np
 
 from . import audio, splitter, transcript
 from .config import Settings
-from .scheduler import (Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo,
-                        hand_out_order)
+from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
 from .store import JobRecord, SliceRecord, Store
 from .timing import JobTiming
 
@@ -60,9 +59,20 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
 
 
-def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE) -> list[SliceRecord]:
+def fit_to_workers(opts: splitter.SplitOptions, longest_s: float | None) -> splitter.SplitOptions:
+    """Splitter settings for a new job: no slice longer than the longest one a connected worker that may serve
+    the job takes (``longest_s``; None when none is connected), so a job served only by engines with a short
+    limit, such as Google's, gets slices they accept."""
+    if longest_s is None or longest_s >= opts.max_slice_s:
+        return opts
+    return replace(opts, max_slice_s=longest_s, min_slice_s=min(opts.min_slice_s, longest_s / 2))
+
+
+def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE,
+                  first: int = 0) -> list[SliceRecord]:
     return [SliceRecord(index=i, start=s.start / rate, end=s.end / rate,
-                        pieces=[(p.start / rate, p.end / rate) for p in s.pieces]) for i, s in enumerate(slices)]
+                        pieces=[(p.start / rate, p.end / rate) for p in s.pieces])
+            for i, s in enumerate(slices, start=first)]
 
 
 class Coordinator:
@@ -107,8 +117,9 @@ class Coordinator:
         server = self.settings.server
         try:
             with self.lock:
-                idle = self.scheduler.free_slots()
-            prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", self.settings.splitter,
+                idle = self.scheduler.free_slots(requirement)
+                opts = fit_to_workers(self.settings.splitter, self.scheduler.longest_slice_s(requirement))
+            prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", opts,
                                          server.max_duration_min * 60, idle)
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -123,15 +134,48 @@ class Coordinator:
                    "threshold_db": round(prepared.threshold_db, 1), "input": source_format.describe()})
         if not job.slices:
             job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
+        self.open_job(job, last_round=idle)
+        log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id,
+                 source_format.describe(), job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
+        return job
+
+    def open_job(self, job: JobRecord, last_round: int = 0) -> None:
+        """Store a new job, queue its slices (the last ``last_round`` longest first) and tell the pages."""
         with self.lock:
             self.store.create_job(job)
-            self._queue(job, last_round=idle)
+            self._queue(job, last_round=last_round)
             self._push_job(job.id)
             self._push_jobs()
             self.dispatch()
-        log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id, source_format.describe(),
-                 job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
-        return job
+
+    def extend_job(self, job_id: str, slices: list[splitter.Slice], duration: float) -> bool:
+        """Add slices that a live recording has just closed (their audio is already on disk) and scatter them
+        at once. False when the job is gone (deleted while recording)."""
+        with self.lock:
+            job = self.store.get_job(job_id)
+            if job is None:
+                return False
+            job.slices = slice_records(slices, first=len(job.slices))
+            self.store.add_slices(job_id, job.slices)
+            self.store.update_job(job_id, duration=duration)
+            self._audio.pop(job_id, None)  # mapped before the file grew: too short for the new slices
+            self._queue(job)
+            self._after_slice_change(job_id)
+            self.dispatch()
+            return True
+
+    def end_recording(self, job_id: str, duration: float, stats: dict[str, Any]) -> None:
+        """A live recording is complete: the job finishes like an upload once its slices are done."""
+        with self.lock:
+            job = self.store.get_job(job_id)
+            if job is None:
+                return
+            self.store.update_job(job_id, recording=False, duration=duration, stats={**job.stats, **stats})
+            if not job.slices:
+                self.store.update_job(job_id, status="done", note=NO_SPEECH, finished_at=time.time())
+            self._audio.pop(job_id, None)
+            self._after_slice_change(job_id)
+            self._push_jobs()
 
     def _queue(self, job: JobRecord, last_round: int = 0) -> None:
         """Queue a job's unfinished slices; the last ``last_round`` go longest first (``hand_out_order``)."""
@@ -144,15 +188,23 @@ class Coordinator:
             self.scheduler.submit(key, s.seconds, requirement, attempts=s.attempts)
 
     def resume(self) -> int:
-        """After a restart: queue again every slice that was not finished; finished ones are kept as they are."""
+        """After a restart: queue again every slice that was not finished (finished ones are kept as they are),
+        bring job states up to date, and remove uploads and folders that never became jobs."""
         with self.lock:
             jobs = self.store.unfinished_jobs()
             for job in jobs:
                 for s in job.slices:
-                    if s.status == "leased":
-                        self.store.update_slice(job.id, s.index, status="queued", worker="")
-                        s.status = "queued"
+                    if s.status == "leased":  # its worker's connection died with the old server
+                        s.status, s.attempts = "queued", max(0, s.attempts - 1)
+                        self.store.update_slice(job.id, s.index, status="queued", worker="", attempts=s.attempts)
                 self._queue(job)
+                self._after_slice_change(job.id)
+            known = {job.id for job, _ in self.store.list_jobs(limit=1_000_000)}
+            for path in self.uploads_dir.iterdir():
+                path.unlink()
+            for path in self.jobs_dir.iterdir():
+                if path.name not in known:
+                    shutil.rmtree(path, ignore_errors=True)
             if jobs:
                 log.info("resumed %d unfinished job(s)", len(jobs))
             return len(jobs)
@@ -177,6 +229,7 @@ class Coordinator:
             self.scheduler.add_worker(worker_id, info, self.clock())
             log.info("worker %s connected: %s %s, %d slot(s)", info.name, info.engine, info.model, info.slots)
             self._push_workers()
+            self._push_open_jobs()  # whether a job is waiting for workers may have changed
 
     def worker_disconnected(self, worker_id: str) -> None:
         with self.lock:
@@ -186,6 +239,7 @@ class Coordinator:
                 log.info("worker %s disconnected; %d slice(s) back to the queue", state.info.name, len(outcomes))
             self._apply(outcomes)
             self._push_workers()
+            self._push_open_jobs()
             self.dispatch()
 
     def heartbeat(self, worker_id: str) -> bool:
@@ -268,6 +322,8 @@ class Coordinator:
                 t0 = time.perf_counter()
                 self._after_slice_change(job_id)
                 self._timing.setdefault(job_id, JobTiming()).dispatch_s += time.perf_counter() - t0
+            if touched:  # pages show who is busy: a worker taking a slice changes that
+                self._push_workers()
 
     def _send(self, lease: Lease) -> None:
         t0 = time.perf_counter()
@@ -323,7 +379,8 @@ class Coordinator:
             return False
         finished = False
         states = [s.status for s in job.slices]
-        if states and all(s in ("done", "failed") for s in states):
+        # A live job is never done while it is recording: more slices may come.
+        if states and all(s in ("done", "failed") for s in states) and not job.recording:
             status = "failed" if all(s == "failed" for s in states) else "done"
             failed = [s for s in job.slices if s.status == "failed"]
             error = "; ".join(transcript.failure_marker(s)[1:-1] for s in failed)
@@ -364,7 +421,8 @@ class Coordinator:
         servable = all(self.scheduler.can_serve(requirement, s.seconds) for s in open_slices)
         return {
             "id": job.id, "name": job.name, "source": job.source, "status": job.status,
-            "created_at": job.created_at, "finished_at": job.finished_at, "duration": round(job.duration, 3),
+            "recording": job.recording, "created_at": job.created_at, "finished_at": job.finished_at,
+            "duration": round(job.duration, 3),
             "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
             "transcript": transcript.join_text(job.slices),
             "progress": {"done": done, "failed": failed, "total": len(job.slices)},
@@ -373,7 +431,8 @@ class Coordinator:
             "slices": [{"index": s.index, "start": round(s.start, 3), "end": round(s.end, 3),
                         "pieces": [[round(a, 3), round(b, 3)] for a, b in s.pieces], "status": s.status,
                         "text": s.text, "worker": s.worker, "engine": s.engine, "model": s.model,
-                        "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "segments": s.segments}
+                        "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "finished_at": s.finished_at,
+                        "segments": s.segments}
                        for s in job.slices],
         }
 
@@ -390,7 +449,8 @@ class Coordinator:
     def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
         with self.lock:
             return [{"id": job.id, "name": job.name, "source": job.source, "status": job.status,
-                     "created_at": job.created_at, "duration": round(job.duration, 3),
+                     "recording": job.recording, "created_at": job.created_at,
+                     "duration": round(job.duration, 3),
                      "progress": {"done": counts.get("done", 0), "failed": counts.get("failed", 0),
                                   "total": sum(counts.values())}}
                     for job, counts in self.store.list_jobs(limit)]
@@ -407,6 +467,10 @@ class Coordinator:
         view = self.job_view(job_id)
         if view is not None:
             self.emit("job", view, to=f"job:{job_id}", namespace="/")
+
+    def _push_open_jobs(self) -> None:
+        for job_id in sorted({key.job_id for key in self.scheduler.tasks}):
+            self._push_job(job_id)
 
     def _push_jobs(self) -> None:
         self.emit("jobs", self.jobs_view(), namespace="/")

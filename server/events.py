@@ -12,7 +12,9 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
 
+from .api import display_name
 from .coordinator import Coordinator
+from .live_jobs import LiveJobs
 from .scheduler import WorkerInfo
 
 log = logging.getLogger("scatterscribe")
@@ -36,7 +38,7 @@ def worker_info(auth: dict[str, Any]) -> WorkerInfo:
         slots = min(64, max(1, int(auth.get("slots", 1))))
         max_slice_s = min(3600.0, max(1.0, float(auth.get("max_slice_s", 30.0))))
     except (TypeError, ValueError):
-        raise ConnectionRefusedError("slots and max_slice_s must be numbers")
+        raise ConnectionRefusedError("slots and max_slice_s must be numbers") from None
     return WorkerInfo(name=_text(auth.get("name"), 64, "worker"), engine=_text(auth.get("engine"), 32, "unknown"),
                       model=_text(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s)
 
@@ -44,10 +46,11 @@ def worker_info(auth: dict[str, Any]) -> WorkerInfo:
 class WorkerNamespace(Namespace):
     """Events sent by workers."""
 
-    def __init__(self, coordinator: Coordinator, token: str):
+    def __init__(self, coordinator: Coordinator, token: str, heartbeat_s: float):
         super().__init__("/worker")
         self.coordinator = coordinator
         self.token = token
+        self.heartbeat_s = heartbeat_s
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a worker when it connects: proves the shared token and announces itself."""
@@ -57,10 +60,11 @@ class WorkerNamespace(Namespace):
             raise ConnectionRefusedError("wrong or missing worker token")
         self.coordinator.worker_connected(request.sid, worker_info(auth))
         # Work goes out once the connection is acknowledged, not from inside the handshake.
-        self.socketio.start_background_task(self._dispatch_soon)
+        self.socketio.start_background_task(self._dispatch_soon, request.sid)
 
-    def _dispatch_soon(self) -> None:
+    def _dispatch_soon(self, sid: str) -> None:
         self.socketio.sleep(0.05)
+        self.emit("welcome", {"heartbeat_s": self.heartbeat_s}, room=sid)
         self.coordinator.dispatch()
 
     def on_disconnect(self, reason: Any = None) -> None:
@@ -87,10 +91,11 @@ class WorkerNamespace(Namespace):
 class PageNamespace(Namespace):
     """Events sent by web pages."""
 
-    def __init__(self, coordinator: Coordinator, access_allowed):
+    def __init__(self, coordinator: Coordinator, access_allowed, live: LiveJobs):
         super().__init__("/")
         self.coordinator = coordinator
         self.access_allowed = access_allowed
+        self.live = live
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a page when it opens; refused without the access token when one is set."""
@@ -109,3 +114,32 @@ class PageNamespace(Namespace):
         """Sent by a page that stops showing a job."""
         job_id = str((data or {}).get("job", "")) if isinstance(data, dict) else ""
         leave_room(f"job:{job_id}")
+
+    # --- live recordings (see LiveJobs and README "Live mode") ---------------------------------------------
+
+    def on_live_start(self, data: Any) -> dict[str, Any]:
+        """``{name, sample_rate}``: start a live recording → ``{job, key, ack}``; the page watches the job."""
+        if not isinstance(data, dict):
+            return {"error": "send {name, sample_rate}"}
+        answer = self.live.start(display_name(str(data.get("name") or "")), data.get("sample_rate"))
+        if "job" in answer:
+            join_room(f"job:{answer['job']}")
+        return answer
+
+    def on_live_chunk(self, data: Any) -> dict[str, Any]:
+        """``{job, key, seq, pcm}`` (16-bit little-endian mono PCM) → ``{ack}``: all chunks up to ``ack`` are
+        stored."""
+        return self.live.chunk(data) if isinstance(data, dict) else {"ack": -1, "error": "malformed chunk"}
+
+    def on_live_stop(self, data: Any) -> dict[str, Any]:
+        """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq`` → ``{ack, finished}``."""
+        return self.live.stop(data) if isinstance(data, dict) else {"ack": -1, "error": "malformed stop"}
+
+    def on_live_resume(self, data: Any) -> dict[str, Any]:
+        """``{job, key}`` after a reconnect → ``{ack}``: the page resends every chunk after ``ack``."""
+        if not isinstance(data, dict):
+            return {"ack": -1, "error": "malformed resume"}
+        answer = self.live.resume(data)
+        if "error" not in answer:
+            join_room(f"job:{data['job']}")
+        return answer

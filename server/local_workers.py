@@ -6,8 +6,10 @@ command line, where ``ps`` would show it). One that exits is started again after
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +18,17 @@ from pathlib import Path
 from .config import ROOT, TOKEN_ENV
 
 log = logging.getLogger("scatterscribe")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the server dies, even by SIGKILL, so a
+    restarted server does not find the old local workers still running beside the new ones."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the workers outlive a killed server and reconnect to the next
+        pass
 
 
 class LocalWorkers:
@@ -37,7 +50,8 @@ class LocalWorkers:
 
     def _start(self, n: int) -> None:
         env = {**os.environ, TOKEN_ENV: self.token, "PYTHONUNBUFFERED": "1"}
-        self.processes[n] = subprocess.Popen(self.command(n), cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+        self.processes[n] = subprocess.Popen(self.command(n), cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                             preexec_fn=_die_with_parent)
         log.info("started local worker local-%d (pid %d)", n + 1, self.processes[n].pid)
 
     def supervise(self, sleep) -> None:

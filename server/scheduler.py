@@ -88,6 +88,7 @@ class Task:
     status: SliceStatus = SliceStatus.QUEUED
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
+    failed_on: set[str] = field(default_factory=set)  # workers that reported an error for it
 
     def move(self, to: SliceStatus) -> None:
         if to not in ALLOWED[self.status]:
@@ -122,6 +123,7 @@ class WorkerInfo:
 class WorkerState:
     info: WorkerInfo
     connected_at: float
+    last_seen: float  # last heartbeat, result or error
     leases: set[str] = field(default_factory=set)
     slices_done: int = 0
     audio_s: float = 0.0  # audio transcribed, for the measured speed
@@ -169,7 +171,7 @@ class Scheduler:
     def add_worker(self, worker_id: str, info: WorkerInfo, now: float) -> None:
         if worker_id in self.workers:
             raise ValueError(f"worker {worker_id} is already connected")
-        self.workers[worker_id] = WorkerState(info, connected_at=now)
+        self.workers[worker_id] = WorkerState(info, connected_at=now, last_seen=now)
 
     def remove_worker(self, worker_id: str, now: float) -> list[Outcome]:
         """A worker left: every lease it held is taken back at once."""
@@ -183,6 +185,7 @@ class Scheduler:
         state = self.workers.get(worker_id)
         if state is None:
             return False
+        state.last_seen = now
         for lid in state.leases:
             lease = self.leases[lid]
             lease.expires_at = min(now + self.lease_timeout_s, lease.started_at + self.slice_timeout_s)
@@ -214,9 +217,9 @@ class Scheduler:
         while True:
             progress = False
             for worker_id, state in self._workers_by_speed():
-                if state.free_slots <= 0:
+                if state.free_slots <= 0 or not self._responsive(state, now):
                     continue
-                key = next((k for k in self.queue if self._fits(self.tasks[k], state)), None)
+                key = next((k for k in self.queue if self._may_take(self.tasks[k], worker_id, state)), None)
                 if key is None:
                     continue
                 del self.queue[key]
@@ -236,6 +239,7 @@ class Scheduler:
             return REFUSED
         task = self.tasks[key]
         state = self.workers[worker_id]
+        state.last_seen = now
         state.slices_done += 1
         state.audio_s += task.seconds
         state.busy_s += max(now - lease.started_at, 1e-6)
@@ -252,6 +256,8 @@ class Scheduler:
         lease = self.leases.get(lease_id)
         if lease is None or lease.worker_id != worker_id or lease.key != key:
             return REFUSED
+        self.tasks[key].failed_on.add(worker_id)
+        self.workers[worker_id].last_seen = now
         return self._lose(lease, reason)
 
     def reap(self, now: float) -> list[Outcome]:
@@ -271,18 +277,39 @@ class Scheduler:
         return any(requirement.accepts(s.info.engine, s.info.model) and seconds <= s.info.max_slice_s + 1e-6
                    for s in self.workers.values())
 
-    def free_slots(self) -> int:
-        return sum(max(0, s.free_slots) for s in self.workers.values())
+    def free_slots(self, requirement: Requirement = Requirement()) -> int:
+        """Idle slots among the connected workers that ``requirement`` accepts."""
+        return sum(max(0, s.free_slots) for s in self.workers.values()
+                   if requirement.accepts(s.info.engine, s.info.model))
+
+    def longest_slice_s(self, requirement: Requirement = Requirement()) -> float | None:
+        """The longest slice any connected worker that ``requirement`` accepts will take; None if none is
+        connected."""
+        return max((s.info.max_slice_s for s in self.workers.values()
+                    if requirement.accepts(s.info.engine, s.info.model)), default=None)
 
     # --- inside ----------------------------------------------------------------------------------------------
 
     def _workers_by_speed(self) -> list[tuple[str, WorkerState]]:
         return sorted(self.workers.items(), key=lambda kv: (-(kv[1].speed or 0.0), -kv[1].free_slots, kv[0]))
 
+    def _responsive(self, state: WorkerState, now: float) -> bool:
+        """A worker silent for a whole lease timeout gets no new work until it speaks again."""
+        return now - state.last_seen < self.lease_timeout_s
+
     @staticmethod
     def _fits(task: Task, state: WorkerState) -> bool:
         return task.seconds <= state.info.max_slice_s + 1e-6 and \
             task.requirement.accepts(state.info.engine, state.info.model)
+
+    def _may_take(self, task: Task, worker_id: str, state: WorkerState) -> bool:
+        """A worker that reported an error for a slice gets it again only if no other connected worker could
+        take it (so one broken worker cannot use up a slice's attempts while a good one is there)."""
+        if not self._fits(task, state):
+            return False
+        if worker_id not in task.failed_on:
+            return True
+        return not any(self._fits(task, other) for wid, other in self.workers.items() if wid not in task.failed_on)
 
     def _lease(self, key: SliceKey, worker_id: str, now: float, duplicate: bool) -> Lease:
         task = self.tasks[key]
@@ -323,19 +350,21 @@ class Scheduler:
 
     def _duplicate_stragglers(self, now: float) -> list[Lease]:
         given = []
+        known = [s.speed for s in self.workers.values() if s.speed]
         for lease in sorted(self.leases.values(), key=lambda lease: lease.started_at):
             if lease.duplicate or sum(1 for o in self.leases.values() if o.key == lease.key) > 1:
                 continue
             holder = self.workers.get(lease.worker_id)
-            speed = holder.speed if holder else None
+            # A worker that never finished a slice is judged by the slowest speed measured on the others.
+            speed = (holder.speed if holder else None) or (min(known) if known else None)
             task = self.tasks[lease.key]
             if speed is None:
                 continue
             expected = task.seconds / speed
             if now - lease.started_at < max(self.straggler_min_s, self.straggler_factor * expected):
                 continue
-            helper = next((wid for wid, s in self._workers_by_speed()
-                           if wid != lease.worker_id and s.free_slots > 0 and self._fits(task, s)), None)
+            helper = next((wid for wid, s in self._workers_by_speed() if wid != lease.worker_id and
+                           s.free_slots > 0 and self._responsive(s, now) and self._fits(task, s)), None)
             if helper is not None:
                 given.append(self._lease(lease.key, helper, now, duplicate=True))
         return given

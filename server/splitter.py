@@ -143,7 +143,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Maximal runs of True in ``mask`` as (first, end) frame indices."""
     padded = np.concatenate(([False], mask, [False]))
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=False))
 
 
 def speech_regions(levels_db: np.ndarray, threshold_db: float, opts: SplitOptions) -> list[tuple[int, int]]:
@@ -209,7 +209,7 @@ def _units(regions: list[tuple[int, int]], levels_db: np.ndarray, max_frames: in
 def _pieces(units: Sequence[_Unit], pad: int, n_frames: int) -> list[tuple[int, int]]:
     """Frame pieces for a run of units: a pause up to 2*pad is kept whole, a longer one keeps pad on each side."""
     pieces = [[max(0, units[0].first - pad), units[0].end]]
-    for previous, unit in zip(units, units[1:]):
+    for previous, unit in zip(units, units[1:], strict=False):
         if unit.gap_before <= 2 * pad:
             pieces[-1][1] = unit.end
         else:

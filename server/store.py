@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT NOT NULL DEFAULT '',
     note TEXT NOT NULL DEFAULT '',
     finished_at REAL,
-    stats TEXT NOT NULL DEFAULT '{}'
+    stats TEXT NOT NULL DEFAULT '{}',
+    recording INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS slices (
     job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
@@ -94,6 +95,7 @@ class JobRecord:
     note: str = ""
     finished_at: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    recording: bool = False  # a live recording still being made: more audio and slices may come
     slices: list[SliceRecord] = field(default_factory=list)
 
 
@@ -107,6 +109,8 @@ def _encode(column: str, value: Any) -> Any:
 
 
 def _decode(column: str, value: Any) -> Any:
+    if column == "recording":
+        return bool(value)
     return json.loads(value) if column in _JSON_COLUMNS else value
 
 
@@ -122,6 +126,13 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed transaction
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older version up to this schema (columns added since)."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "recording" not in columns:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN recording INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -219,6 +230,12 @@ class Store:
         with self._tx() as db:
             ids = [r["id"] for r in db.execute(
                 "SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at")]
+        return [job for job in map(self.get_job, ids) if job is not None]
+
+    def recording_jobs(self) -> list[JobRecord]:
+        """Jobs whose live recording was never closed (the server stopped while it was being made)."""
+        with self._tx() as db:
+            ids = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE recording = 1 ORDER BY created_at")]
         return [job for job in map(self.get_job, ids) if job is not None]
 
     @staticmethod

@@ -153,15 +153,21 @@ class Server(Process):
                 "--local-workers", str(local_workers)]
         if config is not None:
             args += ["--config", str(config)]
+        access = (env or {}).get("SCATTERSCRIBE_ACCESS_TOKEN")
+        self.headers = {"Authorization": f"Bearer {access}"} if access else {}
         super().__init__(args, tmp / f"{name}.log", env={"SCATTERSCRIBE_TOKEN": TOKEN, **(env or {})})
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
 
     def wait_ready(self, timeout: float = 60) -> None:
         def up():
             if not self.alive():
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                return requests.get(f"{self.url}/api/workers", timeout=2).ok
+                return requests.get(f"{self.url}/api/workers", timeout=2).status_code < 500
             except requests.ConnectionError:
                 return False
         wait_for(up, timeout, "the server to answer")
@@ -169,12 +175,12 @@ class Server(Process):
     # --- API ---
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, **kw)
+        return requests.get(self.url + path, timeout=30, headers=self.headers, **kw)
 
     def upload(self, path: Path, field: str = "audio", **form: str) -> requests.Response:
         with open(path, "rb") as f:
             return requests.post(f"{self.url}/api/jobs", files={field: (path.name, f, "audio/wav")}, data=form,
-                                 timeout=120)
+                                 headers=self.headers, timeout=120)
 
     def submit(self, path: Path, **form: str) -> str:
         response = self.upload(path, **form)

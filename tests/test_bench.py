@@ -32,7 +32,7 @@ def test_quick_bench_writes_every_part(tmp_path):
     scale = json.loads((tmp_path / "scaleout.json").read_text())
     assert [p["workers"] for p in scale["points"]] == [1, 2]
     for point in scale["points"]:
-        assert all(0 < ideal / wall <= 1.05 for ideal, wall in zip(point["ideal_s"], point["wall_s"]))
+        assert all(0 < ideal / wall <= 1.05 for ideal, wall in zip(point["ideal_s"], point["wall_s"], strict=True))
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["server_peak_mb"] >= memory["server_idle_mb"] > 0
     splitter = json.loads((tmp_path / "splitter.json").read_text())

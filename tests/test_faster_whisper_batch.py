@@ -30,7 +30,7 @@ def test_a_batch_is_as_accurate_as_one_slice_at_a_time(whisper_model):
     alone = [list(whisper_model.transcribe(a)) for a in audios]
     refs = [manifest()[name]["reference"] for name in SHORT]
     assert wer(refs, [text_of(s) for s in batched]) <= wer(refs, [text_of(s) for s in alone]) + 2.0
-    for name, segments, audio in zip(SHORT, batched, audios):
+    for name, segments, audio in zip(SHORT, batched, audios, strict=True):
         assert wer(manifest()[name]["reference"], text_of(segments)) < 25, name  # each in its own place
         starts = [s.start for s in segments]
         assert starts == sorted(starts) and all(0 <= s.start <= s.end <= len(audio) / SAMPLE_RATE + 0.5

@@ -2,8 +2,17 @@
 
 import pytest
 
-from server.scheduler import (ALLOWED, IllegalTransition, Requirement, Scheduler, SliceKey, SliceStatus, Task,
-                              WorkerInfo, hand_out_order)
+from server.scheduler import (
+    ALLOWED,
+    IllegalTransition,
+    Requirement,
+    Scheduler,
+    SliceKey,
+    SliceStatus,
+    Task,
+    WorkerInfo,
+    hand_out_order,
+)
 
 T0 = 1000.0
 
@@ -242,3 +251,58 @@ def test_the_last_round_goes_out_longest_first():
     assert hand_out_order(seconds, 0) == list(range(6))
     assert hand_out_order(seconds, 10) == [3, 1, 5, 0, 2, 4]
     assert sorted(hand_out_order(seconds, 4)) == list(range(6))
+
+
+def test_a_slice_that_failed_on_a_worker_goes_to_another_one():
+    """After an error, the slice goes to a different worker even if the failing one is free and first in line;
+    with no other worker it is retried on the same one."""
+    s = make(1, max_attempts=3)
+    s.add_worker("bad", WorkerInfo("bad"), T0)
+    lease = s.assign(T0)[0]
+    s.add_worker("good", WorkerInfo("good"), T0)
+    s.fail("bad", lease.id, lease.key, "boom", T0 + 1)
+    again = s.assign(T0 + 1)
+    assert [(a.worker_id, a.key) for a in again] == [("good", lease.key)]
+    s.remove_worker("good", T0 + 2)
+    assert [a.worker_id for a in s.assign(T0 + 2)] == ["bad"]
+
+
+def test_a_worker_with_no_measured_speed_is_judged_by_the_others():
+    """A slice held by a worker that never finished anything is duplicated once it is out far longer than the
+    slowest measured worker would need."""
+    s = Scheduler(straggler_factor=3.0, straggler_min_s=2.0)
+    s.submit(SliceKey("j", 0), 10.0)
+    s.add_worker("new", WorkerInfo("new"), T0)
+    lease = s.assign(T0)[0]
+    s.add_worker("old", WorkerInfo("old"), T0)
+    s.workers["old"].audio_s, s.workers["old"].busy_s = 10.0, 2.0  # 5x real time: 2 s expected, 6 s allowed
+    assert s.assign(T0 + 5) == []
+    assert [(d.worker_id, d.key) for d in s.assign(T0 + 6)] == [("old", lease.key)]
+
+
+def test_a_silent_worker_gets_no_new_work_until_it_speaks():
+    """After its lease expired for lack of heartbeats, a still-connected worker is passed over; a heartbeat
+    brings it back."""
+    s = make(2, lease_timeout_s=30)
+    s.add_worker("quiet", WorkerInfo("quiet"), T0)
+    first = s.assign(T0)[0]
+    assert [o.key for o in s.reap(T0 + 31)] == [first.key]
+    assert s.assign(T0 + 31) == []
+    s.heartbeat("quiet", T0 + 32)
+    assert [lease.key for lease in s.assign(T0 + 32)] == [first.key]
+
+
+def test_idle_slots_and_longest_slice_count_only_workers_a_job_may_use():
+    """free_slots and longest_slice_s look only at workers whose engine and model the requirement accepts."""
+    s = Scheduler()
+    assert s.longest_slice_s() is None and s.free_slots() == 0
+    s.add_worker("fw", WorkerInfo("fw", engine="faster-whisper", model="tiny.en", slots=2, max_slice_s=30),
+                 T0)
+    s.add_worker("g", WorkerInfo("g", engine="google", model="en-US", slots=3, max_slice_s=25), T0)
+    assert s.free_slots() == 5 and s.longest_slice_s() == 30
+    assert s.free_slots(Requirement(engine="google")) == 3 and s.longest_slice_s(Requirement("google")) == 25
+    assert s.free_slots(Requirement("whisper-family", "tiny.en")) == 2
+    assert s.longest_slice_s(Requirement("sphinx")) is None and s.free_slots(Requirement("sphinx")) == 0
+    s.submit(SliceKey("j", 0), 20.0, Requirement("google"))
+    s.assign(T0)
+    assert s.free_slots(Requirement("google")) == 2

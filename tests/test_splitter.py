@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from server.audio import open_pcm16
-from server.splitter import (SplitOptions, analyse, frame_levels_db, plan_from_analysis, speech_regions,
-                             split_at_silence, split_for_parallelism)
+from server.splitter import (
+    SplitOptions,
+    analyse,
+    frame_levels_db,
+    plan_from_analysis,
+    speech_regions,
+    split_at_silence,
+    split_for_parallelism,
+)
 from tests.support import corpus_file, manifest
 
 RATE = 16000

@@ -4,7 +4,7 @@ import random
 import re
 
 from server.store import JobRecord, SliceRecord
-from server.transcript import join_text, shift_segments, to_original_time, to_srt, to_vtt, timed_segments
+from server.transcript import join_text, shift_segments, timed_segments, to_original_time, to_srt, to_vtt
 
 
 def test_time_in_a_slice_maps_through_its_pieces():

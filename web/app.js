@@ -1,52 +1,109 @@
 'use strict';
-(function () {
-  const socket = io();
-  const $ = (id) => document.getElementById(id);
-  let jobId = new URLSearchParams(location.search).get('job');
+// The page's wiring: one Socket.IO connection, the job shown (?job=<id> in the address, so it can be
+// reopened), and the live workers and jobs lists. What each part draws lives in its own module.
 
-  function renderJob(job) {
-    if (!job || job.id !== jobId) return;
-    const p = job.progress;
-    $('status').textContent = `${job.name}: ${job.status}, ${p.done} of ${p.total} slices done` +
-      (job.note ? ` (${job.note})` : '') + (job.error ? ` — ${job.error}` : '');
-    $('transcript').textContent = job.transcript;
-    $('slices').replaceChildren(...job.slices.map((s) => {
-      const li = document.createElement('li');
-      li.className = s.status;
-      li.textContent = `${s.start.toFixed(1)}–${s.end.toFixed(1)} s: ${s.status}` +
-        (s.worker ? ` (${s.worker})` : '') + (s.text ? ` — ${s.text}` : '');
-      return li;
-    }));
-  }
+import { copyText, JobView } from './job-view.js';
+import { Intake } from './intake.js';
+import { renderJobs, renderWorkerCommand, renderWorkers } from './panels.js';
 
-  function watch(id) {
-    jobId = id;
-    history.replaceState(null, '', `?job=${id}`);
-    socket.emit('watch', { job: id }, renderJob);
-  }
+const $ = (id) => document.getElementById(id);
+const socket = window.io();
+const state = { jobId: new URLSearchParams(location.search).get('job'), workers: [], jobs: [] };
 
-  socket.on('connect', () => { if (jobId) watch(jobId); });
-  socket.on('job', renderJob);
-  socket.on('workers', (workers) => {
-    $('workers').replaceChildren(...workers.map((w) => {
-      const li = document.createElement('li');
-      li.textContent = `${w.name}: ${w.engine} ${w.model}, ${w.busy}/${w.slots} busy, ${w.slices_done} done`;
-      return li;
-    }));
+/** Say something to screen readers; the same text is never swallowed because it repeats. */
+function announce(text) {
+  const region = $('announcer');
+  region.textContent = '';
+  requestAnimationFrame(() => { region.textContent = text; });
+}
+
+const jobView = new JobView(announce);
+
+function watch(id) {
+  socket.emit('watch', { job: id }, (view) => {
+    if (id !== state.jobId) return;
+    if (view) jobView.render(view, state.workers);
+    else jobView.showMissing(id);
   });
+}
 
-  $('upload').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const file = $('file').files[0];
-    if (!file) { $('status').textContent = 'Choose a .wav file first.'; return; }
-    const form = new FormData();
-    form.append('audio', file);
-    $('status').textContent = 'Uploading…';
-    const response = await fetch('/api/jobs', { method: 'POST', body: form });
-    const body = await response.json();
-    if (!response.ok) { $('status').textContent = `Rejected: ${body.error}`; return; }
-    watch(body.id);
-  });
+function openJob(id, { push = true } = {}) {
+  if (state.jobId && state.jobId !== id) socket.emit('unwatch', { job: state.jobId });
+  state.jobId = id;
+  if (push) history.pushState({ job: id }, '', `/?job=${encodeURIComponent(id)}`);
+  renderJobs(state.jobs, id);
+  if (socket.connected) watch(id);
+  $('job').focus({ preventScroll: true });
+  $('job').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
 
-  fetch('/api/workers').then((r) => r.json()).then((b) => socket.listeners('workers')[0](b.workers));
-})();
+function setConnection(kind, text) {
+  $('connection').dataset.state = kind;
+  $('connection-text').textContent = text;
+}
+
+async function refreshLists() {
+  // Broadcasts sent while the page was disconnected are lost; fetch the current state once.
+  try {
+    const [workers, jobs] = await Promise.all([fetch('/api/workers'), fetch('/api/jobs')]);
+    if (workers.ok) onWorkers((await workers.json()).workers);
+    if (jobs.ok) onJobs((await jobs.json()).jobs);
+  } catch {
+    // The socket's own reconnect will bring fresh lists.
+  }
+}
+
+function onWorkers(workers) {
+  state.workers = workers;
+  renderWorkers(workers);
+  jobView.renderWaiting(workers);
+}
+
+function onJobs(jobs) {
+  state.jobs = jobs;
+  renderJobs(jobs, state.jobId);
+}
+
+socket.on('connect', () => {
+  setConnection('connected', 'Connected, live');
+  if (state.jobId) watch(state.jobId);
+  refreshLists();
+});
+socket.on('disconnect', () => setConnection('disconnected', 'Connection lost; reconnecting…'));
+socket.on('connect_error', (error) => {
+  const needsToken = /access token/.test(String(error && error.message));
+  setConnection('disconnected', needsToken
+    ? 'This server needs its access token: open the page as /?access_token=TOKEN'
+    : 'Cannot reach the server; retrying…');
+});
+socket.on('job', (view) => {
+  if (view.id !== state.jobId) return;
+  jobView.render(view, state.workers);
+  // The server broadcasts the jobs list when a job starts or ends; progress in between comes from here.
+  const entry = state.jobs.find((j) => j.id === view.id);
+  if (entry && (entry.status !== view.status || entry.progress.done !== view.progress.done)) {
+    Object.assign(entry, { status: view.status, progress: view.progress });
+    renderJobs(state.jobs, state.jobId);
+  }
+});
+socket.on('workers', onWorkers);
+socket.on('jobs', onJobs);
+
+window.addEventListener('popstate', () => {
+  const id = new URLSearchParams(location.search).get('job');
+  if (id) openJob(id, { push: false });
+});
+
+document.addEventListener('click', async (event) => {
+  const button = event.target.closest('[data-copy]');
+  if (!button) return;
+  const ok = await copyText($(button.dataset.copy).textContent);
+  announce(ok ? 'Command copied.' : 'The browser refused to copy; select the command.');
+  button.textContent = ok ? 'Copied ✓' : 'Copy failed';
+  setTimeout(() => { button.textContent = 'Copy command'; }, 2000);
+});
+
+const intake = new Intake({ onJob: (id) => openJob(id), announce, socket });
+// For the browser's console (and the tests that cut the connection on purpose).
+window.scatterscribe = { socket, intake };
+renderWorkerCommand();

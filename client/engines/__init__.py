@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from .base import Engine, Segment
 
 
-def _faster_whisper(**opts: Any) -> Engine:
-    from .faster_whisper_engine import FasterWhisperEngine
-    return FasterWhisperEngine(**opts)
+def _lazy(module: str, cls: str) -> Callable[..., Engine]:
+    """A factory that imports the engine's module only when the engine is built: a worker machine needs only
+    its own engine's libraries."""
+    def factory(**opts: Any) -> Engine:
+        return getattr(importlib.import_module(f".{module}", __name__), cls)(**opts)
+    return factory
 
 
-def _sleep(**opts: Any) -> Engine:
-    from .sleep_engine import SleepEngine
-    return SleepEngine(**opts)
-
-
-#: Engine name → factory. Factories import their library lazily, so a worker needs only its own engine's.
+#: Engine name → factory.
 ENGINES: dict[str, Callable[..., Engine]] = {
-    "faster-whisper": _faster_whisper,
-    "sleep": _sleep,  # for benchmarks only: sleeps instead of transcribing (sleep_engine.py)
+    "faster-whisper": _lazy("faster_whisper_engine", "FasterWhisperEngine"),
+    "whisper": _lazy("whisper_engine", "WhisperEngine"),
+    "sphinx": _lazy("sphinx_engine", "SphinxEngine"),
+    "google": _lazy("google_engine", "GoogleEngine"),
+    "sleep": _lazy("sleep_engine", "SleepEngine"),  # for benchmarks only: sleeps instead of transcribing
 }
 
 
 def create_engine(name: str, **opts: Any) -> Engine:
+    """Build (and so load) the engine called ``name`` with the worker's options."""
     try:
         factory = ENGINES[name]
     except KeyError:

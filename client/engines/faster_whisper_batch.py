@@ -133,7 +133,7 @@ class BatchTranscriber:
                 break
             decoded = self._decode(model, [a for _, _, a, _ in pending], [t for _, _, _, t in pending])
             still: list[tuple[int, float, np.ndarray, list[int]]] = []
-            for (i, offset, audio, before), d in zip(pending, decoded):
+            for (i, offset, audio, before), d in zip(pending, decoded, strict=True):
                 verdict = self._verdict(d)
                 if verdict == "silence":
                     continue
@@ -196,9 +196,9 @@ class BatchTranscriber:
             if spoken:
                 found = model.find_alignment(tokenizer, [decoded[k].text_tokens for k in spoken],
                                              model.encode(features[spoken]), [frames[k] for k in spoken])
-                for k, words in zip(spoken, found):
+                for k, words in zip(spoken, found, strict=True):
                     alignments[k] = words
-        for d, words in zip(decoded, alignments):
+        for d, words in zip(decoded, alignments, strict=True):
             _merge_punctuation(words)
             d.words = [w for w in words if w["word"]]
         return decoded

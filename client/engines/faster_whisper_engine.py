@@ -24,6 +24,9 @@ def bundled_model_path() -> Path:
 
 
 class FasterWhisperEngine:
+    """``model``: a Whisper model name (downloaded by faster-whisper where there is internet), a CTranslate2
+    model folder, or empty for the bundled tiny.en. ``slots`` decoders share one loaded model."""
+
     name = "faster-whisper"
     max_slice_s = 30.0
 
@@ -32,9 +35,11 @@ class FasterWhisperEngine:
         try:
             from faster_whisper import WhisperModel
         except ImportError as exc:
-            raise RuntimeError("the faster-whisper engine requires the faster-whisper package") from exc
-        source = model or str(bundled_model_path())
-        self.model = model or BUNDLED_MODEL
+            raise RuntimeError("the faster-whisper engine requires the faster-whisper package "
+                               "(pip install faster-whisper)") from exc
+        # CTranslate2 takes the folder as a str only (a Path is refused).
+        source = str(model or bundled_model_path())
+        self.model = (Path(model).name if Path(model).is_dir() else model) if model else BUNDLED_MODEL
         self.beam_size = beam_size
         # One decode at a time: the worker decodes the slices of its slots together (transcribe_batch) rather
         # than side by side, and every extra CTranslate2 replica keeps buffers of its own (~100 MB each).

@@ -9,7 +9,7 @@ transcribing anything: its "text" only says how much audio it was given.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -23,7 +23,9 @@ class SleepEngine:
     name = "sleep"
     max_slice_s = 30.0
 
-    def __init__(self, model: str = "", **_ignored: Any):
+    def __init__(self, model: str = "", device: str = "cpu", compute_type: str = "int8", threads: int = 2,
+                 beam_size: int = 5, slots: int = 1):
+        # The worker's keywords, like every engine (engines/base.py); only ``model`` means anything here.
         try:
             rate = float(model) if model else DEFAULT_SECONDS_PER_AUDIO_S
         except ValueError:

@@ -1,0 +1,214 @@
+"""Live jobs on this server: each page's :class:`live.LiveSession`, the job's growing audio file, and the
+coordinator calls that scatter a slice as soon as it closes. The rules are in ``live.py``; this module holds
+the bookkeeping and the I/O, and stays cheap per chunk (a few hundred microseconds: see ``live.py``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import secrets
+import struct
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import audio
+from .coordinator import Coordinator, fit_to_workers
+from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
+from .store import JobRecord
+
+log = logging.getLogger("scatterscribe")
+
+
+class Pcm16File:
+    """A 16 kHz mono 16-bit WAV file that grows. Its header always states what the file holds, so it can be
+    read (slices, waveform) at any moment and survives a crash; complete, it is byte for byte what
+    :func:`audio.convert_to_pcm16` writes for the same samples."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.samples = 0
+        self._file = open(path, "xb")  # a fresh file, never one that is already there
+        self._file.write(self.header(0))
+        self._file.flush()
+
+    @staticmethod
+    def header(samples: int) -> bytes:
+        """The 44-byte header Python's ``wave`` module writes for ``samples`` 16 kHz mono 16-bit samples."""
+        data = 2 * samples
+        rate = audio.TARGET_RATE
+        return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1, rate,
+                           2 * rate, 2, 16, b"data", data)
+
+    def append(self, samples: np.ndarray) -> None:
+        """Add samples at the end, then state the new length in the header."""
+        self._file.seek(0, 2)
+        self._file.write(np.asarray(samples, dtype="<i2").tobytes())
+        self.samples += len(samples)
+        self._file.seek(0)
+        self._file.write(self.header(self.samples))
+        self._file.flush()  # readers map the file: they must see what the header promises
+
+    def close(self) -> None:
+        self._file.close()
+
+    @classmethod
+    def repair(cls, path: Path) -> int:
+        """After a crash: cut off what was written after the header's last update; returns the samples."""
+        with open(path, "r+b") as f:
+            fmt = audio.read_wav_format(f, path.stat().st_size)
+            f.truncate(fmt.data_offset + 2 * fmt.frames)
+        return fmt.frames
+
+
+@dataclass
+class _Live:
+    session: LiveSession
+    key: str
+    file: Pcm16File
+
+
+class LiveJobs:
+    """The live recordings in progress, by job id. Every method runs under the coordinator's lock."""
+
+    def __init__(self, coordinator: Coordinator, opts: LiveOptions,
+                 clock: Callable[[], float] = time.monotonic):
+        self.coordinator = coordinator
+        self.opts = opts
+        self.clock = clock
+        self.sessions: dict[str, _Live] = {}
+
+    # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
+
+    def start(self, name: str, sample_rate: Any) -> dict[str, Any]:
+        """A page starts recording: a new job with an empty audio file, watched from the first chunk."""
+        coord = self.coordinator
+        settings = coord.settings
+        with coord.lock:
+            if len(self.sessions) >= self.opts.max_sessions:
+                return {"error": f"this server already takes {self.opts.max_sessions} live recordings at "
+                                 "once; try again in a moment, or record and upload a file"}
+            # Slices no longer than the connected workers take, as for an upload.
+            opts = fit_to_workers(settings.splitter, coord.scheduler.longest_slice_s())
+            try:
+                session = LiveSession(sample_rate, opts, self.opts, settings.server.max_duration_min * 60,
+                                      self.clock())
+            except ChunkError as exc:
+                return {"error": str(exc)}
+            job_id = uuid.uuid4().hex[:16]
+            path = coord.audio_path(job_id)
+            path.parent.mkdir()
+            live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path))
+            coord.open_job(JobRecord(id=job_id, name=name, source="live", created_at=time.time(),
+                                     recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"}))
+            self.sessions[job_id] = live
+            log.info("job %s: live recording started at %d Hz", job_id, sample_rate)
+            return {"job": job_id, "key": live.key, "ack": -1, "max_chunk_bytes": session.max_chunk_bytes}
+
+    def chunk(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``{job, key, seq, pcm}`` → ``{ack}``; a refusal adds ``error``, an ended recording ``finished``."""
+        return self._request(data, lambda session, now: session.chunk(data.get("seq"), data.get("pcm"), now))
+
+    def stop(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq``. The last slice is closed and
+        sent at once when every chunk is here; else when the missing ones come (or at the idle timeout)."""
+        return self._request(data, lambda session, now: session.stop(data.get("last_seq"), now))
+
+    def resume(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``{job, key}`` after a reconnect: what the server has (``ack``), so the page resends the rest."""
+        with self.coordinator.lock:
+            try:
+                _, live = self._find(data)
+            except ChunkError as exc:
+                return {"ack": -1, "error": str(exc), "finished": True}
+            live.session.last_heard = self.clock()
+            return {"ack": live.session.ack, "stopping": live.session.last_seq is not None}
+
+    def _request(self, data: dict[str, Any], act: Callable[[LiveSession, float], Update]) -> dict[str, Any]:
+        with self.coordinator.lock:
+            try:
+                job_id, live = self._find(data)
+            except ChunkError as exc:
+                return {"ack": -1, "error": str(exc), "finished": True}
+            try:
+                update = act(live.session, self.clock())
+            except ChunkError as exc:  # refused; nothing changed
+                return {"ack": live.session.ack, "error": str(exc)}
+            return self._apply(job_id, live, update)
+
+    def _find(self, data: dict[str, Any]) -> tuple[str, _Live]:
+        job_id = data.get("job")
+        live = self.sessions.get(job_id) if isinstance(job_id, str) else None
+        key = data.get("key")
+        if live is None or not isinstance(key, str) or not hmac.compare_digest(key.encode(),
+                                                                               live.key.encode()):
+            raise ChunkError("no such live recording here: it has ended (or the server restarted and closed "
+                             "it with the audio it had)")
+        return job_id, live
+
+    # --- applying what the session decided ------------------------------------------------------------------
+
+    def _apply(self, job_id: str, live: _Live, update: Update) -> dict[str, Any]:
+        session = live.session
+        if len(update.samples):
+            live.file.append(update.samples)
+        answer: dict[str, Any] = {"ack": update.ack}
+        extended = not (update.slices or update.finished) or self.coordinator.extend_job(
+            job_id, update.slices, session.duration_s)
+        if not extended:
+            self._close(job_id, live)
+            return {**answer, "error": "this job was deleted while it was being recorded", "finished": True}
+        if update.finished:
+            self._close(job_id, live)
+            self.coordinator.end_recording(job_id, session.duration_s,
+                                           {"threshold_db": round(session.splitter.threshold_db, 1)})
+            log.info("job %s: live recording ended, %.1f s", job_id, session.duration_s)
+            answer["finished"] = True
+        if update.error:
+            answer["error"] = update.error
+        return answer
+
+    def _close(self, job_id: str, live: _Live) -> None:
+        live.file.close()
+        self.sessions.pop(job_id, None)
+
+    def tick(self) -> None:
+        """Called every second: a recording whose page has been silent for ``idle_timeout_s`` is closed with
+        the audio it has, and its job finishes."""
+        with self.coordinator.lock:
+            now = self.clock()
+            for job_id, live in list(self.sessions.items()):
+                update = live.session.expire(now)
+                if update is not None:
+                    log.warning("job %s: no word from its page for %.0f s; closing the live recording",
+                                job_id, self.opts.idle_timeout_s)
+                    self._apply(job_id, live, update)
+
+    # --- after a restart ------------------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Close every live recording a previous run left open: its page's session died with that run, so the
+        audio on disk is all there will be. Its rest is cut and queued like the end of any recording."""
+        coord = self.coordinator
+        jobs = coord.store.recording_jobs()
+        for job in jobs:
+            path = coord.audio_path(job.id)
+            samples = Pcm16File.repair(path) if path.exists() else 0
+            splitter = LiveSplitter(coord.settings.splitter, self.opts)
+            if samples:  # at start-up, before any client is served: no need to leave the event loop
+                splitter.feed(np.asarray(audio.open_pcm16(path)))
+            done_to = max((s.end for s in job.slices), default=0.0)
+            splitter.open_frame = math.ceil(round(done_to * audio.TARGET_RATE) / splitter.frame_len)
+            slices = splitter.close(final=True)
+            duration = samples / audio.TARGET_RATE
+            coord.extend_job(job.id, slices, duration)
+            coord.end_recording(job.id, duration, {"threshold_db": round(splitter.threshold_db, 1),
+                                                   "closed": "the server restarted while it was recording"})
+            log.info("job %s: live recording left open by a previous run closed at %.1f s", job.id, duration)
+        return len(jobs)

@@ -1,0 +1,125 @@
+"""The README's table of bad (and odd but good) uploads, case by case, against a real server and worker.
+
+Every file is written by the test. Each case gets either a correct transcript or a 4xx with a message that
+says what is wrong, and after all of them the server still serves.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+import requests
+import soundfile
+from scipy.signal import resample_poly
+
+from server.audio import open_pcm16
+from tests.support import Server, Worker, corpus_file, manifest, wer, write_config
+
+SPEECH = "jfk_inaugural_excerpt.wav"
+LIMIT_MB = 4.0
+
+
+def speech() -> np.ndarray:
+    return np.asarray(open_pcm16(corpus_file(SPEECH)), dtype=np.float32) / 32768.0
+
+
+def encoded(rate: int, channels: int, subtype: str, seconds: float | None = None) -> bytes:
+    x = resample_poly(speech(), rate, 16000).astype(np.float32)
+    if seconds is not None:
+        x = np.resize(x, int(seconds * rate))
+    data = np.stack([x, x], axis=1) if channels == 2 else x
+    buf = io.BytesIO()
+    soundfile.write(buf, data, rate, subtype=subtype, format="WAV")
+    return buf.getvalue()
+
+
+def header(tag=1, channels=1, rate=16000, bits=16, data_size=0, extra=b"") -> bytes:
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
+    body = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data_size) + extra
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+def silence() -> bytes:
+    buf = io.BytesIO()
+    soundfile.write(buf, np.random.default_rng(0).normal(0, 1e-4, 16000 * 15), 16000, subtype="PCM_16",
+                    format="WAV")
+    return buf.getvalue()
+
+
+TEXT = "transcript"  # expected: a transcript of the speech within a WER bound
+#: case → (form field, filename, content or None for "no multipart at all", expected status, expected words)
+CASES = {
+    "empty body": ("audio", "empty.wav", b"", 400, "the file is empty"),
+    "no multipart at all": (None, None, None, 400, "multipart/form-data"),
+    "wrong form field": ("file", "a.wav", b"RIFF", 400, "no file in the form field 'audio'"),
+    "not a WAV": ("audio", "notes.wav", b"just some text, not audio\n" * 50, 400, "not a WAV file"),
+    "truncated header": ("audio", "cut.wav", header()[:22], 400, "truncated WAV header"),
+    "header claims more data than present": ("audio", "short.wav", header(data_size=32000) + b"\0" * 1000, 400,
+                                             "truncated (was the upload cut short?)"),
+    "0 samples": ("audio", "zero.wav", header(data_size=0)[:-8] + b"data\0\0\0\0", 400, "no audio samples"),
+    "all silence": ("audio", "quiet.wav", silence, 202, "no speech found"),
+    "48 kHz stereo 24-bit": ("audio", "studio.wav", lambda: encoded(48000, 2, "PCM_24"), 202, TEXT),
+    "32-bit float": ("audio", "float.wav", lambda: encoded(44100, 1, "FLOAT"), 202, TEXT),
+    "8-bit": ("audio", "old.wav", lambda: encoded(22050, 1, "PCM_U8"), 202, TEXT),
+    "8 kHz": ("audio", "phone.wav", lambda: encoded(8000, 1, "PCM_16"), 202, TEXT),
+    "over the size limit": ("audio", "long.wav", lambda: encoded(16000, 1, "PCM_16", seconds=150), 413,
+                            "larger than this server's limit"),
+    "a filename with ../": ("audio", "../../../escape.wav", lambda: encoded(16000, 1, "PCM_16"), 202, TEXT),
+    "A-law": ("audio", "alaw.wav", lambda: encoded(8000, 1, "ALAW"), 400, "unsupported WAV encoding: A-law"),
+    "IMA ADPCM": ("audio", "adpcm.wav", lambda: encoded(16000, 1, "IMA_ADPCM"), 400,
+                  "unsupported WAV encoding: IMA ADPCM"),
+    "MS ADPCM": ("audio", "msadpcm.wav", lambda: encoded(16000, 1, "MS_ADPCM"), 400,
+                 "unsupported WAV encoding: Microsoft ADPCM"),
+}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad-input")
+    server = Server(tmp, config=write_config(tmp / "config.toml", server={"max_upload_mb": LIMIT_MB}))
+    worker = Worker(server, "only")
+    server.wait_workers(1)
+    yield server, tmp
+    worker.stop()
+    server.stop()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_bad_input_gets_a_result_or_a_clear_4xx(served, case):
+    """The case gets its documented outcome: a transcript, 'no speech found', or a 4xx naming the problem."""
+    server, tmp = served
+    field, filename, content, status, words = CASES[case]
+    if field is None:
+        response = requests.post(f"{server.url}/api/jobs", data=b"RIFF....WAVE", timeout=30,
+                                 headers={"Content-Type": "audio/wav"})
+    else:
+        body = content() if callable(content) else content
+        response = requests.post(f"{server.url}/api/jobs", files={field: (filename, body, "audio/wav")}, timeout=60)
+    assert response.status_code == status, response.text
+    if status >= 400:
+        assert words in response.json()["error"]
+        return
+    job = server.wait_job(response.json()["id"])
+    assert job["status"] == "done"
+    if words == TEXT:
+        assert wer(manifest()[SPEECH]["reference"], job["transcript"]) < 20
+    else:
+        assert job["transcript"] == "" and job["note"] == words
+    if case == "a filename with ../":
+        assert job["name"] == "escape.wav"
+        assert not list(tmp.rglob("escape.wav")), "a client-supplied name was used as a path"
+        stored = sorted(p.relative_to(server.data_dir).as_posix() for p in server.data_dir.rglob("*") if p.is_file())
+        assert f"jobs/{job['id']}/audio.wav" in stored
+
+
+def test_the_server_still_serves_after_every_bad_input(served):
+    """After the whole table the server answers and has kept every upload it accepted."""
+    server, _ = served
+    assert server.get("/api/workers").json()["workers"][0]["name"] == "only"
+    accepted = [c for c, spec in CASES.items() if spec[3] == 202]
+    jobs = server.get("/api/jobs").json()["jobs"]
+    assert len(jobs) >= len(accepted) and all(j["status"] == "done" for j in jobs)

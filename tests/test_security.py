@@ -1,0 +1,110 @@
+"""Security by default, checked against real processes: tokens, limits, binding, paths."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+import requests
+import socketio
+
+from server.config import Settings
+from tests.support import TOKEN, Server, Worker, corpus_file, wait_for, write_config
+
+ACCESS = "page-secret-42"
+
+
+def test_tokens_are_never_logged_nor_put_on_a_command_line(tmp_path):
+    """Neither the worker token nor a wrong guess appears in any log, and local workers get the token through
+    their environment, not their command line (which `ps` shows to every user)."""
+    server = Server(tmp_path, local_workers=1)
+    guess = Worker(server, "guesser", token="wrong-guess-1234")
+    try:
+        server.wait_workers(1)
+        assert guess.proc.wait(timeout=60) == 3
+        children = psutil.Process(server.pid).children(recursive=True)
+        assert children, "the local worker should be a child of the server"
+        for child in children:
+            assert TOKEN not in " ".join(child.cmdline())
+        for log in (server.log(), guess.log()):
+            assert TOKEN not in log and "wrong-guess-1234" not in log
+    finally:
+        server.stop()
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in children), \
+        "local workers outlived their server"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("guarded")
+    server = Server(tmp, env={"SCATTERSCRIBE_ACCESS_TOKEN": ACCESS})
+    yield server
+    server.stop()
+
+
+def test_access_token_guards_the_api_and_the_page(guarded):
+    """With an access token set, the API answers 401 without it and 200 with it (header, or the cookie the page
+    URL sets); a wrong one is refused."""
+    url = guarded.url
+    denied = requests.get(f"{url}/api/jobs", timeout=10)
+    assert denied.status_code == 401 and "access token" in denied.json()["error"]
+    assert requests.get(f"{url}/api/jobs", headers={"Authorization": "Bearer nope"}, timeout=10).status_code == 401
+    assert requests.get(f"{url}/api/jobs", headers={"Authorization": f"Bearer {ACCESS}"}, timeout=10).ok
+    assert requests.get(f"{url}/", timeout=10).status_code == 401
+    browser = requests.Session()
+    page = browser.get(f"{url}/?access_token={ACCESS}", timeout=10)
+    assert page.ok and "Scatterscribe" in page.text
+    assert browser.get(f"{url}/api/jobs", timeout=10).ok  # the cookie carries it from now on
+
+
+def test_access_token_guards_page_sockets_but_not_workers(guarded):
+    """A page socket without the access token is refused, with it accepted; workers use their own token."""
+    anonymous = socketio.Client()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        anonymous.connect(guarded.url, transports=["websocket"], wait_timeout=5)
+    page = socketio.Client()
+    page.connect(guarded.url, auth={"access_token": ACCESS}, transports=["websocket"], wait_timeout=5)
+    assert page.connected
+    page.disconnect()
+    worker = Worker(guarded, "allowed")
+    try:
+        assert guarded.wait_workers(1)[0]["name"] == "allowed"
+    finally:
+        worker.stop()
+
+
+def test_the_server_binds_loopback_unless_told(tmp_path):
+    """By default the server listens on 127.0.0.1 only."""
+    assert Settings().server.host == "127.0.0.1"
+    server = Server(tmp_path)
+    try:
+        listening = [c.laddr for c in psutil.Process(server.pid).net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
+    finally:
+        server.stop()
+
+
+def test_oversized_socket_messages_are_dropped_and_the_server_keeps_serving(tmp_path):
+    """A message over max_message_mb closes the sender's connection; nothing else is affected."""
+    server = Server(tmp_path, config=write_config(tmp_path / "c.toml", server={"max_message_mb": 1.0}))
+    try:
+        flooder = socketio.Client(reconnection=False)
+        flooder.connect(server.url, namespaces=["/worker"], transports=["websocket"], wait_timeout=5,
+                        auth={"token": TOKEN, "name": "flooder"})
+        server.wait_workers(1)
+        flooder.emit("result", {"lease": "x", "job": "y", "index": 0, "text": "a" * 2_000_000}, namespace="/worker")
+        wait_for(lambda: not flooder.connected, 20, "the server to drop the oversized sender")
+        wait_for(lambda: server.workers() == [], 20, "the flooder to leave the worker list")
+        assert server.get("/api/workers").ok
+        assert server.upload(corpus_file("jfk_inaugural_excerpt.wav")).status_code == 202
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("path", ["/api/jobs/..%2F..%2Fetc%2Fpasswd/audio.wav", "/api/jobs/../../etc/passwd",
+                                  "/api/jobs/a.b/transcript.txt", "/static/../server/app.py"])
+def test_paths_from_clients_never_reach_the_file_system(guarded, path):
+    """Job ids and static paths that try to climb out of the data or web folder get 404, never a file."""
+    response = requests.get(guarded.url + path, headers={"Authorization": f"Bearer {ACCESS}"}, timeout=10)
+    assert response.status_code == 404
+    assert "root:" not in response.text and "create_app" not in response.text

@@ -1,0 +1,264 @@
+"""The page in a real browser: Debian's Chromium, driven by Playwright, against a real server and a real
+worker transcribing real recordings. Each test saves a screenshot of what it saw to
+test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.support import ROOT, Server, Worker, corpus_file, manifest, wer
+
+CHROMIUM = "/usr/bin/chromium"
+#: Playwright's own browser download cannot run here; these make Debian's Chromium quiet and offline.
+BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+UPLOADED = "osr_us_000_0034_harvard_list72.wav"  # 35 s of read sentences with pauses: two slices
+RECORDED = "jfk_inaugural_excerpt.wav"  # 11 s, one clear sentence; the fake microphone plays it in a loop
+#: The fake microphone: Chromium plays RECORDED, from its start, as soon as the page opens the microphone.
+FAKE_MIC = ["--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={corpus_file(RECORDED)}"]
+WORKER = "page-worker"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+DONE = "document.getElementById('job-status').textContent === 'Done'"
+
+
+def launch(playwright: Playwright, *extra: str) -> Browser:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=BASE_ARGS + list(extra))
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def open_page(browser: Browser, url: str) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()
+    page.goto(url)
+    page.wait_for_selector("#connection[data-state='connected']", timeout=15_000)
+    return page
+
+
+def job_id_of(page: Page) -> str:
+    return page.evaluate("new URLSearchParams(location.search).get('job')")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """One server, one real worker and one Chromium (its fake microphone plays RECORDED), for the module."""
+    server = Server(tmp_path_factory.mktemp("web"))
+    worker = Worker(server, WORKER)
+    try:
+        server.wait_workers(1)
+        with sync_playwright() as playwright:
+            browser = launch(playwright, "--use-fake-ui-for-media-stream", *FAKE_MIC)
+            yield server, playwright, browser
+            browser.close()
+    finally:
+        worker.stop()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def uploaded(site):
+    """UPLOADED chosen in the page's file input and transcribed to the end: the page and the job's id."""
+    server, _, browser = site
+    page = open_page(browser, server.url)
+    page.wait_for_selector(f".worker[data-name='{WORKER}']")
+    shot(page, "01-ready")
+    page.set_input_files("#file", str(corpus_file(UPLOADED)))
+    page.wait_for_selector("#waveform-slices .slice-mark", timeout=60_000)
+    # Mid-job if the worker is not faster than the page: one slice done, the other still out.
+    page.wait_for_selector("#slice-track [data-status=done]", timeout=180_000)
+    shot(page, "02-upload-first-slice-done")
+    page.wait_for_function(DONE, timeout=180_000)
+    page.wait_for_selector("#waveform[data-loaded='true']", timeout=15_000)
+    shot(page, "03-upload-done")
+    yield page, job_id_of(page)
+    page.context.close()
+
+
+def test_uploaded_recording_is_transcribed_on_the_page(uploaded):
+    """A corpus recording chosen in the page's file input ends as text on the page within 10 % WER of its
+    reference."""
+    page, _ = uploaded
+    text = page.text_content("#transcript")
+    error = wer(manifest()[UPLOADED]["reference"], text)
+    print(f"{UPLOADED} through the page: WER {error:.1f} %")
+    assert error <= 10.0, text
+    assert "slices done" in page.text_content("#job-progress-text")
+
+
+def test_waveform_marks_every_slice_and_the_workers_panel_lists_the_worker(site, uploaded):
+    """The waveform carries one mark per slice the API reports, each labelled with its state and worker in
+    text; the workers panel shows the connected worker with its engine and the slices it did."""
+    server, _, _ = site
+    page, job_id = uploaded
+    slices = server.job(job_id)["slices"]
+    assert len(slices) >= 2
+    marks = page.locator("#waveform-slices .slice-mark")
+    assert marks.count() == len(slices)
+    assert [marks.nth(i).get_attribute("data-status") for i in range(len(slices))] == ["done"] * len(slices)
+    chips = page.locator("#slice-track .slice-chip").all_text_contents()
+    assert len(chips) == len(slices)
+    assert all(f"{i + 1} · done by {WORKER}" in chip for i, chip in enumerate(chips)), chips
+    assert page.get_attribute("#waveform-path", "d").count("L") > 100, "the waveform itself is drawn"
+    card = page.locator(f".worker[data-name='{WORKER}']")
+    assert "faster-whisper" in card.text_content()
+    stats = dict(zip(card.locator("dt").all_text_contents(), card.locator("dd").all_text_contents(), strict=False))
+    assert stats["Slices done"] == str(server.workers()[0]["slices_done"]) != "0"
+    assert stats["Speed"].endswith("× real time"), stats
+
+
+def test_downloads_are_well_formed(uploaded):
+    """The .srt downloaded from the page parses and its cue times increase; the .json names the worker of
+    every slice; the .txt is the transcript on the page."""
+    page, _ = uploaded
+    files = {}
+    for ext in ("srt", "json", "txt"):
+        with page.expect_download() as info:
+            page.click(f"#dl-{ext}")
+        files[ext] = Path(info.value.path()).read_text(encoding="utf-8")
+    stamp = r"(\d\d):(\d\d):(\d\d),(\d{3})"
+    cues = re.findall(rf"(\d+)\n{stamp} --> {stamp}\n(.+)", files["srt"])
+    assert len(cues) >= 2 and len(cues) == files["srt"].count(" --> ")
+    times = [(_seconds(c[1:5]), _seconds(c[5:9])) for c in cues]
+    assert [int(c[0]) for c in cues] == list(range(1, len(cues) + 1))
+    assert all(end >= start for start, end in times)
+    starts = [start for start, _ in times]
+    assert starts == sorted(starts) and starts[-1] > starts[0]
+    data = json.loads(files["json"])
+    assert data["slices"] and {s["worker"] for s in data["slices"]} == {WORKER}
+    assert files["txt"].strip() == page.text_content("#transcript").strip()
+
+
+def test_peaks_for_the_waveform_are_bounded(site, uploaded):
+    """peaks.json gives at most the bins asked for (capped at 4000), values within -1..1 that follow the
+    recording's loudness; bad requests get a 4xx with a message."""
+    server, _, _ = site
+    _, job_id = uploaded
+    big = server.get(f"/api/jobs/{job_id}/peaks.json?bins=100000").json()
+    assert big["bins"] == len(big["min"]) == len(big["max"]) == 4000
+    assert abs(big["duration"] - float(manifest()[UPLOADED]["seconds"])) < 0.05
+    assert all(-1 <= lo <= hi <= 1 for lo, hi in zip(big["min"], big["max"], strict=False))
+    assert max(big["max"]) > 0.1 and min(big["min"]) < -0.1, "speech shows as peaks"
+    assert server.get(f"/api/jobs/{job_id}/peaks.json?bins=80").json()["bins"] == 80
+    bad = server.get(f"/api/jobs/{job_id}/peaks.json?bins=lots")
+    assert bad.status_code == 400 and "bins" in bad.json()["error"]
+    assert server.get("/api/jobs/0123456789abcdef/peaks.json").status_code == 404
+    assert server.get("/api/jobs/..%2Fdata/peaks.json").status_code == 404
+
+
+def _seconds(hms_ms: tuple[str, ...]) -> float:
+    h, m, s, ms = map(int, hms_ms)
+    return h * 3600 + m * 60 + s + ms / 1000
+
+
+def test_recording_in_the_page_is_transcribed(site):
+    """Record (the fake microphone plays RECORDED), Stop after the utterance: the page encodes a WAV of the
+    right length, uploads it, and shows text within 20 % WER of the recording's reference."""
+    server, _, browser = site
+    page = open_page(browser, server.url)
+    length = float(manifest()[RECORDED]["seconds"])
+    page.get_by_role("button", name="Record").click()
+    page.wait_for_function("Number(document.getElementById('elapsed').dataset.seconds) >= 3", timeout=30_000)
+    assert page.is_visible("#meter-row")
+    page.wait_for_function("Number(document.getElementById('meter-fill').dataset.level) > 0.3", timeout=5_000)
+    shot(page, "04-recording")
+    # The speech ends before the file does; stopping at its length keeps the loop's next start out.
+    page.wait_for_function(f"Number(document.getElementById('elapsed').dataset.seconds) >= {length - 0.2}",
+                           timeout=60_000)
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_function(DONE, timeout=180_000)
+    recorded = float(page.get_attribute("#elapsed", "data-seconds"))  # the length of the WAV the page sent
+    shot(page, "05-recorded-done")
+    job = server.job(job_id_of(page))
+    assert abs(job["duration"] - recorded) < 0.3, (job["duration"], recorded)
+    text = page.text_content("#transcript")
+    error = wer(manifest()[RECORDED]["reference"], text)
+    print(f"recorded {recorded:.2f} s of {RECORDED} through the fake microphone: WER {error:.1f} %")
+    assert error <= 20.0, text
+    page.context.close()
+
+
+def test_denied_microphone_is_said_in_words(site):
+    """When the browser denies the microphone, the page says so in text and Record can be pressed again."""
+    server, playwright, _ = site
+    browser = launch(playwright, "--deny-permission-prompts", *FAKE_MIC)
+    try:
+        page = open_page(browser, server.url)
+        page.get_by_role("button", name="Record").click()
+        page.wait_for_selector("#record-panel[data-mic='denied']", timeout=15_000)
+        assert "Microphone access was denied" in page.text_content("#record-message")
+        assert page.is_enabled("#record") and page.text_content("#record-label") == "Record"
+        shot(page, "06-microphone-denied")
+    finally:
+        browser.close()
+
+
+def test_microphone_on_a_plain_http_address_is_explained(site):
+    """Opened by a name other than this machine over plain http, the page explains that browsers allow the
+    microphone only on https or on the machine itself."""
+    server, playwright, _ = site
+    # A name that resolves to this machine but that Chromium, unlike 127.0.0.1, does not treat as secure.
+    browser = launch(playwright, "--host-resolver-rules=MAP scatterscribe.test 127.0.0.1", *FAKE_MIC)
+    try:
+        page = open_page(browser, f"http://scatterscribe.test:{server.port}/")
+        page.get_by_role("button", name="Record").click()
+        page.wait_for_selector("#record-panel[data-mic='insecure']", timeout=15_000)
+        assert "only allow the microphone on https://" in page.text_content("#record-message")
+    finally:
+        browser.close()
+
+
+def test_missing_microphone_is_said_in_words(site):
+    """With no audio input device at all, the page says no microphone was found."""
+    server, playwright, _ = site
+    browser = launch(playwright, "--use-fake-ui-for-media-stream")  # no fake device: nothing to record from
+    try:
+        page = open_page(browser, server.url)
+        page.get_by_role("button", name="Record").click()
+        page.wait_for_selector("#record-panel[data-mic='absent']", timeout=15_000)
+        assert "No microphone was found" in page.text_content("#record-message")
+    finally:
+        browser.close()
+
+
+def test_rejected_upload_shows_the_servers_message(site, tmp_path):
+    """A file the server refuses leaves the page showing the server's own error message, word for word."""
+    server, _, browser = site
+    bad = tmp_path / "notes.wav"
+    bad.write_text("these are meeting notes, not a recording\n" * 20)
+    expected = server.upload(bad).json()["error"]
+    page = open_page(browser, server.url)
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#upload-error:not([hidden])", timeout=30_000)
+    assert page.get_attribute("#upload-error", "data-server-message") == expected
+    assert expected in page.text_content("#upload-error")
+    shot(page, "07-upload-rejected")
+    page.context.close()
+
+
+def test_a_job_without_workers_says_how_to_start_one(site, tmp_path):
+    """On a server with no worker, an uploaded job is shown waiting for workers, with the command that starts
+    one against this server."""
+    _, _, browser = site
+    lonely = Server(tmp_path)
+    try:
+        page = open_page(browser, lonely.url)
+        page.set_input_files("#file", str(corpus_file("timit_LDC93S1_sample.wav")))
+        page.wait_for_selector("#waiting:not([hidden])", timeout=60_000)
+        assert "waiting for workers" in page.text_content("#waiting")
+        assert page.text_content("#job-status") == "Waiting for workers"
+        assert page.text_content("#worker-command").endswith(f"python -m client --server {lonely.url}")
+        assert page.is_visible("#no-workers")
+        shot(page, "08-waiting-for-workers")
+        assert requests.get(f"{lonely.url}/api/workers", timeout=10).json()["workers"] == []
+        page.context.close()
+    finally:
+        lonely.stop()

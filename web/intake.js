@@ -1,0 +1,222 @@
+'use strict';
+// Getting a recording in: record from the microphone (level meter, elapsed time) or choose/drop a .wav.
+// A recording is streamed to the server while it is made (live mode, live.js) and shown as a job from its
+// first chunk; if live mode cannot start, it is uploaded at Stop like a chosen file, with a progress bar.
+
+import { clock } from './format.js';
+import { LiveStream } from './live.js';
+import { PcmRecorder, microphoneProblem } from './recorder.js';
+import { uploadRecording } from './upload.js';
+import { encodeWav } from './wav.js';
+
+const $ = (id) => document.getElementById(id);
+const MIN_RECORDING_S = 0.5;
+
+export class Intake {
+  /**
+   * @param {object} hooks
+   * @param {(id: string) => void} hooks.onJob a job was created: show it
+   * @param {(text: string) => void} hooks.announce say a change out loud (aria-live)
+   * @param {object} hooks.socket the page's Socket.IO connection (live mode streams through it)
+   */
+  constructor({ onJob, announce, socket }) {
+    this.onJob = onJob;
+    this.announce = announce;
+    this.socket = socket;
+    this.busy = false;
+    this.chunks = [];
+    this.live = null; // the LiveStream of the recording in progress; null when it will be uploaded instead
+    this.frames = 0;
+    this.rate = 0;
+    this.recorder = new PcmRecorder({
+      onLevel: (peak) => this.showLevel(peak),
+      onEnded: () => this.stopRecording('The microphone went away; what was recorded is being sent.'),
+    });
+    $('record').addEventListener('click', () => this.toggleRecording());
+    $('file').addEventListener('change', () => {
+      const file = $('file').files[0];
+      $('file').value = ''; // so choosing the same file again still counts as a change
+      if (file) this.send(file, file.name);
+    });
+    this.acceptDrops($('drop-zone'));
+  }
+
+  acceptDrops(zone) {
+    // A file dropped anywhere else would make the browser navigate away to it.
+    for (const type of ['dragover', 'drop']) window.addEventListener(type, (e) => e.preventDefault());
+    zone.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('dragging'); });
+    zone.addEventListener('dragleave', (e) => {
+      if (!zone.contains(e.relatedTarget)) zone.classList.remove('dragging');
+    });
+    zone.addEventListener('drop', (e) => {
+      e.preventDefault();
+      zone.classList.remove('dragging');
+      const file = e.dataTransfer && e.dataTransfer.files[0];
+      if (file) this.send(file, file.name);
+    });
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    $('file').disabled = busy;
+    $('record').disabled = busy && !this.recorder.recording;
+    $('drop-zone').classList.toggle('disabled', busy);
+  }
+
+  recordMessage(text, problem = false) {
+    const msg = $('record-message');
+    msg.textContent = text;
+    msg.classList.toggle('error', problem);
+  }
+
+  async toggleRecording() {
+    if (this.recorder.recording) return this.stopRecording();
+    if (this.busy) return undefined;
+    this.setBusy(true);
+    $('record').disabled = true;
+    this.recordMessage('Asking for the microphone…');
+    this.chunks = [];
+    this.frames = 0;
+    const live = new LiveStream(this.socket, { onEnded: (problem) => this.liveEnded(problem) });
+    this.live = live;
+    try {
+      await this.recorder.start((pcm, rate) => {
+        this.frames += pcm.length;
+        this.rate = rate;
+        if (this.live) this.live.push(pcm);
+        else this.chunks.push(pcm);
+      });
+    } catch (error) {
+      live.abandon();
+      this.live = null;
+      const problem = microphoneProblem(error);
+      this.recordMessage(problem.message, true);
+      $('record-panel').dataset.mic = problem.kind;
+      this.announce(problem.message);
+      this.setBusy(false);
+      return undefined;
+    }
+    $('record-panel').dataset.mic = 'recording';
+    $('record').disabled = false;
+    $('record-label').textContent = 'Stop';
+    $('record').classList.add('recording');
+    $('meter-row').hidden = false;
+    this.recordMessage('Recording. Press Stop when you are done.');
+    this.announce('Recording started.');
+    this.tick = setInterval(() => this.showElapsed(), 200);
+    this.showElapsed();
+    try {
+      const job = await live.open(this.recordingName(), this.recorder.sampleRate);
+      this.onJob(job);
+      if (this.live === live) {
+        $('record-panel').dataset.live = 'true';
+        this.recordMessage('Recording live: each pause sends what was said to the workers, and its text ' +
+          'appears below while you speak. Press Stop when you are done.');
+      }
+    } catch (error) { // live mode is not available: the recording is uploaded at Stop instead
+      const stopped = this.live !== live;
+      const chunks = live.unacknowledged();
+      live.abandon();
+      $('record-panel').dataset.live = 'false';
+      if (stopped) {
+        await this.send(encodeWav(chunks, this.rate), this.recordingName());
+      } else {
+        this.live = null;
+        this.chunks = chunks.concat(this.chunks);
+        this.recordMessage(`Recording (not live: ${error.message}). Press Stop to send the recording.`);
+      }
+    }
+    return undefined;
+  }
+
+  recordingName() {
+    const stamp = new Date().toISOString().slice(0, 19).replace('T', ' ').replace(/:/g, '-');
+    return `Recording ${stamp}.wav`;
+  }
+
+  /** The server ended a live recording early (its length limit, a deleted job, a restart): stop here too. */
+  liveEnded(problem) {
+    if (!this.recorder.recording) {
+      this.recordMessage(problem, true);
+      return;
+    }
+    this.stopRecording(problem, true);
+  }
+
+  showElapsed(seconds = this.rate ? this.frames / this.rate : 0) {
+    $('elapsed').textContent = clock(seconds);
+    $('elapsed').dataset.seconds = seconds.toFixed(2);
+  }
+
+  showLevel(peak) {
+    // Decibels read the way ears do: -60 dBFS is an empty meter, 0 dBFS a full one.
+    const db = 20 * Math.log10(Math.max(peak, 1e-6));
+    const fill = Math.min(1, Math.max(0, (db + 60) / 60));
+    $('meter-fill').style.clipPath = `inset(0 ${(100 - fill * 100).toFixed(1)}% 0 0)`;
+    $('meter-fill').dataset.level = fill.toFixed(3);
+  }
+
+  async stopRecording(reason, problem = false) {
+    if (!this.recorder.recording) return;
+    clearInterval(this.tick);
+    $('record').disabled = true;
+    await this.recorder.stop(); // delivers the last chunk first
+    const live = this.live;
+    this.live = null;
+    $('record').classList.remove('recording');
+    $('record-label').textContent = 'Record';
+    $('meter-row').hidden = true;
+    $('record-panel').dataset.mic = 'ready';
+    const seconds = this.rate ? this.frames / this.rate : 0;
+    this.showElapsed(seconds);
+    this.announce(`Recording stopped after ${clock(seconds)}.`);
+    if (live) {
+      this.setBusy(false);
+      this.recordMessage(reason || `Recorded ${clock(seconds)} live; the last words are being transcribed.`,
+        problem);
+      const ended = await live.finish();
+      if (ended) this.recordMessage(ended, true);
+      return;
+    }
+    if (seconds < MIN_RECORDING_S) {
+      this.recordMessage('That was too short to transcribe: record at least a second.', true);
+      this.setBusy(false);
+      return;
+    }
+    this.recordMessage(reason || `Recorded ${clock(seconds)}.`, problem);
+    const blob = encodeWav(this.chunks, this.rate);
+    this.chunks = [];
+    this.setBusy(false);
+    await this.send(blob, this.recordingName());
+  }
+
+  /** Upload a recording as a new job; on refusal show the server's own words. */
+  async send(blob, name) {
+    if (this.busy) return;
+    this.setBusy(true);
+    const error = $('upload-error');
+    error.hidden = true;
+    const row = $('upload-progress-row');
+    const bar = $('upload-progress');
+    const text = $('upload-progress-text');
+    row.hidden = false;
+    bar.value = 0;
+    text.textContent = `Uploading ${name}…`;
+    this.announce(`Uploading ${name}.`);
+    const answer = await uploadRecording(blob, name, (sent, total) => {
+      bar.value = total ? (100 * sent) / total : 100;
+      text.textContent = sent < total
+        ? `Uploading ${name}: ${Math.floor(bar.value)} % of ${(total / 1e6).toFixed(1)} MB`
+        : `Uploaded ${name}; the server is cutting it at its silences…`;
+    });
+    row.hidden = true;
+    this.setBusy(false);
+    if (!answer.ok) {
+      error.textContent = `${name} was not accepted: ${answer.body.error}`;
+      error.dataset.serverMessage = answer.body.error;
+      error.hidden = false;
+      return;
+    }
+    this.onJob(answer.body.id);
+  }
+}
