@@ -18,7 +18,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, splitter, transcript
+from . import audio, splitter, transcript, views
 from .config import Settings
 from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
 from .store import JobRecord, SliceRecord, Store
@@ -411,57 +411,15 @@ class Coordinator:
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         with self.lock:
             job = self.store.get_job(job_id)
-            return None if job is None else self._view(job)
-
-    def _view(self, job: JobRecord) -> dict[str, Any]:
-        done = sum(s.status == "done" for s in job.slices)
-        failed = sum(s.status == "failed" for s in job.slices)
-        open_slices = [s for s in job.slices if s.status in ("queued", "leased")]
-        requirement = Requirement(job.engine, job.model)
-        servable = all(self.scheduler.can_serve(requirement, s.seconds) for s in open_slices)
-        return {
-            "id": job.id, "name": job.name, "source": job.source, "status": job.status,
-            "recording": job.recording, "created_at": job.created_at, "finished_at": job.finished_at,
-            "duration": round(job.duration, 3),
-            "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
-            "transcript": transcript.join_text(job.slices),
-            "progress": {"done": done, "failed": failed, "total": len(job.slices)},
-            "eta_s": self._eta(open_slices),
-            "waiting_for_workers": bool(open_slices) and not servable,
-            "slices": [{"index": s.index, "start": round(s.start, 3), "end": round(s.end, 3),
-                        "pieces": [[round(a, 3), round(b, 3)] for a, b in s.pieces], "status": s.status,
-                        "text": s.text, "worker": s.worker, "engine": s.engine, "model": s.model,
-                        "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "finished_at": s.finished_at,
-                        "segments": s.segments}
-                       for s in job.slices],
-        }
-
-    def _eta(self, open_slices: list[SliceRecord]) -> float | None:
-        """Seconds until the job should finish, from the connected workers' measured speed."""
-        speeds = [(s.speed or 0.0) * s.info.slots for s in self.scheduler.workers.values()]
-        total = sum(speeds)
-        if not open_slices:
-            return 0.0
-        if total <= 0:
-            return None
-        return round(sum(s.seconds for s in open_slices) / total, 1)
+            return None if job is None else views.job_view(job, self.scheduler)
 
     def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
         with self.lock:
-            return [{"id": job.id, "name": job.name, "source": job.source, "status": job.status,
-                     "recording": job.recording, "created_at": job.created_at,
-                     "duration": round(job.duration, 3),
-                     "progress": {"done": counts.get("done", 0), "failed": counts.get("failed", 0),
-                                  "total": sum(counts.values())}}
-                    for job, counts in self.store.list_jobs(limit)]
+            return [views.job_summary(job, counts) for job, counts in self.store.list_jobs(limit)]
 
     def workers_view(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [{"id": wid, "name": s.info.name, "engine": s.info.engine, "model": s.info.model,
-                     "slots": s.info.slots, "busy": len(s.leases), "max_slice_s": s.info.max_slice_s,
-                     "slices_done": s.slices_done, "speed": round(s.speed, 2) if s.speed else None,
-                     "connected_s": round(self.clock() - s.connected_at, 1)}
-                    for wid, s in sorted(self.scheduler.workers.items(), key=lambda kv: kv[1].info.name)]
+            return views.workers_view(self.scheduler, self.clock())
 
     def _push_job(self, job_id: str) -> None:
         view = self.job_view(job_id)

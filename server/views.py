@@ -1,0 +1,70 @@
+"""What the API and the pages are shown: jobs and workers as plain JSON-ready dicts.
+
+Pure functions of the stored job and the scheduler's state; the coordinator calls them under its lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import transcript
+from .scheduler import Requirement, Scheduler, WorkerState
+from .store import JobRecord, SliceRecord
+
+
+def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
+    """A job in full: status, progress, transcript so far, every slice, and whether it waits for workers."""
+    done = sum(s.status == "done" for s in job.slices)
+    failed = sum(s.status == "failed" for s in job.slices)
+    open_slices = [s for s in job.slices if s.status in ("queued", "leased")]
+    requirement = Requirement(job.engine, job.model)
+    servable = all(scheduler.can_serve(requirement, s.seconds) for s in open_slices)
+    return {
+        "id": job.id, "name": job.name, "source": job.source, "status": job.status,
+        "recording": job.recording, "created_at": job.created_at, "finished_at": job.finished_at,
+        "duration": round(job.duration, 3),
+        "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
+        "transcript": transcript.join_text(job.slices),
+        "progress": {"done": done, "failed": failed, "total": len(job.slices)},
+        "eta_s": eta_s(open_slices, scheduler),
+        "waiting_for_workers": bool(open_slices) and not servable,
+        "slices": [{"index": s.index, "start": round(s.start, 3), "end": round(s.end, 3),
+                    "pieces": [[round(a, 3), round(b, 3)] for a, b in s.pieces], "status": s.status,
+                    "text": s.text, "worker": s.worker, "engine": s.engine, "model": s.model,
+                    "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "finished_at": s.finished_at,
+                    "segments": s.segments}
+                   for s in job.slices],
+    }
+
+
+def eta_s(open_slices: list[SliceRecord], scheduler: Scheduler) -> float | None:
+    """Seconds until the job should finish, from the connected workers' measured speed; None before any
+    worker has measured one."""
+    if not open_slices:
+        return 0.0
+    total = sum((s.speed or 0.0) * s.info.slots for s in scheduler.workers.values())
+    if total <= 0:
+        return None
+    return round(sum(s.seconds for s in open_slices) / total, 1)
+
+
+def job_summary(job: JobRecord, counts: dict[str, int]) -> dict[str, Any]:
+    """A line of the recent-jobs list; ``counts`` is its slices per status."""
+    return {"id": job.id, "name": job.name, "source": job.source, "status": job.status,
+            "recording": job.recording, "created_at": job.created_at, "duration": round(job.duration, 3),
+            "progress": {"done": counts.get("done", 0), "failed": counts.get("failed", 0),
+                         "total": sum(counts.values())}}
+
+
+def worker_view(worker_id: str, state: WorkerState, now: float) -> dict[str, Any]:
+    info = state.info
+    return {"id": worker_id, "name": info.name, "engine": info.engine, "model": info.model, "slots": info.slots,
+            "busy": len(state.leases), "max_slice_s": info.max_slice_s, "slices_done": state.slices_done,
+            "speed": round(state.speed, 2) if state.speed else None,
+            "connected_s": round(now - state.connected_at, 1)}
+
+
+def workers_view(scheduler: Scheduler, now: float) -> list[dict[str, Any]]:
+    """The connected workers, by name."""
+    return [worker_view(wid, state, now)
+            for wid, state in sorted(scheduler.workers.items(), key=lambda kv: kv[1].info.name)]
