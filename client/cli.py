@@ -28,7 +28,6 @@ DEFAULTS: dict[str, Any] = {
     "threads": 2,
     "slots": 0,  # 0: one per thread
     "beam_size": 5,
-    "heartbeat_s": 5.0,
     "max_slice_s": 0.0,  # 0: the engine's own limit
     "log_level": "info",
 }
@@ -50,7 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slots", type=int, help="slices this worker holds, and decodes together, at once "
                                              "(default: one per thread)")
     p.add_argument("--beam-size", type=int, help="beam size for Whisper decoding (faster-whisper, whisper)")
-    p.add_argument("--heartbeat-s", type=float, help="seconds between heartbeats")
     p.add_argument("--max-slice-s", type=float, help="longest slice to accept (default: the engine's limit)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p
@@ -106,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every slice; we log our own line
     log.info("loaded %s %s in %.1f s", engine.name, engine.model, time.perf_counter() - t0)
-    worker = Worker(s["server"], s["token"], engine, s["name"], slots=s["slots"], heartbeat_s=s["heartbeat_s"],
+    worker = Worker(s["server"], s["token"], engine, s["name"], slots=s["slots"],
                     max_slice_s=s["max_slice_s"] or None)
     import signal
 
