@@ -1,6 +1,7 @@
 """``python -m bench [PART ...] [--quick] [--runs N]``: run the benchmarks and write their results.
 
-Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``scaleout`` (1 to
+Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``before`` (this
+code against the core as it was before the benchmark work, ``bench/before.py``), ``scaleout`` (1 to
 16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload,
 and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), and ``engines``
 (each engine's speed and WER, ``bench/engines.py``). No part named: all of them.
@@ -27,13 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import compare, machine, memory, report, scaleout, splitter, workload  # noqa: E402
+from bench import before, compare, machine, memory, report, scaleout, splitter, workload  # noqa: E402
 from bench.cluster import Spec  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-PARTS = ("compare", "scaleout", "memory", "splitter", "engines")
+PARTS = ("compare", "before", "scaleout", "memory", "splitter", "engines")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("parts", nargs="*", metavar="PART", help=f"what to run: {', '.join(PARTS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="a few seconds of audio, one run: a smoke test")
     p.add_argument("--runs", type=int,
-                   help="runs per side (default: 5 for compare, 2 for scaleout, 3 for splitter; quick: 1)")
+                   help="runs per side (default: 5 for compare, 3 for before, 2 for scaleout, 3 for splitter; "
+                        "quick: 1)")
+    p.add_argument("--before", default=before.BEFORE, metavar="COMMIT",
+                   help=f"the earlier code the before part runs (default {before.BEFORE})")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the results (default bench/results)")
     p.add_argument("--keep", action="store_true", help="keep the servers' data and logs under <out>/tmp")
     return p
@@ -127,7 +131,19 @@ def _splitter(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str
     return "Finding the pauses", report.splitter_markdown(result), result
 
 
-PART_RUNNERS = {"compare": _compare, "scaleout": _scaleout, "memory": _memory, "splitter": _splitter}
+def _before(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    if args.quick:
+        work = workload.build(workloads, target_s=10, longest_first=False)
+        result = before.run(tmp, work, runs=args.runs or 1, commit=args.before, log=log)
+    else:
+        warmup = workload.build(workloads, target_s=30, longest_first=False)
+        result = before.run(tmp, workload.build(workloads), runs=args.runs or 3, commit=args.before,
+                            warmup=warmup.path, log=log)
+    return "Before and after the benchmark work", report.before_markdown(result), result
+
+
+PART_RUNNERS = {"compare": _compare, "before": _before, "scaleout": _scaleout, "memory": _memory,
+                "splitter": _splitter}
 
 
 def _engines(args: argparse.Namespace) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import socketio
 
-from tests.support import Server, Worker, write_config
+from tests.support import ROOT, Server, Worker, write_config
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,18 @@ class Cluster:
     spec: Spec
     tmp: Path
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    root: Path = ROOT  # the code the server and workers run (another commit's, for bench/before.py)
     server: Server | None = None
     workers: list[Worker] = field(default_factory=list)
 
     def start(self, timeout_s: float = 120) -> "Cluster":
         self.tmp.mkdir(parents=True, exist_ok=True)
         config = write_config(self.tmp / "config.toml", **self.config) if self.config else None
-        self.server = Server(self.tmp, config=config)
+        self.server = Server(self.tmp, config=config, cwd=self.root)
         extra = ["--slots", str(self.spec.slots), "--engine", self.spec.engine, "--log-level", "warning"]
         if self.spec.model:
             extra += ["--model", self.spec.model]
-        self.workers = [Worker(self.server, f"w{n + 1}", *extra, threads=self.spec.threads)
+        self.workers = [Worker(self.server, f"w{n + 1}", *extra, threads=self.spec.threads, cwd=self.root)
                         for n in range(self.spec.workers)]
         self.server.wait_workers(self.spec.workers, timeout=timeout_s)
         self._page = _Page(self.server.url)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
 from . import compare, machine  # noqa: E402
+from .before import BeforeResult  # noqa: E402
 from .compare import BATCHED, PLAIN, CompareResult  # noqa: E402
 from .memory import MemoryResult  # noqa: E402
 from .scaleout import ScaleResult  # noqa: E402
@@ -214,3 +215,20 @@ def splitter_markdown(result: SplitterResult) -> str:
     lines += ["", "Pieces: slices for ours, speech stretches for Silero, chunks for pydub (counts not "
                   "comparable).", ""]
     return "\n".join(lines)
+
+
+# --- before and after --------------------------------------------------------------------------------------
+
+
+def before_markdown(result: BeforeResult) -> str:
+    lines = [f"The {result.workload_s:.0f} s recording; this code against commit `{result.commit}` (the core "
+             f"before the benchmark work), 2 worker processes × 1 thread each, tiny.en int8; {result.runs} "
+             "runs, sides in rotating order. Speed-up: the earlier code's time divided by the side's, within "
+             "each run, median over the runs.", "",
+             "| side | slices | time (s) | × real time | speed-up vs before | WER % (all tiers) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for side in result.sides.values():
+        lines.append(f"| {side.label} | {side.runs[0]['slices']} | {side.median_s:.1f} | "
+                     f"{result.workload_s / side.median_s:.0f}× | {side.median_speedup:.2f}× | "
+                     f"{side.wer.trusted:.2f} ({side.wer.all:.2f}) |")
+    return "\n".join(lines) + "\n"

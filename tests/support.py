@@ -145,7 +145,7 @@ class Server(Process):
     """``python -m server`` on a free port with its own data folder."""
 
     def __init__(self, tmp: Path, local_workers: int = 0, config: Path | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None, name: str = "server"):
+                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp / "data"
@@ -155,7 +155,7 @@ class Server(Process):
             args += ["--config", str(config)]
         access = (env or {}).get("SCATTERSCRIBE_ACCESS_TOKEN")
         self.headers = {"Authorization": f"Bearer {access}"} if access else {}
-        super().__init__(args, tmp / f"{name}.log", env={"SCATTERSCRIBE_TOKEN": TOKEN, **(env or {})})
+        super().__init__(args, tmp / f"{name}.log", env={"SCATTERSCRIBE_TOKEN": TOKEN, **(env or {})}, cwd=cwd)
         try:
             self.wait_ready()
         except BaseException:

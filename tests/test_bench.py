@@ -9,14 +9,16 @@ import subprocess
 
 from tests.support import PYTHON, ROOT
 
-PARTS = ("compare", "scaleout", "memory", "splitter")
+PARTS = ("compare", "before", "scaleout", "memory", "splitter")
 
 
 def test_quick_bench_writes_every_part(tmp_path):
     """Every part runs on ~10 s of audio and writes markdown (machine described), JSON and PNG;
     Scatterscribe's jobs carry the server's timing stats; the scratch folder is cleaned up."""
-    result = subprocess.run([PYTHON, "-m", "bench", *PARTS, "--quick", "--out", str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    # The before part runs HEAD's code as "before": a shallow clone has no older commit, and the point here is
+    # that exporting a commit and running its server and workers works.
+    command = [PYTHON, "-m", "bench", *PARTS, "--quick", "--before", "HEAD", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for part in PARTS:
         text = (tmp_path / f"{part}.md").read_text()
@@ -35,6 +37,9 @@ def test_quick_bench_writes_every_part(tmp_path):
         assert all(0 < ideal / wall <= 1.05 for ideal, wall in zip(point["ideal_s"], point["wall_s"], strict=True))
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["server_peak_mb"] >= memory["server_idle_mb"] > 0
+    old = json.loads((tmp_path / "before.json").read_text())
+    assert old["commit"] == "HEAD" and set(old["sides"]) == {"before", "after-1", "after"}
+    assert all(side["wall_s"] and side["wer"]["trusted"] < 30 for side in old["sides"].values())
     splitter = json.loads((tmp_path / "splitter.json").read_text())
     assert {"numpy", "silero", "pydub-1", "pydub-10"} == set(splitter["methods"])
     assert not any((tmp_path / "tmp").glob("2*")), "scratch data left behind"
