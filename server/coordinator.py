@@ -396,7 +396,7 @@ class Coordinator:
                 job.status = "running"
                 self.store.update_job(job_id, status="running")
         # The job as just stored, without reading it back: this runs after every hand-out and result.
-        self.emit("job", self._view(job), to=f"job:{job_id}", namespace="/")
+        self.emit("job", views.job_view(job, self.scheduler), to=f"job:{job_id}", namespace="/")
         return finished
 
     def _save_timing(self, job_id: str) -> None:
