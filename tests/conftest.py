@@ -15,9 +15,10 @@ from tests.support import Server, Worker, corpus_file  # noqa: E402
 
 @pytest.fixture(scope="session")
 def whisper_model():
-    """The worker's default model (faster-whisper, tiny.en int8, 2 threads), loaded once for the session."""
+    """The worker's default model (faster-whisper, tiny.en int8, 2 threads, a slot per thread), loaded once for
+    the session."""
     from client.engines.faster_whisper_engine import FasterWhisperEngine
-    return FasterWhisperEngine(threads=2)
+    return FasterWhisperEngine(threads=2, slots=2)
 
 
 @pytest.fixture(scope="session")

@@ -129,6 +129,15 @@ def test_faster_whisper_finds_the_bundled_model_loads_once_and_transcribes_real_
         texts.append(" ".join(s.text.strip() for s in segments))
     assert loads[0] == 1, "a slice must never load the model again"
     assert wer([manifest()[n]["reference"] for n in names], texts) < 15.0
+    # The worker's own path: a worker of 2 threads and 2 slots decodes its slices as a batch, dealt out to two
+    # one-thread decoders; their model is loaded with the engine, not by the first batch.
+    loads[0] = 0
+    batched = create_engine("faster-whisper", threads=2, slots=2)
+    assert loads[0] == 2
+    results = batched.transcribe_batch([speech(n) for n in names])
+    assert loads[0] == 2, "a batch must never load a model"
+    assert wer([manifest()[n]["reference"] for n in names], [" ".join(s.text.strip() for s in r)
+                                                             for r in results]) < 15.0
     from_folder = FasterWhisperEngine(model=str(bundled_model_path()), threads=2)
     assert from_folder.model == bundled_model_path().name
     assert " ".join(s.text.strip() for s in from_folder.transcribe(speech(names[0]))) == texts[0]

@@ -87,13 +87,13 @@ class BatchTranscriber:
     """Batched decoding on a loaded ``faster_whisper.WhisperModel``.
 
     ``fallback(audio)`` transcribes one slice the careful way (the engine's own ``transcribe``); it is used
-    for a slice whose batched decode looks wrong. ``side_by_side()``, when given, returns a second copy of the
+    for a slice whose batched decode looks wrong. ``side_by_side``, when given, is a second, loaded copy of the
     model with ``parallel`` one-thread decoders (``num_workers``): a batch of several slices is then dealt out
     among them and decoded in parallel (CTranslate2 releases the GIL), while a lone slice keeps ``model`` and
-    all its threads. It is called once, for the first batch that can use it."""
+    all its threads."""
 
     def __init__(self, model, fallback: Callable[[np.ndarray], Iterable[Segment]],
-                 options: BatchOptions = BatchOptions(), side_by_side: Callable[[], object] | None = None,
+                 options: BatchOptions = BatchOptions(), side_by_side: object | None = None,
                  parallel: int = 1):
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -105,8 +105,7 @@ class BatchTranscriber:
                                    language="en")
         self.suppress_tokens = list(get_suppressed_tokens(self.tokenizer, [-1]))
         self.parallel = max(1, parallel) if side_by_side is not None else 1
-        self._side_by_side = side_by_side
-        self._parallel_model = None
+        self._parallel_model = side_by_side
         self._pool = ThreadPoolExecutor(self.parallel, "decoder") if self.parallel > 1 else None
 
     def transcribe(self, audios: list[np.ndarray]) -> list[list[Segment]]:
@@ -114,8 +113,6 @@ class BatchTranscriber:
         parts = min(self.parallel, len(audios))
         if parts <= 1:
             return self._transcribe(self.model, audios)
-        if self._parallel_model is None:
-            self._parallel_model = self._side_by_side()
         dealt = [audios[k::parts] for k in range(parts)]
         results: list[list[Segment]] = [[] for _ in audios]
         for k, part in enumerate(self._pool.map(lambda batch: self._transcribe(self._parallel_model, batch),
