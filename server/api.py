@@ -43,6 +43,14 @@ def _requirement() -> Requirement:
     return Requirement(engine, model)
 
 
+def _store_upload(upload, path) -> None:
+    """Copy a received upload (werkzeug has spooled it to a temporary file) to the server-named ``path``."""
+    try:
+        upload.save(path, buffer_size=1 << 20)
+    finally:
+        upload.close()
+
+
 @bp.post("/api/jobs")
 def create_job():
     """Upload a WAV (multipart field ``audio``) → 202 with the new job's id."""
@@ -59,7 +67,11 @@ def create_job():
         return error(400, str(exc))
     coord = coordinator()
     job_id, path = coord.new_upload_path()
-    upload.save(path)
+    try:  # a copy of hundreds of MB: off the event loop, so heartbeats and other requests go on meanwhile
+        coord.run_blocking(_store_upload, upload, path)
+    except BaseException:
+        path.unlink(missing_ok=True)  # never keep half an upload
+        raise
     try:
         job = coord.create_job(job_id, path, display_name(upload.filename), requirement)
     except AudioError as exc:
