@@ -9,7 +9,11 @@ Each part writes ``bench/results/<part>.md`` (a markdown table with the machine 
 (the raw numbers) and, for compare and scaleout, ``<part>.png``.
 
 ``--quick`` runs every part on a few seconds of audio, once, for CI (tests/test_bench.py): it checks that the
-bench still works, and its numbers mean nothing.
+bench still works, and its numbers mean nothing, so they go to ``bench/results/tmp/quick`` (not committed)
+unless ``--out`` says otherwise.
+
+A part that fails is reported and the others still run; the exit status is 1 if any failed. ``before`` needs
+the earlier commit in the clone (a shallow clone lacks it): without it that part is skipped, with a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import dataclasses
 import functools
 import json
 import shutil
+import subprocess
 import sys
+import traceback
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "quick: 1)")
     p.add_argument("--before", default=before.BEFORE, metavar="COMMIT",
                    help=f"the earlier code the before part runs (default {before.BEFORE})")
-    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the results (default bench/results)")
+    p.add_argument("--out", type=Path,
+                   help="folder for the results (default bench/results; with --quick bench/results/tmp/quick)")
     p.add_argument("--keep", action="store_true", help="keep the servers' data and logs under <out>/tmp")
     return p
 
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     # The engines part is its own full-length program: --quick leaves it out unless it is named.
     parts = args.parts or [p for p in PARTS if not (args.quick and p == "engines")]
+    args.out = args.out or (RESULTS / "tmp" / "quick" if args.quick else RESULTS)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     scratch = out / "tmp" / time.strftime("%Y%m%d-%H%M%S")
@@ -67,14 +75,24 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python -m bench " + " ".join(parts) + (" --quick" if args.quick else "")
     log(f"bench: {', '.join(parts)} on {info['cores']} cores ({info['cpu']}), "
         f"load {info['load average (1/5/15 min)']}")
+    failed: list[str] = []
     try:
         for part in parts:
             t0 = time.perf_counter()
             log(f"{part}:")
-            if part == "engines":
-                _engines(args)
+            if part == "before" and not _have_commit(args.before):
+                log(f"before: skipped: commit {args.before} is not in this clone (a shallow clone?); "
+                    "fetch it, or name another with --before")
                 continue
-            title, body, raw = PART_RUNNERS[part](args, scratch / part, workloads)
+            try:
+                if part == "engines":
+                    _engines(args)
+                    continue
+                title, body, raw = PART_RUNNERS[part](args, scratch / part, workloads)
+            except Exception:  # one broken part must not cost the others' results
+                log(f"{part}: FAILED\n{traceback.format_exc()}")
+                failed.append(part)
+                continue
             note = QUICK_NOTE if args.quick else ""
             text = report.header(title, info, command, note) + "\n" + body
             (out / f"{part}.md").write_text(text)
@@ -88,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    return 0
+    if failed:
+        log(f"bench: failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _have_commit(rev: str) -> bool:
+    found = subprocess.run(["git", "cat-file", "-e", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True)
+    return found.returncode == 0
 
 
 def _compare(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
