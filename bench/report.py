@@ -108,7 +108,7 @@ def compare_plot(result: CompareResult, path: Path) -> None:
     left.set_xlabel(f"seconds for {result.workload_s:.0f} s of speech "
                     f"(median; whiskers: min–max of {result.runs} runs)")
     for k, side in enumerate(sides):
-        left.text(side.median_s, k, f"  {side.median_s:.1f} s, WER {side.wer.trusted:.1f} %", va="center",
+        left.text(max(side.wall_s), k, f"  {side.median_s:.1f} s, WER {side.wer.trusted:.1f} %", va="center",
                   fontsize=8)
     left.set_xlim(0, max(max(s.wall_s) for s in sides) * 1.45)
     rows = compare.breakdown(compare.median_run(result.sides["ss-2x1"]))
