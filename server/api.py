@@ -54,6 +54,10 @@ def _store_upload(upload, path) -> None:
 @bp.post("/api/jobs")
 def create_job():
     """Upload a WAV (multipart field ``audio``) → 202 with the new job's id."""
+    if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # The WSGI server does not hand on a body of unknown length: it would read as an empty form.
+        return error(411, "send the upload with a Content-Length header; chunked uploads (Transfer-Encoding: "
+                          "chunked) are not accepted (curl -F audio=@file.wav and browsers send a length)")
     if not request.mimetype.startswith("multipart/form-data"):
         return error(400, "send the recording as multipart/form-data with the WAV file in the field 'audio'")
     upload = request.files.get("audio")

@@ -30,8 +30,10 @@ _ENCODING_NAMES = {
     0x0002: "Microsoft ADPCM", 0x0006: "A-law", 0x0007: "µ-law", 0x0011: "IMA ADPCM", 0x0031: "GSM 6.10",
     0x0055: "MP3", 0x0161: "WMA", 0x00FF: "AAC",
 }
-#: Streaming WAV writers put one of these in the data size when they do not know it yet.
-_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+#: Streaming WAV writers put one of these in the data size when they do not know it yet. 0 is also the size of
+#: a genuinely empty data chunk: it means "unknown" only when no further chunk follows it (see
+#: :func:`_chunk_follows`).
+_UNKNOWN_SIZE, _MAYBE_UNKNOWN_SIZE = 0xFFFFFFFF, 0
 
 
 class AudioError(ValueError):
@@ -86,7 +88,7 @@ def read_wav_format(f: BinaryIO, size: int) -> WavFormat:
             encoding, channels, rate, bits = fmt
             block = channels * bits // 8
             available = size - f.tell()
-            if chunk_size in _UNKNOWN_SIZES:
+            if chunk_size == _UNKNOWN_SIZE or (chunk_size == _MAYBE_UNKNOWN_SIZE and not _chunk_follows(f, size)):
                 chunk_size = available
             elif chunk_size > available:
                 raise AudioError(
@@ -105,6 +107,18 @@ def read_wav_format(f: BinaryIO, size: int) -> WavFormat:
         else:
             f.seek(chunk_size, io.SEEK_CUR)
         f.seek(chunk_size & 1, io.SEEK_CUR)  # chunks are padded to an even length
+
+
+def _chunk_follows(f: BinaryIO, size: int) -> bool:
+    """Does a well-formed RIFF chunk header start at the current position (which is kept)? A 0-size data chunk
+    followed by one (say a LIST chunk) is really empty; after a streaming writer's header come samples."""
+    here = f.tell()
+    head = f.read(8)
+    f.seek(here)
+    if len(head) < 8:
+        return False
+    chunk_id, chunk_size = head[:4], struct.unpack("<I", head[4:])[0]
+    return all(32 <= b < 127 for b in chunk_id) and here + 8 + chunk_size <= size + 1  # +1: the pad byte
 
 
 def _parse_fmt(body: bytes) -> tuple[str, int, int, int]:

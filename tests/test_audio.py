@@ -72,6 +72,8 @@ BAD = {
                         "before the 'fmt '"),
     "claims more data": (riff(fmt(), GOOD, data_size=10 * len(GOOD)), "truncated"),
     "zero samples": (riff(fmt(), b""), "no audio samples"),
+    "zero samples then a LIST chunk": (riff(fmt(), b"", data_size=0) + b"LIST" + struct.pack("<I", 16) +
+                                       b"INFOISFT\4\0\0\0Lavf", "no audio samples"),
     "a-law": (riff(fmt(tag=6, bits=8), GOOD), "A-law"),
     "ms adpcm": (riff(fmt(tag=2, bits=4), GOOD), "ADPCM"),
     "12-bit pcm": (riff(fmt(bits=12), GOOD), "12 bits"),
@@ -96,6 +98,17 @@ def test_unknown_data_size_from_a_streaming_writer_means_until_the_end(tmp_path)
     src = tmp_path / "in.wav"
     src.write_bytes(riff(fmt(), GOOD, data_size=0xFFFFFFFF))
     assert convert_to_pcm16(src, tmp_path / "out.wav").samples == 1600
+
+
+def test_a_zero_data_size_means_until_the_end_only_when_no_chunk_follows(tmp_path):
+    """A streaming writer's header with data size 0 is followed by samples: they are used. A finished file's
+    empty data chunk followed by a LIST chunk holds no samples: the LIST bytes are never read as audio."""
+    src = tmp_path / "in.wav"
+    src.write_bytes(riff(fmt(), GOOD, data_size=0))
+    assert convert_to_pcm16(src, tmp_path / "out.wav").samples == 1600
+    src.write_bytes(riff(fmt(), b"", data_size=0) + b"LIST" + struct.pack("<I", 4 + len(GOOD)) + b"INFO" + GOOD)
+    with pytest.raises(AudioError, match="no audio samples"):
+        convert_to_pcm16(src, tmp_path / "out.wav")
 
 
 def test_unknown_chunks_are_skipped(tmp_path):

@@ -61,6 +61,8 @@ CASES = {
     "header claims more data than present": ("audio", "short.wav", header(data_size=32000) + b"\0" * 1000, 400,
                                              "truncated (was the upload cut short?)"),
     "0 samples": ("audio", "zero.wav", header(data_size=0)[:-8] + b"data\0\0\0\0", 400, "no audio samples"),
+    "0 samples, then a LIST chunk": ("audio", "tagged.wav", header(data_size=0, extra=b"LIST" + struct.pack("<I", 3204)
+                                     + b"INFO" + b"\x10\x27" * 1600), 400, "no audio samples"),
     "all silence": ("audio", "quiet.wav", silence, 202, "no speech found"),
     "48 kHz stereo 24-bit": ("audio", "studio.wav", lambda: encoded(48000, 2, "PCM_24"), 202, TEXT),
     "32-bit float": ("audio", "float.wav", lambda: encoded(44100, 1, "FLOAT"), 202, TEXT),
@@ -123,3 +125,22 @@ def test_the_server_still_serves_after_every_bad_input(served):
     accepted = [c for c, spec in CASES.items() if spec[3] == 202]
     jobs = server.get("/api/jobs").json()["jobs"]
     assert len(jobs) >= len(accepted) and all(j["status"] == "done" for j in jobs)
+
+
+def test_a_chunked_upload_is_refused_with_411_and_a_clear_message(served):
+    """A body sent with Transfer-Encoding: chunked and no Content-Length is not read as an empty form: it gets
+    411 saying to send a length; an empty POST gets the multipart message; the server keeps serving."""
+    server, _ = served
+    boundary = "b0undary"
+    wav = encoded(16000, 1, "PCM_16")
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n'
+            f"Content-Type: audio/wav\r\n\r\n").encode() + wav + f"\r\n--{boundary}--\r\n".encode()
+    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))  # a generator: requests sends it chunked
+    response = requests.post(f"{server.url}/api/jobs", data=chunks, timeout=30,
+                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert response.status_code == 411, response.text
+    assert "Content-Length" in response.json()["error"] and "chunked" in response.json()["error"]
+    empty = requests.post(f"{server.url}/api/jobs", timeout=30)
+    assert empty.status_code == 400 and "multipart/form-data" in empty.json()["error"]
+    assert server.get("/api/workers").ok
