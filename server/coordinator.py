@@ -149,8 +149,9 @@ class Coordinator:
             self.dispatch()
 
     def extend_job(self, job_id: str, slices: list[splitter.Slice], duration: float) -> bool:
-        """Add slices that a live recording has just closed (their audio is already on disk) and scatter them
-        at once. False when the job is gone (deleted while recording)."""
+        """Add slices that a live recording has just closed (their audio is already on disk; none when only its
+        length grew) and scatter them at once; store its length so far and push the job and the jobs list, so
+        every page shows how long it is. False when the job is gone (deleted while recording)."""
         with self.lock:
             job = self.store.get_job(job_id)
             if job is None:
@@ -161,6 +162,7 @@ class Coordinator:
             self._audio.pop(job_id, None)  # mapped before the file grew: too short for the new slices
             self._queue(job)
             self._after_slice_change(job_id)
+            self._push_jobs()  # the past-jobs lists: its length and slice count
             self.dispatch()
             return True
 
@@ -257,7 +259,8 @@ class Coordinator:
         except (KeyError, TypeError, ValueError):
             return {"ok": False, "error": "malformed result"}
         limit = self.settings.server.max_text_chars
-        if len(text) > limit or len(segments) > limit // 2:
+        segment_chars = sum(len(str(seg.get("text", ""))) for seg in segments if isinstance(seg, dict))
+        if len(text) > limit or len(segments) > limit // 2 or segment_chars > limit:
             return self.error(worker_id, {**data, "error": f"result text over {limit} characters"})
         with self.lock:
             t0 = time.perf_counter()

@@ -218,6 +218,35 @@ def test_forged_and_oversized_results_are_refused(tmp_path):
         server.stop()
 
 
+def test_oversized_segment_text_counts_as_an_error_too(tmp_path):
+    """A short text with one huge segment (3 MB) is not stored: like an over-long text it counts as an error for
+    the slice, which goes out again; a proper answer then is what the job and its subtitles keep."""
+    server = Server(tmp_path)
+    raw = RawWorker(server, "padder")
+    try:
+        server.wait_workers(1)
+        job_id = server.submit(corpus_file(JFK))
+        lease = raw.wait_slice()
+        huge = [{"start": 0.0, "end": 1.0, "text": "y" * 3_000_000}]
+        assert raw.result(lease, "short", segments=huge) == {"ok": True}  # taken as an error report
+        wait_for(lambda: len(raw.slices) >= 2, 30, "the slice to come back after the error")
+        again = raw.wait_slice()
+        assert again["job"] == job_id and again["lease"] != lease["lease"]
+        retried = server.job(job_id)["slices"][0]
+        assert retried["status"] == "leased" and retried["attempts"] == 2 and "over 20000" in retried["error"]
+        assert raw.result(lease, "short", segments=huge[:0]) == {"ok": False, "error": "you do not hold this slice"}
+        tidy = [{"start": 0.0, "end": 1.5, "text": "ask not"}, {"start": 1.5, "end": 3.0, "text": "what"}]
+        assert raw.result(again, "ask not what", segments=tidy) == {"ok": True}
+        job = server.wait_job(job_id, timeout=30)
+        assert job["transcript"] == "ask not what" and "yyyy" not in job["transcript"]
+        srt = server.get(f"/api/jobs/{job_id}/transcript.srt").text
+        assert len(srt) < 1000 and "yyyy" not in srt and "ask not" in srt
+    finally:
+        if raw.sio.connected:
+            raw.sio.disconnect()
+        server.stop()
+
+
 def test_twenty_jobs_at_once_with_four_workers(tmp_path):
     """20 uploads at the same time, 4 workers: every job completes and every slice is accepted exactly once."""
     server = Server(tmp_path)
