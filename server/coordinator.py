@@ -68,6 +68,30 @@ def fit_to_workers(opts: splitter.SplitOptions, longest_s: float | None) -> spli
     return replace(opts, max_slice_s=longest_s, min_slice_s=min(opts.min_slice_s, longest_s / 2))
 
 
+def queued_runs(slices: list[SliceRecord], longest_s: float) -> list[tuple[int, int]]:
+    """Runs ``(first, end)`` of consecutive queued slices (positions in ``slices``) that hold a slice longer than
+    ``longest_s``: the parts of a job to cut again. Done, failed and leased slices are never part of a run."""
+    runs, first = [], None
+    for pos, s in enumerate([*slices, None]):
+        if s is not None and s.status == "queued":
+            first = pos if first is None else first
+            continue
+        if first is not None and any(x.seconds > longest_s + 1e-6 for x in slices[first:pos]):
+            runs.append((first, pos))
+        first = None
+    return runs
+
+
+def plan_regions(path: Path, regions: list[tuple[int, int]], threshold_db: float | None,
+                 opts: splitter.SplitOptions) -> list[list[splitter.Slice]]:
+    """Slices for each region ``[start, end)`` (samples) of a job's audio, with the recording's threshold
+    (measured again when the job did not keep it). CPU and disk work: the caller runs it off the event loop."""
+    samples = audio.PcmFile(path)
+    if threshold_db is None:
+        threshold_db = splitter.analyse(samples, opts).threshold_db
+    return [splitter.plan_span(samples, start, end, threshold_db, opts) for start, end in regions]
+
+
 def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE,
                   first: int = 0) -> list[SliceRecord]:
     return [SliceRecord(index=i, start=s.start / rate, end=s.end / rate,
@@ -96,6 +120,7 @@ class Coordinator:
         self._audio: dict[str, audio.PcmFile] = {}  # job id → its samples on disk, while the job runs
         self._pieces: dict[SliceKey, list[tuple[float, float]]] = {}
         self._timing: dict[str, JobTiming] = {}  # job id → where its time goes, while it runs
+        self._replan_tried: set[tuple[str, float, int]] = set()  # re-cuts that could not be made; not retried
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -224,6 +249,88 @@ class Coordinator:
             self._push_jobs()
             return found
 
+    # --- fitting waiting slices to the workers -------------------------------------------------------------
+
+    def replan_unservable(self) -> int:
+        """Cut again the queued slices that no connected worker a job may use will take, because each announces
+        a shorter max_slice_s (say a job cut at 28 s while no worker was connected, then a Google worker that
+        takes 25 s). Each run of consecutive queued slices holding such a slice is planned anew by the splitter
+        at the longest length one of those workers takes, with the recording's threshold (cuts still in
+        pauses); done, failed and leased slices are kept as they are, and the slices are numbered again in
+        recording order. Renumbering must never move a slice a worker holds, so a job with a slice out waits
+        until none is (each lease ends: a result, an error, a timeout). Returns how many jobs were re-cut."""
+        with self.lock:
+            wanted: dict[str, float] = {}
+            busy = {lease.key.job_id for lease in self.scheduler.leases.values()}
+            limits: dict[Requirement, float | None] = {}
+            for key in self.scheduler.queue:
+                task = self.scheduler.tasks[key]
+                if key.job_id in busy:
+                    continue
+                if task.requirement not in limits:
+                    limits[task.requirement] = self.scheduler.longest_slice_s(task.requirement)
+                longest = limits[task.requirement]
+                if longest is not None and task.seconds > longest + 1e-6:
+                    wanted[key.job_id] = min(longest, wanted.get(key.job_id, longest))
+        recut = 0
+        for job_id, longest in wanted.items():
+            with self.lock:
+                job = self.store.get_job(job_id)
+                if job is None or (job_id, longest, len(job.slices)) in self._replan_tried:
+                    continue
+                runs = queued_runs(job.slices, longest)
+            if not runs:
+                continue
+            rate = audio.TARGET_RATE
+            regions = [(round(job.slices[a].start * rate), round(job.slices[b - 1].end * rate)) for a, b in runs]
+            opts = fit_to_workers(self.settings.splitter, longest)
+            try:
+                plans = self.run_blocking(plan_regions, self.audio_path(job_id), regions,
+                                          job.stats.get("threshold_db"), opts)
+            except (OSError, ValueError) as exc:
+                log.error("job %s: cannot cut its waiting slices again: %s", job_id, exc)
+                self._replan_tried.add((job_id, longest, len(job.slices)))
+                continue
+            with self.lock:
+                if self._replace_runs(job, runs, plans, longest):
+                    recut += 1
+                else:
+                    self._replan_tried.add((job_id, longest, len(job.slices)))
+        return recut
+
+    def _replace_runs(self, job: JobRecord, runs: list[tuple[int, int]], plans: list[list[splitter.Slice]],
+                      longest: float) -> bool:
+        """Put the new slices of each run in place of the old ones, if the job is as it was when they were
+        planned (no slice out, the same slices in the same states). Under the lock."""
+        now = self.store.get_job(job.id)
+        if now is None or any(lease.key.job_id == job.id for lease in self.scheduler.leases.values()) or \
+                [(s.index, s.status) for s in now.slices] != [(s.index, s.status) for s in job.slices]:
+            return False
+        if any(not plan or max(s.length for s in plan) / audio.TARGET_RATE > longest + 1e-6 for plan in plans):
+            log.warning("job %s: its waiting slices could not be cut to %.1f s", job.id, longest)
+            return False
+        merged: list[SliceRecord] = []
+        previous = 0
+        for (first, end), plan in zip(runs, plans, strict=True):
+            merged += now.slices[previous:first]
+            attempts = max(s.attempts for s in now.slices[first:end])
+            merged += [replace(r, attempts=attempts) for r in slice_records(plan)]
+            previous = end
+        merged += now.slices[previous:]
+        merged = [replace(s, index=i) for i, s in enumerate(merged)]
+        for lease in self.scheduler.forget_job(job.id):  # none: checked above
+            self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
+        for key in [k for k in self._pieces if k.job_id == job.id]:
+            del self._pieces[key]
+        self.store.replace_slices(job.id, merged)
+        now.slices = merged
+        self._queue(now)
+        log.info("job %s: %d waiting slice(s) cut again into %d to fit the connected workers' %.1f s", job.id,
+                 sum(end - first for first, end in runs), sum(len(p) for p in plans), longest)
+        self._after_slice_change(job.id)
+        self._push_jobs()
+        return True
+
     # --- workers ---------------------------------------------------------------------------------------------
 
     def worker_connected(self, worker_id: str, info: WorkerInfo) -> None:
@@ -307,7 +414,9 @@ class Coordinator:
             return {"ok": True}
 
     def tick(self) -> None:
-        """Called every second: take back expired leases, hand out work (stragglers get duplicates here)."""
+        """Called every second: cut again waiting slices no connected worker takes, take back expired leases,
+        hand out work (stragglers get duplicates here)."""
+        self.replan_unservable()
         with self.lock:
             self._apply(self.scheduler.reap(self.clock()))
             self.dispatch()

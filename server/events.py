@@ -65,6 +65,7 @@ class WorkerNamespace(Namespace):
     def _dispatch_soon(self, sid: str) -> None:
         self.socketio.sleep(0.05)
         self.emit("welcome", {"heartbeat_s": self.heartbeat_s}, room=sid)
+        self.coordinator.replan_unservable()  # a job waiting for shorter slices than it has gets them now
         self.coordinator.dispatch()
 
     def on_disconnect(self, reason: Any = None) -> None:

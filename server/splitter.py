@@ -298,6 +298,17 @@ def plan_from_analysis(analysis: Analysis, opts: SplitOptions, sample_rate: int 
     return _to_slices(groups, levels, pad, analysis.frame_len)
 
 
+def plan_span(samples: np.ndarray, start: int, end: int, threshold_db: float, opts: SplitOptions,
+              sample_rate: int = SAMPLE_RATE) -> list[Slice]:
+    """Slices for the part ``[start, end)`` of a recording (in samples), planned with the whole recording's
+    silence threshold: how a job's waiting slices are cut again when the connected workers take only shorter
+    ones. Spans are on the recording's timeline and stay inside the part."""
+    frame_len = sample_rate * opts.frame_ms // 1000
+    levels = frame_levels_db(samples[start:end], frame_len)
+    plan = plan_from_analysis(Analysis(levels, threshold_db, frame_len), opts, sample_rate)
+    return [Slice(tuple(Span(p.start + start, p.end + start) for p in s.pieces)) for s in plan]
+
+
 def split_at_silence(samples: np.ndarray, opts: SplitOptions = SplitOptions(),
                      sample_rate: int = SAMPLE_RATE) -> list[Slice]:
     """Slices of a mono recording; an empty list when it holds no speech."""

@@ -156,6 +156,12 @@ class Store:
         with self._tx() as db:
             self._insert_slices(db, job_id, slices)
 
+    def replace_slices(self, job_id: str, slices: Iterable[SliceRecord]) -> None:
+        """Replace all of a job's slices (its waiting ones were cut again; indices renumbered), atomically."""
+        with self._tx() as db:
+            db.execute("DELETE FROM slices WHERE job_id = ?", [job_id])
+            self._insert_slices(db, job_id, slices)
+
     @staticmethod
     def _insert_slices(db: sqlite3.Connection, job_id: str, slices: Iterable[SliceRecord]) -> None:
         rows = []

@@ -1,0 +1,165 @@
+"""Slices cut for workers that are not there: a job planned at the default maximum is cut again when the only
+workers that may serve it take shorter slices. In process (coordinator, no sockets) and with real processes."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from server.config import ServerSettings, Settings
+from server.coordinator import Coordinator, queued_runs
+from server.scheduler import Requirement, WorkerInfo
+from server.store import SliceRecord, Store
+from tests.support import Server, Worker, corpus_file
+
+BUSH = "bush_radio_address_2008-11-01.wav"  # 127 s: five slices at the default 28 s
+
+
+def record(index: int, seconds: float, status: str = "queued") -> SliceRecord:
+    return SliceRecord(index=index, start=index * 30.0, end=index * 30.0 + seconds,
+                       pieces=[(index * 30.0, index * 30.0 + seconds)], status=status)
+
+
+def test_runs_to_cut_again_are_consecutive_queued_slices_holding_one_too_long():
+    slices = [record(0, 27, "done"), record(1, 27), record(2, 10), record(3, 20, "leased"), record(4, 10),
+              record(5, 10), record(6, 27, "failed"), record(7, 26)]
+    assert queued_runs(slices, 25.0) == [(1, 3), (7, 8)]  # 4..5 all fit; done/leased/failed never cut
+    assert queued_runs(slices, 28.0) == []
+
+
+class Recorder:
+    """The coordinator's emit: keeps what it would send."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, dict, str | None]] = []
+
+    def __call__(self, event, data, *, to=None, namespace="/"):
+        self.sent.append((event, data, to))
+
+    def slices_for(self, worker_id: str) -> list[dict]:
+        return [data for event, data, to in self.sent if event == "slice" and to == worker_id]
+
+
+@pytest.fixture
+def coordinator(tmp_path):
+    settings = Settings(server=ServerSettings(data_dir=str(tmp_path / "data")))
+    emit = Recorder()
+    coord = Coordinator(settings, Store(tmp_path / "state.db"), emit)
+    coord.emit_log = emit
+    return coord
+
+
+def submit(coord: Coordinator, name: str, requirement: Requirement = Requirement()) -> str:
+    job_id, upload = coord.new_upload_path()
+    shutil.copy(corpus_file(name), upload)
+    return coord.create_job(job_id, upload, name, requirement).id
+
+
+def answer_all(coord: Coordinator, worker_id: str) -> None:
+    """Answer every slice sent to ``worker_id`` (more come as slots free up) until none is left."""
+    answered = {data["lease"] for data in coord.emit_log.slices_for(worker_id)
+                if coord.scheduler.leases.get(data["lease"]) is None}  # answered or lost before
+    while waiting := [d for d in coord.emit_log.slices_for(worker_id) if d["lease"] not in answered]:
+        data = waiting[0]
+        ack = coord.result(worker_id, {"lease": data["lease"], "job": data["job"], "index": data["index"],
+                                       "text": f"<{data['seconds']:.2f}>"})
+        assert ack == {"ok": True}
+        answered.add(data["lease"])
+
+
+def test_waiting_slices_are_cut_again_for_short_workers_and_finished_ones_kept(coordinator):
+    """A job cut at 28 s with no worker connected; a 30 s worker finishes slice 0 and leaves holding slice 1
+    (it goes back to the queue); a worker taking at most 12 s connects: the waiting slices are cut again to
+    <= 12 s inside the same stretch of the recording, slice 0 keeps its text and place, indices stay in
+    recording order, and the short worker finishes the job."""
+    coord = coordinator
+    job_id = submit(coord, BUSH)
+    before = coord.store.get_job(job_id)
+    assert max(s.seconds for s in before.slices) > 20
+    coord.worker_connected("w-long", WorkerInfo("long", max_slice_s=30.0))
+    coord.dispatch()
+    first = coord.emit_log.slices_for("w-long")[0]
+    coord.result("w-long", {"lease": first["lease"], "job": job_id, "index": 0, "text": "slice zero"})
+    assert coord.store.get_job(job_id).slices[1].status == "leased"
+    coord.worker_disconnected("w-long")  # slice 1 back to the queue
+
+    coord.worker_connected("w-short", WorkerInfo("short", max_slice_s=12.0, slots=2))
+    assert coord.replan_unservable() == 1
+    assert coord.replan_unservable() == 0  # nothing left to cut
+    after = coord.store.get_job(job_id)
+    assert [s.index for s in after.slices] == list(range(len(after.slices)))
+    assert after.slices[0].text == "slice zero" and after.slices[0].pieces == before.slices[0].pieces
+    assert all(s.seconds <= 12.0 + 1e-6 for s in after.slices[1:])
+    assert len(after.slices) > len(before.slices)
+    starts = [p[0] for s in after.slices for p in s.pieces]
+    ends = [p[1] for s in after.slices for p in s.pieces]
+    assert all(a < b for a, b in zip(starts, ends, strict=True))
+    assert all(e <= s for e, s in zip(ends, starts[1:], strict=False)), "pieces overlap or go backwards"
+    assert after.slices[1].start >= before.slices[1].start and after.slices[-1].end <= before.slices[-1].end
+    # the speech sent is nearly the same audio (only silence trimmed at new cuts is left out)
+    assert sum(s.seconds for s in after.slices[1:]) == pytest.approx(sum(s.seconds for s in before.slices[1:]),
+                                                                     rel=0.1)
+    coord.dispatch()
+    answer_all(coord, "w-short")
+    done = coord.store.get_job(job_id)
+    assert done.status == "done" and all(s.status == "done" for s in done.slices)
+    assert all(float(data["seconds"]) <= 12.0 + 1e-6 for data in coord.emit_log.slices_for("w-short"))
+    assert coord.job_view(job_id)["transcript"].startswith("slice zero <")
+
+
+def test_a_job_with_a_slice_out_is_not_renumbered_until_it_comes_back(coordinator):
+    """A 12 s worker takes the only slice that fits it (the last, 11 s) before anything is cut again: while it
+    holds it, the job's other slices are left as they are (renumbering would move the held slice's index);
+    once it is answered they are cut to fit, and the answered slice stays last with its text."""
+    coord = coordinator
+    job_id = submit(coord, BUSH)
+    before = coord.store.get_job(job_id)
+    coord.worker_connected("w-tiny", WorkerInfo("tiny", max_slice_s=12.0))
+    coord.dispatch()
+    held = coord.emit_log.slices_for("w-tiny")[0]
+    assert held["index"] == len(before.slices) - 1 and held["seconds"] <= 12.0
+    assert coord.replan_unservable() == 0
+    assert [s.pieces for s in coord.store.get_job(job_id).slices] == [s.pieces for s in before.slices]
+    coord.result("w-tiny", {"lease": held["lease"], "job": job_id, "index": held["index"], "text": "the end"})
+    assert coord.replan_unservable() == 1
+    after = coord.store.get_job(job_id)
+    assert all(s.seconds <= 12.0 + 1e-6 for s in after.slices)
+    assert after.slices[-1].text == "the end" and after.slices[-1].pieces == before.slices[-1].pieces
+    assert [s.status for s in after.slices] == ["queued"] * (len(after.slices) - 1) + ["done"]
+    coord.dispatch()
+    answer_all(coord, "w-tiny")
+    assert coord.store.get_job(job_id).status == "done"
+    assert coord.job_view(job_id)["transcript"].endswith("> the end")
+
+
+def seconds(s: dict) -> float:
+    return sum(b - a for a, b in s["pieces"])
+
+
+def test_a_job_submitted_before_any_worker_is_finished_by_a_worker_with_a_short_limit(tmp_path):
+    """Real server and worker: a job uploaded while no worker is connected is cut at the default 28 s; a worker
+    that announces --max-slice-s 12 (the sleep engine: no model to load) connects later and finishes it, every
+    slice it was sent at most 12 s, the slices in recording order and not overlapping."""
+    server = Server(tmp_path)
+    worker = None
+    try:
+        job_id = server.submit(corpus_file(BUSH))
+        queued = server.job(job_id)
+        assert queued["waiting_for_workers"] and max(seconds(s) for s in queued["slices"]) > 20
+        worker = Worker(server, "short", "--engine", "sleep", "--model", "0.01", "--max-slice-s", "12")
+        assert server.wait_workers(1)[0]["max_slice_s"] == 12
+        job = server.wait_job(job_id, timeout=90)
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+    assert job["status"] == "done" and not job["waiting_for_workers"]
+    assert len(job["slices"]) > len(queued["slices"])
+    assert [s["index"] for s in job["slices"]] == list(range(len(job["slices"])))
+    for s in job["slices"]:
+        assert s["status"] == "done" and s["worker"] == "short" and seconds(s) <= 12.0 + 1e-3
+        assert abs(float(s["text"].strip("[] s")) - seconds(s)) < 0.05  # the audio the worker heard
+    pieces = [p for s in job["slices"] for p in s["pieces"]]
+    assert all(a < b <= c for (a, b), (c, _) in zip(pieces, pieces[1:], strict=False))
+    assert "cut again" in server.log()
