@@ -498,7 +498,10 @@ class Coordinator:
             error = "; ".join(transcript.failure_marker(s)[1:-1] for s in failed)
             if job.status not in ("done", "failed"):
                 job.status, job.error, job.finished_at = status, error, time.time()
-                self.store.update_job(job_id, status=status, error=error, finished_at=job.finished_at)
+                if not failed and not any(s.text.strip() for s in job.slices):
+                    job.note = NO_SPEECH  # every slice came back without words: say so, as for silence
+                self.store.update_job(job_id, status=status, error=error, finished_at=job.finished_at,
+                                      note=job.note)
                 self._audio.pop(job_id, None)
                 log.info("job %s %s: %d slices, %d failed", job_id, status, len(states), len(failed))
                 self._push_jobs()

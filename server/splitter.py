@@ -1,8 +1,9 @@
 """Where to cut a recording: pure numpy, no I/O, no sockets.
 
 The recording is measured in 20 ms frames (RMS level in dBFS). Frames quieter than a threshold that adapts to
-the recording's own noise floor are silence; a silence of at least ``min_silence_ms`` separates two stretches of
-speech. Slices are then packed from whole stretches of speech:
+the recording's own noise floor are silence (a recording without speech dynamics, steady noise or hum at any
+level, is all silence); a silence of at least ``min_silence_ms`` separates two stretches of speech. Slices are
+then packed from whole stretches of speech:
 
 * Whisper pads every input to a 30 s window, so a 5 s slice costs nearly as much as a 28 s one. Consecutive
   speech is packed into slices close to, but never over, ``max_slice_s``.
@@ -137,6 +138,21 @@ def adaptive_threshold_db(levels_db: np.ndarray, opts: SplitOptions) -> float:
     speech = float(np.percentile(levels_db, opts.speech_percentile))
     margin = max(opts.min_margin_db, opts.threshold_ratio * (speech - floor))
     return min(floor + margin, speech - opts.min_headroom_db) if speech - floor > opts.min_headroom_db else floor
+
+
+def recording_threshold_db(levels_db: np.ndarray, opts: SplitOptions) -> float:
+    """The silence threshold of a whole recording (an upload): :func:`adaptive_threshold_db`, except for a
+    recording without speech dynamics, whose speech level is within ``min_headroom_db`` of its floor: steady
+    noise or hum, at whatever level. Its threshold is ``min_headroom_db`` above that level, so the noise itself
+    is silence (no slice of it goes to a worker: "no speech found") while a rare sound clearly louder than it
+    (a few words over a noisy line, too short to move the percentiles) still counts as speech."""
+    if len(levels_db) == 0:
+        return FLOOR_DB
+    floor = float(np.percentile(levels_db, opts.floor_percentile))
+    speech = float(np.percentile(levels_db, opts.speech_percentile))
+    if speech - floor <= opts.min_headroom_db:
+        return speech + opts.min_headroom_db
+    return adaptive_threshold_db(levels_db, opts)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -281,7 +297,7 @@ def analyse(samples: np.ndarray, opts: SplitOptions, sample_rate: int = SAMPLE_R
     """Frame levels and the adaptive threshold of a recording."""
     frame_len = sample_rate * opts.frame_ms // 1000
     levels = frame_levels_db(samples, frame_len)
-    return Analysis(levels, adaptive_threshold_db(levels, opts), frame_len)
+    return Analysis(levels, recording_threshold_db(levels, opts), frame_len)
 
 
 def plan_from_analysis(analysis: Analysis, opts: SplitOptions, sample_rate: int = SAMPLE_RATE) -> list[Slice]:

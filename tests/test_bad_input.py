@@ -50,6 +50,13 @@ def silence() -> bytes:
     return buf.getvalue()
 
 
+def noise(level_db: float) -> bytes:
+    buf = io.BytesIO()
+    x = np.random.default_rng(1).normal(0, 10 ** (level_db / 20), 16000 * 20)
+    soundfile.write(buf, x, 16000, subtype="PCM_16", format="WAV")
+    return buf.getvalue()
+
+
 TEXT = "transcript"  # expected: a transcript of the speech within a WER bound
 #: case → (form field, filename, content or None for "no multipart at all", expected status, expected words)
 CASES = {
@@ -63,6 +70,7 @@ CASES = {
     "0 samples": ("audio", "zero.wav", header(data_size=0)[:-8] + b"data\0\0\0\0", 400, "no audio samples"),
     "0 samples, then a LIST chunk": ("audio", "tagged.wav", header(data_size=0, extra=b"LIST" + struct.pack("<I", 3204)
                                      + b"INFO" + b"\x10\x27" * 1600), 400, "no audio samples"),
+    "steady noise, no speech (-40 dBFS hiss)": ("audio", "hiss.wav", lambda: noise(-40), 202, "no speech found"),
     "all silence": ("audio", "quiet.wav", silence, 202, "no speech found"),
     "48 kHz stereo 24-bit": ("audio", "studio.wav", lambda: encoded(48000, 2, "PCM_24"), 202, TEXT),
     "32-bit float": ("audio", "float.wav", lambda: encoded(44100, 1, "FLOAT"), 202, TEXT),

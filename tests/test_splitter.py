@@ -118,7 +118,8 @@ def test_threshold_adapts_to_a_noisy_recording():
 def test_speech_longer_than_the_maximum_is_cut_at_its_quietest_point():
     """A stretch with no pause at all is cut inside, at the quietest 100 ms, and each part fits."""
     t = np.arange(30 * RATE) / RATE
-    loudness = 0.45 + 0.15 * np.sin(2 * np.pi * t / 7.0)  # dips every 7 s, never quiet enough for a pause
+    syllables = 1 - 0.6 * np.abs(np.cos(2 * np.pi * 2.5 * t))  # speech-like dynamics: 5 syllables a second
+    loudness = (0.45 + 0.15 * np.sin(2 * np.pi * t / 7.0)) * syllables  # dips every 7 s, never a pause
     rng = np.random.default_rng(2)
     samples = (rng.normal(0, 1, len(t)) * loudness * 8000).astype(np.int16)
     opts = SplitOptions(max_slice_s=10.0)
@@ -140,6 +141,37 @@ def test_speech_longer_than_the_maximum_is_cut_at_its_quietest_point():
 def test_no_speech_gives_no_slices(samples):
     """Empty input, silence and faint hiss produce no slices at all."""
     assert split_at_silence(samples, OPTS) == []
+
+
+@pytest.mark.parametrize("level_db", [-30, -40, -50, -60])
+@pytest.mark.parametrize("kind", ["white", "hum"])
+def test_steady_noise_without_speech_gives_no_slices(level_db, kind):
+    """Steady white noise or a 50 Hz hum, at any level, has no speech dynamics: no slices (before, its
+    threshold sat at its own floor and the whole recording went to a worker as speech)."""
+    n = 30 * RATE
+    if kind == "white":
+        x = np.random.default_rng(-level_db).normal(0, 1, n)
+    else:
+        x = np.sin(2 * np.pi * 50 * np.arange(n) / RATE) * np.sqrt(2)
+    x = x * 32768 * 10 ** (level_db / 20)
+    samples = np.clip(x, -32768, 32767).astype(np.int16)
+    assert abs(np.percentile(frame_levels_db(samples, 320), 50) - level_db) < 1.5
+    assert split_at_silence(samples, OPTS) == []
+
+
+@pytest.mark.parametrize("noise_db", [-50, -40])
+def test_a_few_words_over_steady_noise_are_still_speech(noise_db):
+    """Real speech lasting a few percent of a noisy recording (too short to move the speech percentile) is
+    still found and sent, and the noise around it is not."""
+    rng = np.random.default_rng(7)
+    words = load("jfk_inaugural_excerpt.wav")[: 2 * RATE].astype(np.float64)  # "And so, my fellow..."
+    noise = rng.normal(0, 32768 * 10 ** (noise_db / 20), 60 * RATE)
+    noise[30 * RATE: 32 * RATE] += words
+    samples = np.clip(noise, -32768, 32767).astype(np.int16)
+    slices = split_at_silence(samples, OPTS)
+    assert len(slices) == 1
+    assert 29 * RATE <= slices[0].start and slices[0].end <= 33 * RATE
+    assert slices[0].length < 4 * RATE
 
 
 def test_idle_workers_get_finer_slices_only_while_that_helps():

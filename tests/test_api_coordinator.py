@@ -1,5 +1,6 @@
-"""Slices cut for workers that are not there: a job planned at the default maximum is cut again when the only
-workers that may serve it take shorter slices. In process (coordinator, no sockets) and with real processes."""
+"""The coordinator, in process (no sockets, a recording emit) and with real processes: waiting slices cut again
+for workers with a shorter limit, the note on a job whose slices all come back empty, and how finely uploads
+are cut for idle workers when several arrive together."""
 
 from __future__ import annotations
 
@@ -56,14 +57,14 @@ def submit(coord: Coordinator, name: str, requirement: Requirement = Requirement
     return coord.create_job(job_id, upload, name, requirement).id
 
 
-def answer_all(coord: Coordinator, worker_id: str) -> None:
+def answer_all(coord: Coordinator, worker_id: str, text=lambda data: f"<{data['seconds']:.2f}>") -> None:
     """Answer every slice sent to ``worker_id`` (more come as slots free up) until none is left."""
     answered = {data["lease"] for data in coord.emit_log.slices_for(worker_id)
                 if coord.scheduler.leases.get(data["lease"]) is None}  # answered or lost before
     while waiting := [d for d in coord.emit_log.slices_for(worker_id) if d["lease"] not in answered]:
         data = waiting[0]
         ack = coord.result(worker_id, {"lease": data["lease"], "job": data["job"], "index": data["index"],
-                                       "text": f"<{data['seconds']:.2f}>"})
+                                       "text": text(data)})
         assert ack == {"ok": True}
         answered.add(data["lease"])
 
@@ -131,6 +132,24 @@ def test_a_job_with_a_slice_out_is_not_renumbered_until_it_comes_back(coordinato
     answer_all(coord, "w-tiny")
     assert coord.store.get_job(job_id).status == "done"
     assert coord.job_view(job_id)["transcript"].endswith("> the end")
+
+
+def test_a_job_whose_slices_all_come_back_empty_says_no_speech_found(coordinator):
+    """Every slice answered with no words: the job is done with an empty transcript and the note 'no speech
+    found', as a silent upload is; a job with words gets no such note."""
+    coord = coordinator
+    coord.worker_connected("w", WorkerInfo("w", slots=2))
+    quiet = submit(coord, BUSH)
+    coord.dispatch()
+    answer_all(coord, "w", text=lambda data: "  ")
+    view = coord.job_view(quiet)
+    assert (view["status"], view["transcript"], view["note"]) == ("done", "", "no speech found")
+    assert coord.store.get_job(quiet).note == "no speech found"
+    spoken = submit(coord, "jfk_inaugural_excerpt.wav")
+    coord.dispatch()
+    answer_all(coord, "w", text=lambda data: "ask not")
+    view = coord.job_view(spoken)
+    assert view["status"] == "done" and view["transcript"].startswith("ask not") and view["note"] == ""
 
 
 def seconds(s: dict) -> float:
