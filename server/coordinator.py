@@ -121,6 +121,7 @@ class Coordinator:
         self._pieces: dict[SliceKey, list[tuple[float, float]]] = {}
         self._timing: dict[str, JobTiming] = {}  # job id → where its time goes, while it runs
         self._replan_tried: set[tuple[str, float, int]] = set()  # re-cuts that could not be made; not retried
+        self._preparing: dict[str, int] = {}  # job id → idle slots an upload being decoded and split counts on
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -142,11 +143,17 @@ class Coordinator:
         server = self.settings.server
         try:
             with self.lock:
-                idle = self.scheduler.free_slots(requirement)
+                # Idle slots this job may cut finer for: those no queued slice will take and no upload being
+                # prepared right now has counted on (it will fill them), so uploads that arrive together do
+                # not each cut for the same idle slots.
+                idle = max(0, self.scheduler.idle_slots_for_new_job(requirement) - sum(self._preparing.values()))
+                self._preparing[job_id] = idle
                 opts = fit_to_workers(self.settings.splitter, self.scheduler.longest_slice_s(requirement))
             prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", opts,
                                          server.max_duration_min * 60, idle)
         except BaseException:
+            with self.lock:
+                self._preparing.pop(job_id, None)
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
         finally:
@@ -159,7 +166,11 @@ class Coordinator:
                    "threshold_db": round(prepared.threshold_db, 1), "input": source_format.describe()})
         if not job.slices:
             job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
-        self.open_job(job, last_round=idle)
+        try:
+            self.open_job(job, last_round=idle)
+        finally:
+            with self.lock:  # its slices are queued (and handed out) now: they count for themselves
+                self._preparing.pop(job_id, None)
         log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id,
                  source_format.describe(), job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
         return job

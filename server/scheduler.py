@@ -282,6 +282,14 @@ class Scheduler:
         return sum(max(0, s.free_slots) for s in self.workers.values()
                    if requirement.accepts(s.info.engine, s.info.model))
 
+    def idle_slots_for_new_job(self, requirement: Requirement = Requirement()) -> int:
+        """Idle slots a new job may count on: free slots among the workers ``requirement`` accepts, less the
+        queued slices one of those workers may take (they are ahead of the new job's in the queue)."""
+        idle = [s for s in self.workers.values()
+                if s.free_slots > 0 and requirement.accepts(s.info.engine, s.info.model)]
+        waiting = sum(1 for key in self.queue if any(self._fits(self.tasks[key], s) for s in idle))
+        return max(0, sum(s.free_slots for s in idle) - waiting)
+
     def longest_slice_s(self, requirement: Requirement = Requirement()) -> float | None:
         """The longest slice any connected worker that ``requirement`` accepts will take; None if none is
         connected."""

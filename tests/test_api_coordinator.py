@@ -152,6 +152,38 @@ def test_a_job_whose_slices_all_come_back_empty_says_no_speech_found(coordinator
     assert view["status"] == "done" and view["transcript"].startswith("ask not") and view["note"] == ""
 
 
+SONNET = "librivox_shakespeare_sonnet_001.wav"  # 53 s: two slices normally, four for four idle slots
+
+
+def test_uploads_arriving_together_do_not_each_cut_for_the_same_idle_slots(tmp_path):
+    """One worker with 4 idle slots and four 53 s uploads that arrive while the earlier ones are still being
+    decoded and split: the first is cut for the 4 idle slots, the others, finding them counted on, get the
+    normal plan (before: each saw 4 idle slots and was cut into 4). One upload alone is still cut for them."""
+    settings = Settings(server=ServerSettings(data_dir=str(tmp_path / "data")))
+    pending: list[str] = []  # uploads that arrive while the current one is being prepared
+    coord = None
+
+    def run_blocking(fn, *args):
+        if pending:  # the next upload arrives now, before this one's slices are planned
+            submit(coord, pending.pop(0))
+        return fn(*args)
+
+    coord = Coordinator(settings, Store(tmp_path / "state.db"), Recorder(), run_blocking)
+    coord.worker_connected("w", WorkerInfo("w", slots=4))
+    pending += [SONNET] * 3
+    first = submit(coord, SONNET)
+    others = [job.id for job, _ in coord.store.list_jobs() if job.id != first]
+    assert len(others) == 3
+    assert len(coord.store.get_job(first).slices) == 4
+    assert [len(coord.store.get_job(job_id).slices) for job_id in others] == [2, 2, 2]
+    assert coord._preparing == {}  # every reservation was given back
+
+    alone = Coordinator(Settings(server=ServerSettings(data_dir=str(tmp_path / "data2"))),
+                        Store(tmp_path / "state2.db"), Recorder())
+    alone.worker_connected("w", WorkerInfo("w", slots=4))
+    assert len(alone.store.get_job(submit(alone, SONNET)).slices) == 4
+
+
 def seconds(s: dict) -> float:
     return sum(b - a for a, b in s["pieces"])
 

@@ -306,3 +306,22 @@ def test_idle_slots_and_longest_slice_count_only_workers_a_job_may_use():
     s.submit(SliceKey("j", 0), 20.0, Requirement("google"))
     s.assign(T0)
     assert s.free_slots(Requirement("google")) == 2
+
+
+def test_idle_slots_for_a_new_job_leave_out_slots_queued_slices_will_take():
+    """A new job may cut finer only for slots that no slice already queued will take: queued slices some idle
+    worker the job may use could take are subtracted; those no such worker takes (another engine, too long)
+    are not."""
+    s = Scheduler()
+    s.add_worker("fw", WorkerInfo("fw", engine="faster-whisper", slots=4, max_slice_s=30), T0)
+    assert s.idle_slots_for_new_job() == 4
+    s.submit(SliceKey("a", 0), 20.0)  # queued, not handed out yet: it will take one of the four
+    s.submit(SliceKey("b", 0), 20.0, Requirement("sphinx"))  # nobody idle may take it
+    s.submit(SliceKey("c", 0), 40.0)  # longer than fw takes
+    assert s.idle_slots_for_new_job() == 3
+    assert s.idle_slots_for_new_job(Requirement("sphinx")) == 0
+    s.assign(T0)
+    assert s.idle_slots_for_new_job() == 3  # now it holds one: the same answer
+    for i in range(1, 5):
+        s.submit(SliceKey("a", i), 20.0)
+    assert s.idle_slots_for_new_job() == 0  # never below zero
