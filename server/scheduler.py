@@ -10,8 +10,9 @@ sleeping. The life of a slice is a small state machine (:data:`ALLOWED`) with on
 * A lease expires unless its worker heartbeats; a worker that disconnects loses all its leases at once.
   A lost lease or a reported error puts the slice back in the queue until it has had ``max_attempts`` tries;
   then it fails, with the reason kept.
-* Stragglers: when the queue is empty and a slice has been out much longer than its worker's measured speed
-  predicts, an idle worker gets a duplicate lease; the first result wins and the other lease is cancelled.
+* Stragglers: when no queued slice could use a free slot (slices no connected worker takes do not count) and
+  a slice has been out much longer than its worker's measured speed predicts, an idle worker gets a duplicate
+  lease; the first result wins and the other lease is cancelled.
 """
 
 from __future__ import annotations
@@ -227,9 +228,17 @@ class Scheduler:
                 progress = True
             if not progress:
                 break
-        if not self.queue:
+        # Stragglers get duplicates only when no queued slice could use a free slot; a slice nobody connected
+        # takes (an engine no worker runs) does not count, or it would stop duplicates server-wide.
+        if not any(self._takeable(key, now) for key in self.queue):
             given.extend(self._duplicate_stragglers(now))
         return given
+
+    def _takeable(self, key: SliceKey, now: float) -> bool:
+        """Could a free, responsive worker take this queued slice now?"""
+        task = self.tasks[key]
+        return any(state.free_slots > 0 and self._responsive(state, now) and self._may_take(task, wid, state)
+                   for wid, state in self.workers.items())
 
     def complete(self, worker_id: str, lease_id: str, key: SliceKey, now: float) -> Outcome:
         """A worker sent text for a slice. Accepted only from the lease's own worker, for that lease's slice,

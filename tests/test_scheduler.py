@@ -325,3 +325,24 @@ def test_idle_slots_for_a_new_job_leave_out_slots_queued_slices_will_take():
     for i in range(1, 5):
         s.submit(SliceKey("a", i), 20.0)
     assert s.idle_slots_for_new_job() == 0  # never below zero
+
+
+def test_a_slice_nobody_can_take_does_not_stop_straggler_duplicates():
+    """A queued slice that no connected worker may take (it asks for an engine nobody runs) does not count as
+    work waiting: a straggler elsewhere is still duplicated to the idle worker (before, any queued slice
+    stopped duplicates server-wide)."""
+    s = Scheduler(straggler_factor=3.0, straggler_min_s=5.0)
+    for i in range(2):
+        s.submit(SliceKey("j", i), 10.0)
+    s.submit(SliceKey("nobody", 0), 10.0, Requirement("sphinx"))
+    s.add_worker("slow", WorkerInfo("slow"), T0)
+    s.add_worker("fast", WorkerInfo("fast"), T0)
+    first = {lease.worker_id: lease for lease in s.assign(T0)}
+    s.complete("fast", first["fast"].id, first["fast"].key, T0 + 1)
+    s.workers["slow"].audio_s, s.workers["slow"].busy_s = 10.0, 1.0
+    assert list(s.queue) == [SliceKey("nobody", 0)]
+    dup = s.assign(T0 + 6)
+    assert [(d.worker_id, d.key, d.duplicate) for d in dup] == [("fast", first["slow"].key, True)]
+    outcome = s.complete("fast", dup[0].id, dup[0].key, T0 + 7)  # the duplicate wins
+    assert outcome.status == SliceStatus.DONE and [c.id for c in outcome.cancelled] == [first["slow"].id]
+    assert list(s.queue) == [SliceKey("nobody", 0)] and s.assign(T0 + 8) == []  # still nobody for it
