@@ -399,6 +399,9 @@ class Coordinator:
                                     error="", finished_at=time.time())
             for lease in outcome.cancelled:
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
+                other = self.scheduler.workers.get(lease.worker_id)
+                log.info("slice %s/%d: done by %s; cancel sent to %s for its copy", key.job_id, key.index,
+                         state.info.name, other.info.name if other else lease.worker_id)
             timing = self._timing.setdefault(key.job_id, JobTiming())
             timing.answered(lease_id, self.clock(), elapsed, batch)
             finished = self._after_slice_change(key.job_id)

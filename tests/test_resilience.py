@@ -154,6 +154,8 @@ def test_a_hung_worker_is_overtaken_by_a_duplicate(tmp_path):
         assert job["status"] == "done" and {s["worker"] for s in job["slices"]} == {"good"}
         assert job["transcript"] == " ".join(s["text"] for s in job["slices"])
         assert len(results_logged(good)) == len(set(results_logged(good)))
+        assert re.search(rf"slice {job['id']}/\d+: done by good; cancel sent to hung", server.log()), \
+            "the hung worker should be told to drop its copy"
     finally:
         for w in (good, hung):
             if w is not None:

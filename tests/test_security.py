@@ -33,6 +33,24 @@ def test_tokens_are_never_logged_nor_put_on_a_command_line(tmp_path):
         "local workers outlived their server"
 
 
+def test_a_worker_socket_without_a_token_is_refused(tmp_path):
+    """A raw Socket.IO connection to /worker that presents no token at all (no auth, empty auth, no token key,
+    an empty or null token) is refused by the server, not only by the worker program, which will not start
+    without one, and never joins the worker list."""
+    server = Server(tmp_path)
+    try:
+        for auth in (None, {}, {"name": "no-token"}, {"token": ""}, {"token": None}):
+            raw = socketio.Client(reconnection=False)
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                raw.connect(server.url, namespaces=["/worker"], auth=auth, transports=["websocket"],
+                            wait_timeout=5)
+            assert not raw.connected, auth
+            assert server.workers() == [], auth
+        assert server.log().count("refused a worker") == 5
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("guarded")
