@@ -56,7 +56,7 @@ class LiveOptions:
     start_threshold_db: float = -45.0
     #: A live job whose page has not been heard from for this long is closed with the audio it has.
     idle_timeout_s: float = 60.0
-    #: Live recordings at once on this server.
+    #: Live recordings at once on this server; 0 turns live mode off (pages then upload a recording at Stop).
     max_sessions: int = 4
     #: Longest chunk accepted (the page sends ~0.25 s).
     max_chunk_s: float = 1.0
@@ -66,8 +66,10 @@ class LiveOptions:
     def __post_init__(self) -> None:
         if self.slice_after_s <= 0 or self.long_pause_s <= 0 or self.idle_timeout_s <= 0:
             raise ValueError("slice_after_s, long_pause_s and idle_timeout_s must be positive")
-        if self.max_sessions < 1 or self.reorder_chunks < 1 or self.max_chunk_s <= 0:
-            raise ValueError("max_sessions, reorder_chunks and max_chunk_s must be positive")
+        if self.max_sessions < 0:
+            raise ValueError("max_sessions must be 0 (live mode off) or more")
+        if self.reorder_chunks < 1 or self.max_chunk_s <= 0:
+            raise ValueError("reorder_chunks and max_chunk_s must be positive")
 
 
 class ChunkError(ValueError):

@@ -25,6 +25,10 @@ from .store import JobRecord
 
 log = logging.getLogger("scatterscribe")
 
+#: How often a recording's growing length is stored and pushed to the pages between slices: the job card
+#: and the past-jobs list follow the page's own timer without a database write and a push per 250 ms chunk.
+DURATION_EVERY_S = 1.0
+
 
 class Pcm16File:
     """A 16 kHz mono 16-bit WAV file that grows. Its header always states what the file holds, so it can be
@@ -72,6 +76,7 @@ class _Live:
     session: LiveSession
     key: str
     file: Pcm16File
+    told_at: float = -math.inf  # when the job's stored duration last caught up with the audio
 
 
 class LiveJobs:
@@ -91,6 +96,8 @@ class LiveJobs:
         coord = self.coordinator
         settings = coord.settings
         with coord.lock:
+            if self.opts.max_sessions == 0:  # [live] max_sessions = 0: the page sends the whole file at Stop
+                return {"error": "live mode is off on this server"}
             if len(self.sessions) >= self.opts.max_sessions:
                 return {"error": f"this server already takes {self.opts.max_sessions} live recordings at "
                                  "once; try again in a moment, or record and upload a file"}
@@ -159,8 +166,13 @@ class LiveJobs:
         if len(update.samples):
             live.file.append(update.samples)
         answer: dict[str, Any] = {"ack": update.ack}
-        extended = not (update.slices or update.finished) or self.coordinator.extend_job(
-            job_id, update.slices, session.duration_s)
+        now = self.clock()
+        # New slices, the end, or a second's more audio: store the length so far and tell the pages.
+        due = len(update.samples) > 0 and now - live.told_at >= DURATION_EVERY_S
+        extended = True
+        if update.slices or update.finished or due:
+            live.told_at = now
+            extended = self.coordinator.extend_job(job_id, update.slices, session.duration_s)
         if not extended:
             self._close(job_id, live)
             return {**answer, "error": "this job was deleted while it was being recorded", "finished": True}

@@ -1,5 +1,6 @@
-"""Live mode's pure rules (server/live.py) and its growing WAV file: audio and time are passed in, nothing
-sleeps. The same with real processes and the page: tests/test_live_e2e.py."""
+"""Live mode's pure rules (server/live.py), its growing WAV file and its bookkeeping (server/live_jobs.py on a
+real coordinator and store, no sockets): audio and time are passed in, nothing sleeps. The same with real
+processes and the page: tests/test_live_e2e.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 from scipy.signal import resample_poly
 
 from server import audio
+from server.config import ServerSettings, Settings
+from server.coordinator import Coordinator
 from server.live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Sequencer, StreamResampler
-from server.live_jobs import Pcm16File
+from server.live_jobs import LiveJobs, Pcm16File
 from server.splitter import SplitOptions, analyse, speech_regions
 from server.store import Store
 from tests.support import corpus_file, manifest
@@ -265,3 +268,54 @@ def test_an_old_database_gains_the_recording_column(tmp_path):
     assert store.get_job("old").recording is False
     store.update_job("old", recording=True)
     assert [j.id for j in store.recording_jobs()] == ["old"]
+
+
+# --- live jobs on a coordinator (a real store in a temporary folder, no sockets; the clock passed in) -------
+
+
+def live_jobs(tmp_path, live: LiveOptions = LIVE):
+    """LiveJobs on a real coordinator and store; every push it makes is kept in the returned list."""
+    pushed = []
+    settings = Settings(server=ServerSettings(data_dir=str(tmp_path)), live=live)
+    coord = Coordinator(settings, Store(tmp_path / "jobs.db"),
+                        lambda event, data, **_: pushed.append((event, data)))
+    clock = {"now": 0.0}
+    return LiveJobs(coord, live, clock=lambda: clock["now"]), clock, pushed
+
+
+def test_a_live_jobs_length_follows_its_audio_at_most_once_a_second(tmp_path):
+    """Between slices the stored length of a live job catches up with its audio once a second, not once per
+    chunk, and each time the job and the jobs list go to the pages with that length; Stop stores the rest."""
+    jobs, clock, pushed = live_jobs(tmp_path)
+    started = jobs.start("growing.wav", RATE)
+    job_id, key = started["job"], started["key"]
+    quiet = signal(("quiet", 0.25)).tobytes()  # no speech: no slice closes, only the length grows
+    seen = []
+    for seq in range(16):  # 4 s of audio, a chunk every 250 ms
+        clock["now"] = seq * 0.25
+        del pushed[:]
+        assert jobs.chunk({"job": job_id, "key": key, "seq": seq, "pcm": quiet}) == {"ack": seq}
+        lists = [data for event, data in pushed if event == "jobs"]
+        views = [data for event, data in pushed if event == "job"]
+        if lists:
+            assert [j["duration"] for j in lists[0] if j["id"] == job_id] == [(seq + 1) / 4]
+            assert views and views[-1]["duration"] == (seq + 1) / 4 and views[-1]["recording"]
+            seen.append(seq)
+        else:
+            assert not views
+    assert seen == [0, 4, 8, 12], "once a second, from the first chunk"
+    assert jobs.coordinator.job_view(job_id)["duration"] == 3.25
+    clock["now"] = 4.0
+    assert jobs.stop({"job": job_id, "key": key, "last_seq": 15})["finished"]
+    view = jobs.coordinator.job_view(job_id)
+    assert view["duration"] == 4.0 and not view["recording"]
+
+
+def test_live_mode_can_be_turned_off(tmp_path):
+    """With max_sessions = 0 a live recording is refused with a message saying the page sends it at Stop;
+    a negative number is a configuration error."""
+    jobs, _, _ = live_jobs(tmp_path, LiveOptions(max_sessions=0))
+    refused = jobs.start("x.wav", RATE)
+    assert "job" not in refused and "live mode is off" in refused["error"]
+    with pytest.raises(ValueError, match="max_sessions"):
+        LiveOptions(max_sessions=-1)
