@@ -10,11 +10,20 @@ const $ = (id) => document.getElementById(id);
 const socket = window.io();
 const state = { jobId: new URLSearchParams(location.search).get('job'), workers: [], jobs: [] };
 
-/** Say something to screen readers; the same text is never swallowed because it repeats. */
+const said = { texts: [], timer: 0 };
+
+/** Say something to screen readers. Texts said within a moment of each other are read as one, so a second
+ * one never replaces the first before it is heard; the same text is never swallowed because it repeats. */
 function announce(text) {
+  said.texts.push(text);
+  if (said.timer) return;
   const region = $('announcer');
   region.textContent = '';
-  requestAnimationFrame(() => { region.textContent = text; });
+  said.timer = setTimeout(() => {
+    region.textContent = said.texts.join(' ');
+    said.texts = [];
+    said.timer = 0;
+  }, 100);
 }
 
 const jobView = new JobView(announce);
@@ -27,12 +36,18 @@ function watch(id) {
   });
 }
 
-function openJob(id, { push = true } = {}) {
+/**
+ * Show a job. `recording`: it is the page's own live recording, just started: focus stays on the Stop
+ * button (keyboard users must reach it) and nothing is announced over "Recording started."
+ */
+function openJob(id, { push = true, recording = false } = {}) {
   if (state.jobId && state.jobId !== id) socket.emit('unwatch', { job: state.jobId });
   state.jobId = id;
   if (push) history.pushState({ job: id }, '', `/?job=${encodeURIComponent(id)}`);
   renderJobs(state.jobs, id);
+  jobView.quietFor = recording ? id : null;
   if (socket.connected) watch(id);
+  if (recording) return;
   $('job').focus({ preventScroll: true });
   $('job').scrollIntoView({ behavior: 'smooth', block: 'start' });
 }
@@ -62,6 +77,7 @@ function onWorkers(workers) {
 function onJobs(jobs) {
   state.jobs = jobs;
   renderJobs(jobs, state.jobId);
+  for (const job of jobs) intake.jobChanged(job);
 }
 
 socket.on('connect', () => {
@@ -79,10 +95,15 @@ socket.on('connect_error', (error) => {
 socket.on('job', (view) => {
   if (view.id !== state.jobId) return;
   jobView.render(view, state.workers);
-  // The server broadcasts the jobs list when a job starts or ends; progress in between comes from here.
+  intake.jobChanged(view);
+  // The server broadcasts the jobs list when a job starts, grows or ends; progress in between comes from
+  // here. The list shows the same fields as the card, so neither lags behind the other.
   const entry = state.jobs.find((j) => j.id === view.id);
-  if (entry && (entry.status !== view.status || entry.progress.done !== view.progress.done)) {
-    Object.assign(entry, { status: view.status, progress: view.progress });
+  const shown = ['status', 'recording', 'duration'];
+  if (entry && (shown.some((k) => entry[k] !== view[k]) || entry.progress.done !== view.progress.done ||
+      entry.progress.total !== view.progress.total)) {
+    for (const k of shown) entry[k] = view[k];
+    entry.progress = { ...view.progress };
     renderJobs(state.jobs, state.jobId);
   }
 });
@@ -103,7 +124,7 @@ document.addEventListener('click', async (event) => {
   setTimeout(() => { button.textContent = 'Copy command'; }, 2000);
 });
 
-const intake = new Intake({ onJob: (id) => openJob(id), announce, socket });
+const intake = new Intake({ onJob: (id, opts) => openJob(id, opts), announce, socket });
 // For the browser's console (and the tests that cut the connection on purpose).
 window.scatterscribe = { socket, intake };
 renderWorkerCommand();

@@ -15,7 +15,8 @@ const MIN_RECORDING_S = 0.5;
 export class Intake {
   /**
    * @param {object} hooks
-   * @param {(id: string) => void} hooks.onJob a job was created: show it
+   * @param {(id: string, opts?: {recording: boolean}) => void} hooks.onJob a job was created: show it
+   *   (`recording`: it is the live recording in progress, so the focus stays on the Stop button)
    * @param {(text: string) => void} hooks.announce say a change out loud (aria-live)
    * @param {object} hooks.socket the page's Socket.IO connection (live mode streams through it)
    */
@@ -24,6 +25,8 @@ export class Intake {
     this.announce = announce;
     this.socket = socket;
     this.busy = false;
+    this.switching = false; // the microphone is being opened or closed: Record/Stop presses wait
+    this.awaited = null; // {job, seconds}: a finished live recording whose last words are being transcribed
     this.chunks = [];
     this.live = null; // the LiveStream of the recording in progress; null when it will be uploaded instead
     this.frames = 0;
@@ -59,8 +62,17 @@ export class Intake {
   setBusy(busy) {
     this.busy = busy;
     $('file').disabled = busy;
-    $('record').disabled = busy && !this.recorder.recording;
+    // Never `disabled` while the button has the focus for a recording: the focus would fall to the page's
+    // body and the keyboard could not reach Stop. A button that waits says so with aria-disabled.
+    $('record').disabled = busy && !this.recorder.recording && !this.switching;
     $('drop-zone').classList.toggle('disabled', busy);
+  }
+
+  /** The microphone is being opened or closed: the button keeps its focus and ignores presses meanwhile. */
+  setSwitching(switching) {
+    this.switching = switching;
+    $('record').setAttribute('aria-disabled', String(switching));
+    $('record').classList.toggle('waiting', switching);
   }
 
   recordMessage(text, problem = false) {
@@ -70,10 +82,12 @@ export class Intake {
   }
 
   async toggleRecording() {
+    if (this.switching) return undefined;
     if (this.recorder.recording) return this.stopRecording();
     if (this.busy) return undefined;
+    this.awaited = null;
+    this.setSwitching(true);
     this.setBusy(true);
-    $('record').disabled = true;
     this.recordMessage('Asking for the microphone…');
     this.chunks = [];
     this.frames = 0;
@@ -93,10 +107,12 @@ export class Intake {
       this.recordMessage(problem.message, true);
       $('record-panel').dataset.mic = problem.kind;
       this.announce(problem.message);
+      this.setSwitching(false);
       this.setBusy(false);
       return undefined;
     }
     $('record-panel').dataset.mic = 'recording';
+    this.setSwitching(false);
     $('record').disabled = false;
     $('record-label').textContent = 'Stop';
     $('record').classList.add('recording');
@@ -107,7 +123,7 @@ export class Intake {
     this.showElapsed();
     try {
       const job = await live.open(this.recordingName(), this.recorder.sampleRate);
-      this.onJob(job);
+      this.onJob(job, { recording: this.recorder.recording });
       if (this.live === live) {
         $('record-panel').dataset.live = 'true';
         this.recordMessage('Recording live: each pause sends what was said to the workers, and its text ' +
@@ -157,10 +173,11 @@ export class Intake {
   }
 
   async stopRecording(reason, problem = false) {
-    if (!this.recorder.recording) return;
+    if (!this.recorder.recording || this.switching) return;
     clearInterval(this.tick);
-    $('record').disabled = true;
+    this.setSwitching(true);
     await this.recorder.stop(); // delivers the last chunk first
+    this.setSwitching(false);
     const live = this.live;
     this.live = null;
     $('record').classList.remove('recording');
@@ -174,8 +191,12 @@ export class Intake {
       this.setBusy(false);
       this.recordMessage(reason || `Recorded ${clock(seconds)} live; the last words are being transcribed.`,
         problem);
+      if (!reason) this.awaited = { job: live.job, seconds };
       const ended = await live.finish();
-      if (ended) this.recordMessage(ended, true);
+      if (ended) {
+        this.awaited = null;
+        this.recordMessage(ended, true);
+      }
       return;
     }
     if (seconds < MIN_RECORDING_S) {
@@ -188,6 +209,19 @@ export class Intake {
     this.chunks = [];
     this.setBusy(false);
     await this.send(blob, this.recordingName());
+  }
+
+  /** A job's news (its view, or its line in the jobs list): once the live recording just made is
+   * transcribed, the message under the button says so instead of "being transcribed". */
+  jobChanged(job) {
+    const awaited = this.awaited;
+    if (!awaited || job.id !== awaited.job || (job.status !== 'done' && job.status !== 'failed')) return;
+    this.awaited = null;
+    const recorded = `Recorded ${clock(awaited.seconds)} live`;
+    if (job.status === 'done') this.recordMessage(`${recorded}; its transcript is ready below.`);
+    else {
+      this.recordMessage(`${recorded}; its transcription failed${job.error ? `: ${job.error}` : '.'}`, true);
+    }
   }
 
   /** Upload a recording as a new job; on refusal show the server's own words. */
