@@ -28,14 +28,23 @@ export function ago(epochSeconds) {
   return new Date(epochSeconds * 1000).toLocaleDateString();
 }
 
-/** The state of a slice in words (never colour alone) and a symbol for its mark. */
+/** The state of a slice in words (never colour alone) and a symbol for its mark: `word` says it all
+ * ('done by alpha'); `short` and `who` are its two halves, for a label on two lines ('done', 'by alpha'). */
 export function sliceState(slice) {
+  const w = slice.worker;
   switch (slice.status) {
-    case 'leased': return { word: slice.worker ? `on ${slice.worker}` : 'on a worker', symbol: '◐' };
-    case 'done': return { word: slice.worker ? `done by ${slice.worker}` : 'done', symbol: '✓' };
-    case 'failed': return { word: 'failed', symbol: '✕' };
-    default: return { word: 'waiting', symbol: '○' };
+    case 'leased': return { word: w ? `on ${w}` : 'on a worker', short: 'working', who: w ? `on ${w}` : '',
+      symbol: '◐' };
+    case 'done': return { word: w ? `done by ${w}` : 'done', short: 'done', who: w ? `by ${w}` : '',
+      symbol: '✓' };
+    case 'failed': return { word: 'failed', short: 'failed', who: '', symbol: '✕' };
+    default: return { word: 'waiting', short: 'waiting', who: '', symbol: '○' };
   }
+}
+
+/** What produced a slice's text ('faster-whisper tiny.en'); '' before a worker has returned it. */
+export function sliceEngine(slice) {
+  return [slice.engine, slice.model].filter(Boolean).join(' ');
 }
 
 export const JOB_STATUS_WORDS = {

@@ -1,7 +1,7 @@
 'use strict';
 // The job card: status, progress and ETA, the waveform with its slices, the transcript filling in, results.
 
-import { JOB_STATUS_WORDS, clock, roughly, sliceState } from './format.js';
+import { JOB_STATUS_WORDS, clock, roughly, sliceEngine, sliceState } from './format.js';
 import { Waveform } from './waveform.js';
 
 const $ = (id) => document.getElementById(id);
@@ -14,8 +14,10 @@ export class JobView {
     this.job = null;
     this.receivedAt = 0;
     this.peaksFor = null;
+    this.peaksAt = 0;
+    this.quietFor = null; // a job shown without announcing it (the page's own recording, just started)
     this.waveform = new Waveform({ svg: $('waveform'), path: $('waveform-path'), marks: $('waveform-slices'),
-      track: $('slice-track'), axis: $('time-axis') });
+      track: $('slice-track'), axis: $('time-axis'), caption: $('slice-caption') });
     $('copy').addEventListener('click', () => this.copy());
     // The ETA counts down between pushes; pushes only come when a slice changes hands.
     setInterval(() => { if (this.job && !this.finished) this.renderProgress(); }, 1000);
@@ -55,8 +57,12 @@ export class JobView {
     this.renderTranscript();
     for (const ext of FORMATS) $(`dl-${ext}`).href = `/api/jobs/${view.id}/transcript.${ext}`;
     $('partial-note').hidden = this.finished || view.progress.done === 0;
-    // A live job's audio grows: draw its waveform again when its length changes.
-    if (this.peaksFor !== view.id || this.peaksDuration !== view.duration) {
+    // A live job's audio grows (its length comes once a second): its waveform is fetched again now and then
+    // while it records, each time reading the whole file, and once more when it ends.
+    const stale = this.peaksDuration !== view.duration;
+    const pause = Math.min(30000, Math.max(2000, view.duration * 50)); // ms: a 20th of its length
+    if (this.peaksFor !== view.id ||
+        (stale && (!view.recording || performance.now() - this.peaksAt >= pause))) {
       this.loadPeaks(view.id, view.duration);
     }
     this.announceChanges(before, view);
@@ -81,9 +87,20 @@ export class JobView {
     const v = this.job;
     const { done, failed, total } = v.progress;
     const bar = $('job-progress');
-    bar.max = Math.max(total, 1);
-    bar.value = total ? done : 1;
+    // While it records, its slices so far are no measure of the whole: the bar shows no amount (nor when
+    // there is nothing to count yet); a finished job's is full.
+    if (v.recording || (!total && !this.finished)) {
+      bar.removeAttribute('value');
+      bar.dataset.state = 'open';
+    } else {
+      bar.max = Math.max(total, 1);
+      bar.value = total ? done : 1;
+      bar.dataset.state = this.finished ? 'finished' : 'running';
+    }
     let text = `${done} of ${total} slices done`;
+    if (v.recording) {
+      text = total ? `${total} slice${total === 1 ? '' : 's'} so far, ${done} done` : 'No slice yet';
+    }
     if (failed) text += `, ${failed} failed`;
     if (v.recording) text += ' · still recording: each pause sends a slice';
     else if (!this.finished) {
@@ -118,8 +135,12 @@ export class JobView {
     const items = this.job.slices.map((s) => {
       const li = document.createElement('li');
       li.dataset.status = s.status;
+      li.dataset.engine = s.engine || '';
+      li.dataset.model = s.model || '';
       const state = sliceState(s);
       let text = `${clock(s.start, true)}–${clock(s.end, true)}: ${state.word}`;
+      const engine = sliceEngine(s);
+      if (s.status === 'done' && engine) text += ` with ${engine}`;
       if (s.status === 'done' && s.elapsed) text += ` in ${s.elapsed.toFixed(1)} s`;
       if (s.attempts > 1) text += ` (attempt ${s.attempts})`;
       if (s.error && s.status !== 'done') text += ` — ${s.error}`;
@@ -166,6 +187,7 @@ export class JobView {
     if (this.peaksFor !== id) this.waveform.setPeaks({ min: [], max: [] }); // a live job's keeps its old one
     this.peaksFor = id;
     this.peaksDuration = duration;
+    this.peaksAt = performance.now();
     const svg = $('waveform');
     const bins = Math.min(2000, Math.max(200, Math.round(svg.clientWidth * (window.devicePixelRatio || 1))));
     try {
@@ -181,7 +203,7 @@ export class JobView {
   announceChanges(before, view) {
     const { done, total } = view.progress;
     if (!before) {
-      this.announce(`Showing ${view.name}: ${done} of ${total} slices done.`);
+      if (view.id !== this.quietFor) this.announce(`Showing ${view.name}: ${done} of ${total} slices done.`);
     } else if (view.status !== before.status && (view.status === 'done' || view.status === 'failed')) {
       this.announce(view.status === 'done' ? `Transcript of ${view.name} is ready.`
         : `Transcription of ${view.name} failed: ${view.error}`);
