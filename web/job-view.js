@@ -174,10 +174,11 @@ export class JobView {
       }
       parts.push(span, ' ');
     }
-    if (parts.length === 0 && this.finished) {
+    if (parts.length === 0 && (this.finished || this.job.recording)) {
       const empty = document.createElement('span');
       empty.className = 'piece placeholder';
-      empty.textContent = this.job.note || 'No text.';
+      empty.textContent = this.job.recording ? 'The words appear here as each pause sends a slice.'
+        : this.job.note || 'No text.';
       parts.push(empty);
     }
     $('transcript').replaceChildren(...parts);

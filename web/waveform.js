@@ -112,7 +112,7 @@ export class Waveform {
     this.fitLabels();
     // A push redraws every chip: the one that had the focus keeps it, and the caption follows its news.
     if (focused && chips.length) chips[this.current].focus({ preventScroll: true });
-    else if (this.described !== null) this.describe(chips[this.described] || null);
+    else this.describe(this.described === null ? null : chips[this.described] || null);
     if (this.axisFor !== duration) this.drawAxis(duration);
   }
 
@@ -165,7 +165,8 @@ export class Waveform {
   describe(chip) {
     const index = chip ? Number(chip.dataset.index) : null;
     this.described = index;
-    this.caption.textContent = index === null ? CAPTION_HINT : this.labels[index] || '';
+    const hint = this.track.children.length ? CAPTION_HINT : ''; // nothing to point at yet
+    this.caption.textContent = index === null ? hint : this.labels[index] || '';
     this.caption.classList.toggle('hint', index === null);
   }
 
