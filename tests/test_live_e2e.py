@@ -4,6 +4,7 @@ itself in Debian's Chromium, whose fake microphone plays a corpus recording."""
 
 from __future__ import annotations
 
+import re
 import wave
 
 import numpy as np
@@ -15,7 +16,7 @@ from scipy.signal import resample_poly
 
 from server import audio
 from tests.support import Server, Worker, corpus_file, manifest, wait_for, wer, write_config
-from tests.test_web import DONE, job_id_of, launch, open_page, shot
+from tests.test_web import DONE, job_id_of, launch, open_page, seen, shot
 
 RATE = 16000
 HARVARD = "osr_us_000_0034_harvard_list72.wav"  # 35.5 s of read sentences with pauses between them
@@ -78,6 +79,19 @@ def forget(server: Server, *job_ids: str) -> None:
     """Delete jobs made only to compare audio, so the worker is free for the next test."""
     for job_id in job_ids:
         requests.delete(f"{server.url}/api/jobs/{job_id}", timeout=30).raise_for_status()
+
+
+#: The recording's length as the page shows it: its timer, the job card and its line among the past jobs.
+LENGTHS = """(() => {
+  const minutes = (text) => {
+    const m = /(\\d+):(\\d\\d)/.exec(text || '');
+    return m ? 60 * Number(m[1]) + Number(m[2]) : null;
+  };
+  const past = document.querySelector("#jobs a[aria-current='page'] + .meta");
+  return { elapsed: Number(document.getElementById('elapsed').dataset.seconds),
+           card: minutes(/^(\\d+:\\d\\d) of audio/.exec(document.getElementById('job-meta').textContent)?.[1]),
+           past: minutes(past && past.textContent.split(' · ').find((part) => /^\\d+:\\d\\d$/.test(part))) };
+})()"""
 
 
 def stored_audio(server: Server, job_id: str) -> bytes:
@@ -309,41 +323,59 @@ def test_a_live_job_left_open_by_a_killed_server_is_closed_on_restart(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def recorded(site):
+def playwright():
+    """One Playwright for the module's browsers (each test launches its own, with its own fake microphone)."""
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def recorded(site, playwright):
     """HARVARD recorded live through the page (Chromium's fake microphone plays it): the first words awaited
     while recording, the socket cut for 2 s of recording and reconnected, Stop at the file's end."""
     length = float(manifest()[HARVARD]["seconds"])
-    with sync_playwright() as playwright:
-        browser = launch(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                         f"--use-file-for-fake-audio-capture={corpus_file(HARVARD)}")
-        try:
-            page = open_page(browser, site.url)
-            page.get_by_role("button", name="Record").click()
-            page.wait_for_selector("#record-panel[data-live='true']", timeout=30_000)
-            badge = page.text_content("#job-status")
-            page.wait_for_selector("#transcript .piece:not(.placeholder)", timeout=120_000)
-            words = {"elapsed": page.evaluate(ELAPSED), "label": page.text_content("#record-label"),
-                     "text": page.text_content("#transcript")}
-            shot(page, "live-01-words-while-recording")
-            page.wait_for_function(f"{ELAPSED} >= 14", timeout=60_000)
-            page.evaluate("window.scatterscribe.socket.disconnect()")
-            cut_at = page.evaluate(ELAPSED)
-            page.wait_for_function(f"{ELAPSED} >= {cut_at + 2}", timeout=30_000)
-            held = page.evaluate("window.scatterscribe.intake.live.kept.size")
-            page.evaluate("window.scatterscribe.socket.connect()")
-            page.wait_for_selector("#connection[data-state='connected']", timeout=30_000)
-            page.wait_for_function(f"{ELAPSED} >= {length - 2}", timeout=60_000)
-            stats = page.evaluate("({...window.scatterscribe.intake.live.stats})")
-            # Stop as the file ends: the fake microphone would start it again.
-            page.evaluate(STOP_AT, length - 0.2)
-            page.wait_for_function(DONE, timeout=180_000)
-            shot(page, "live-02-done")
-            yield {"badge": badge, "words": words, "held": held, "stats": stats, "job": job_id_of(page),
-                   "frames": page.evaluate("window.scatterscribe.intake.frames"),
-                   "rate": page.evaluate("window.scatterscribe.intake.rate"),
-                   "text": page.text_content("#transcript"), "stop_elapsed": page.evaluate(ELAPSED)}
-        finally:
-            browser.close()
+    browser = launch(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={corpus_file(HARVARD)}")
+    try:
+        page = open_page(browser, site.url)
+        page.get_by_role("button", name="Record").click()
+        page.wait_for_selector("#record-panel[data-live='true']", timeout=30_000)
+        badge = page.text_content("#job-status")
+        page.wait_for_selector("#transcript .piece:not(.placeholder)", timeout=120_000)
+        words = {"elapsed": page.evaluate(ELAPSED), "label": page.text_content("#record-label"),
+                 "text": page.text_content("#transcript"),
+                 "bar": page.evaluate("document.getElementById('job-progress').position"),
+                 "progress": page.text_content("#job-progress-text")}
+        shot(page, "live-01-words-while-recording")
+        page.wait_for_function(f"{ELAPSED} >= 14", timeout=60_000)
+        page.evaluate("window.scatterscribe.socket.disconnect()")
+        cut_at = page.evaluate(ELAPSED)
+        page.wait_for_function(f"{ELAPSED} >= {cut_at + 2}", timeout=30_000)
+        held = page.evaluate("window.scatterscribe.intake.live.kept.size")
+        page.evaluate("window.scatterscribe.socket.connect()")
+        page.wait_for_selector("#connection[data-state='connected']", timeout=30_000)
+        # Once the resent chunks are in: the length on the card and in the past jobs follows the timer.
+        page.wait_for_function(f"{ELAPSED} >= {page.evaluate(ELAPSED) + 2}", timeout=30_000)
+        lengths = []
+        for _ in range(5):
+            lengths.append(page.evaluate(LENGTHS))
+            page.wait_for_timeout(1000)
+        page.wait_for_function(f"{ELAPSED} >= {length - 2}", timeout=60_000)
+        stats = page.evaluate("({...window.scatterscribe.intake.live.stats})")
+        # Stop as the file ends: the fake microphone would start it again.
+        page.evaluate(STOP_AT, length - 0.2)
+        page.wait_for_function(DONE, timeout=180_000)
+        shot(page, "live-02-done")
+        done = page.evaluate("""({ message: document.getElementById('record-message').textContent,
+            bar: document.getElementById('job-progress').position,
+            lengths: """ + LENGTHS + """ })""")
+        yield {"badge": badge, "words": words, "held": held, "stats": stats, "job": job_id_of(page),
+               "lengths": lengths, "done": done, "announced": seen(page)["announced"],
+               "frames": page.evaluate("window.scatterscribe.intake.frames"),
+               "rate": page.evaluate("window.scatterscribe.intake.rate"),
+               "text": page.text_content("#transcript"), "stop_elapsed": page.evaluate(ELAPSED)}
+    finally:
+        browser.close()
 
 
 def test_words_appear_on_the_page_before_stop(recorded):
@@ -353,6 +385,33 @@ def test_words_appear_on_the_page_before_stop(recorded):
     print(f"first words on the page after {words['elapsed']:.1f} s of recording: {words['text']!r}")
     assert recorded["badge"] == "Recording" and words["label"] == "Stop"
     assert words["elapsed"] < recorded["stop_elapsed"] - 5 and len(words["text"].split()) >= 3
+
+
+def test_while_recording_the_page_shows_the_recordings_length_and_no_finished_bar(recorded):
+    """While it records, the job card and the past-jobs line give the recording's length as the timer does
+    (within the second the server takes to tell, and the second the display drops); the progress bar shows
+    no amount (its slices so far are no measure of the whole) and its text says it is still recording."""
+    print("timer, card and past jobs while recording:", recorded["lengths"])
+    for sample in recorded["lengths"]:
+        assert sample["card"] is not None and sample["past"] is not None, sample
+        assert sample["elapsed"] - 2.5 <= sample["card"] <= sample["elapsed"] + 0.5, recorded["lengths"]
+        assert sample["elapsed"] - 2.5 <= sample["past"] <= sample["elapsed"] + 0.5, recorded["lengths"]
+    words = recorded["words"]
+    assert words["bar"] == -1, "indeterminate while recording"
+    assert re.match(r"\d+ slices? so far, \d+ done · still recording", words["progress"]), words["progress"]
+
+
+def test_after_the_recording_the_page_says_its_transcript_is_ready(recorded):
+    """Once the recording's job is done: the message under the button says its transcript is ready (no longer
+    "being transcribed"), the bar is full, and the card, the past-jobs line and the timer agree on its length;
+    "Recording started." was announced and not talked over by the job opening."""
+    done = recorded["done"]
+    assert done["message"].startswith("Recorded 0:3") and "its transcript is ready below" in done["message"]
+    assert done["bar"] == 1.0
+    length = float(manifest()[HARVARD]["seconds"])
+    assert done["lengths"]["card"] == done["lengths"]["past"] == int(length), done
+    assert any("Recording started." in text for text in recorded["announced"]), recorded["announced"]
+    assert not any(text.startswith("Showing") for text in recorded["announced"]), recorded["announced"]
 
 
 def test_live_transcript_on_the_page_is_close_to_the_reference(recorded):
@@ -380,3 +439,37 @@ def test_cutting_the_socket_mid_recording_loses_no_audio(site, recorded):
     samples = (len(stored_audio(site, recorded["job"])) - 44) // 2
     assert samples == recorded["frames"]
     assert site.job(recorded["job"])["status"] == "done"
+
+
+def test_a_recording_is_started_and_stopped_from_the_keyboard_alone(site, playwright):
+    """Focus the Record button, press Enter: it records live and keeps the focus while the job opens below,
+    so Space on the same button (now Stop) ends the recording; the focus is still there afterwards, and the
+    recording is transcribed."""
+    length = float(manifest()[JFK]["seconds"])
+    active = "document.activeElement && document.activeElement.id"
+    browser = launch(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={corpus_file(JFK)}")
+    try:
+        page = open_page(browser, site.url)
+        page.locator("#record").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#record-panel[data-live='true']", timeout=30_000)
+        page.wait_for_selector("#job-status[data-status='recording']", timeout=15_000)
+        page.wait_for_function(f"{ELAPSED} >= 3", timeout=30_000)
+        assert page.evaluate(active) == "record" and page.text_content("#record-label") == "Stop"
+        shot(page, "live-03-keyboard-recording")
+        # The speech ends before the file does; stopping near its end keeps the loop's next start out.
+        page.wait_for_function(f"{ELAPSED} >= {length - 0.5}", timeout=60_000)
+        assert page.evaluate(active) == "record"
+        page.keyboard.press("Space")
+        page.wait_for_function("document.getElementById('record-label').textContent === 'Record'",
+                               timeout=15_000)
+        page.wait_for_function(DONE, timeout=180_000)
+        assert page.evaluate(active) == "record"
+        assert "its transcript is ready" in page.text_content("#record-message")
+        error = wer(manifest()[JFK]["reference"], page.text_content("#transcript"))
+        print(f"{JFK} recorded live from the keyboard: WER {error:.1f} %")
+        assert error <= 20.0
+        forget(site, job_id_of(page))
+    finally:
+        browser.close()

@@ -1,6 +1,9 @@
 """The page in a real browser: Debian's Chromium, driven by Playwright, against a real server and a real
 worker transcribing real recordings. Each test saves a screenshot of what it saw to
-test-artifacts/screenshots/."""
+test-artifacts/screenshots/.
+
+Live mode is off on this module's server ([live] max_sessions = 0), so a recording takes the page's other
+path: encoded as a WAV in the page and uploaded at Stop. Live mode in the page: tests/test_live_e2e.py."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.support import ROOT, Server, Worker, corpus_file, manifest, wer
+from tests.support import ROOT, Server, Worker, corpus_file, manifest, wer, write_config
 
 CHROMIUM = "/usr/bin/chromium"
 #: Playwright's own browser download cannot run here; these make Debian's Chromium quiet and offline.
@@ -26,6 +29,27 @@ FAKE_MIC = ["--use-fake-device-for-media-stream",
 WORKER = "page-worker"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 DONE = "document.getElementById('job-status').textContent === 'Done'"
+#: Installed in every page before its own scripts: keeps what passes too quickly to be caught by polling
+#: (the upload bar's furthest point, every progress text, every announcement as the next task reads it).
+WATCH = """
+window.seen = { upload: 0, uploadTexts: [], progressTexts: [], announced: [] };
+document.addEventListener('DOMContentLoaded', () => {
+  const $ = (id) => document.getElementById(id);
+  const watch = (id, fn) => new MutationObserver(fn).observe($(id),
+    { attributes: true, childList: true, characterData: true, subtree: true });
+  const add = (list, text) => { if (text && list[list.length - 1] !== text) list.push(text); };
+  watch('upload-progress-row', () => {
+    if ($('upload-progress').hasAttribute('value')) {
+      seen.upload = Math.max(seen.upload, Number($('upload-progress').value));
+    }
+    add(seen.uploadTexts, $('upload-progress-text').textContent);
+  });
+  watch('job-progress-text', () => add(seen.progressTexts, $('job-progress-text').textContent));
+  // What a screen reader gets is what the region holds once the page's task is over, not every
+  // intermediate value: read it in the next task.
+  watch('announcer', () => setTimeout(() => add(seen.announced, $('announcer').textContent)));
+});
+"""
 
 
 def launch(playwright: Playwright, *extra: str) -> Browser:
@@ -38,7 +62,9 @@ def shot(page: Page, name: str) -> None:
 
 
 def open_page(browser: Browser, url: str) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.add_init_script(WATCH)
+    page = context.new_page()
     page.goto(url)
     page.wait_for_selector("#connection[data-state='connected']", timeout=15_000)
     return page
@@ -48,10 +74,17 @@ def job_id_of(page: Page) -> str:
     return page.evaluate("new URLSearchParams(location.search).get('job')")
 
 
+def seen(page: Page) -> dict:
+    """What the WATCH script kept."""
+    return page.evaluate("window.seen")
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """One server, one real worker and one Chromium (its fake microphone plays RECORDED), for the module."""
-    server = Server(tmp_path_factory.mktemp("web"))
+    """One server with live mode off, one real worker and one Chromium (its fake microphone plays RECORDED),
+    for the module."""
+    tmp = tmp_path_factory.mktemp("web")
+    server = Server(tmp, config=write_config(tmp / "config.toml", live={"max_sessions": 0}))
     worker = Worker(server, WORKER)
     try:
         server.wait_workers(1)
@@ -85,13 +118,34 @@ def uploaded(site):
 
 def test_uploaded_recording_is_transcribed_on_the_page(uploaded):
     """A corpus recording chosen in the page's file input ends as text on the page within 10 % WER of its
-    reference."""
+    reference; on the way the upload bar reached its end and the job said how long it had left."""
     page, _ = uploaded
     text = page.text_content("#transcript")
     error = wer(manifest()[UPLOADED]["reference"], text)
     print(f"{UPLOADED} through the page: WER {error:.1f} %")
     assert error <= 10.0, text
-    assert "slices done" in page.text_content("#job-progress-text")
+    assert page.text_content("#job-progress-text") == "2 of 2 slices done"
+    assert page.evaluate("document.getElementById('job-progress').position") == 1.0, "a full bar when done"
+    kept = seen(page)
+    assert kept["upload"] == 100 and any(t.startswith(f"Uploaded {UPLOADED}") for t in kept["uploadTexts"]), kept
+    # One worker, one slot: the second slice is out once the first has measured the worker's speed.
+    eta = [t for t in kept["progressTexts"] if re.search(r" · (about \d+ (s|min) left|finishing…)$", t)]
+    assert eta, kept["progressTexts"]
+    print("progress texts on the way:", kept["progressTexts"])
+
+
+def test_a_job_reopens_by_its_address(site, uploaded):
+    """/?job=<id> opened in a fresh page shows that job, done, with its transcript."""
+    server, _, browser = site
+    page, job_id = uploaded
+    fresh = open_page(browser, f"{server.url}/?job={job_id}")
+    try:
+        fresh.wait_for_function(DONE, timeout=15_000)
+        assert fresh.text_content("#job-h") == UPLOADED
+        assert fresh.text_content("#transcript").strip() == page.text_content("#transcript").strip() != ""
+        assert fresh.locator("#jobs a[aria-current='page']").text_content() == UPLOADED
+    finally:
+        fresh.context.close()
 
 
 def test_waveform_marks_every_slice_and_the_workers_panel_lists_the_worker(site, uploaded):
@@ -107,6 +161,28 @@ def test_waveform_marks_every_slice_and_the_workers_panel_lists_the_worker(site,
     chips = page.locator("#slice-track .slice-chip").all_text_contents()
     assert len(chips) == len(slices)
     assert all(f"{i + 1} · done by {WORKER}" in chip for i, chip in enumerate(chips)), chips
+    # The worker's name is on a line of its own, whole: these slices are wide enough for it.
+    clipped = page.evaluate("""[...document.querySelectorAll('#slice-track .chip-line')]
+        .filter((line) => line.scrollWidth > line.clientWidth + 1).map((line) => line.textContent)""")
+    assert clipped == [] and page.locator("#slice-track .narrow").count() == 0, clipped
+    workers = page.locator("#slice-track .chip-worker")
+    assert workers.all_text_contents() == [f"by {WORKER}"] * len(slices)
+    assert all(workers.nth(i).is_visible() for i in range(len(slices)))
+    # Keyboard: the chips are one Tab stop; an arrow key moves on; the caption says who did it, with what.
+    engine = f"{slices[1]['engine']} {slices[1]['model']}"
+    assert slices[1]["engine"] == "faster-whisper" and slices[1]["model"]
+    page.locator("#slice-track .slice-chip").first.focus()
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.dataset.index") == "1"
+    caption = page.text_content("#slice-caption")
+    assert caption.startswith("Slice 2, ") and f"done by {WORKER} ({engine})" in caption, caption
+    # Every slice, one per line: its worker, and the engine and model that produced its text.
+    page.click(".slice-details summary")
+    rows = page.locator("#slice-list li")
+    assert rows.count() == len(slices) and rows.nth(len(slices) - 1).is_visible()
+    for i, s in enumerate(slices):
+        assert f"done by {s['worker']} with {s['engine']} {s['model']}" in rows.nth(i).text_content()
+    shot(page, "03b-slice-details")
     assert page.get_attribute("#waveform-path", "d").count("L") > 100, "the waveform itself is drawn"
     card = page.locator(f".worker[data-name='{WORKER}']")
     assert "faster-whisper" in card.text_content()
@@ -120,7 +196,7 @@ def test_downloads_are_well_formed(uploaded):
     every slice; the .txt is the transcript on the page."""
     page, _ = uploaded
     files = {}
-    for ext in ("srt", "json", "txt"):
+    for ext in ("srt", "vtt", "json", "txt"):
         with page.expect_download() as info:
             page.click(f"#dl-{ext}")
         files[ext] = Path(info.value.path()).read_text(encoding="utf-8")
@@ -132,6 +208,10 @@ def test_downloads_are_well_formed(uploaded):
     assert all(end >= start for start, end in times)
     starts = [start for start, _ in times]
     assert starts == sorted(starts) and starts[-1] > starts[0]
+    assert files["vtt"].startswith("WEBVTT\n")
+    vtt = re.findall(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n(.+)", files["vtt"])
+    assert [(_seconds(c[0:4]), _seconds(c[4:8]), c[8]) for c in vtt] == [(a, b, c[-1]) for (a, b), c in
+                                                                        zip(times, cues, strict=True)]
     data = json.loads(files["json"])
     assert data["slices"] and {s["worker"] for s in data["slices"]} == {WORKER}
     assert files["txt"].strip() == page.text_content("#transcript").strip()
@@ -160,12 +240,16 @@ def _seconds(hms_ms: tuple[str, ...]) -> float:
 
 
 def test_recording_in_the_page_is_transcribed(site):
-    """Record (the fake microphone plays RECORDED), Stop after the utterance: the page encodes a WAV of the
-    right length, uploads it, and shows text within 20 % WER of the recording's reference."""
+    """Record (the fake microphone plays RECORDED) on a server that refuses live mode, Stop after the
+    utterance: the page says the recording is not live, encodes a WAV of the right length at Stop, uploads it
+    (its bar reaching the end), and shows text within 20 % WER of the recording's reference."""
     server, _, browser = site
     page = open_page(browser, server.url)
     length = float(manifest()[RECORDED]["seconds"])
     page.get_by_role("button", name="Record").click()
+    page.wait_for_selector("#record-panel[data-live='false']", timeout=30_000)
+    assert "not live: live mode is off on this server" in page.text_content("#record-message")
+    assert page.is_hidden("#job"), "no job before Stop: nothing has reached the server"
     page.wait_for_function("Number(document.getElementById('elapsed').dataset.seconds) >= 3", timeout=30_000)
     assert page.is_visible("#meter-row")
     page.wait_for_function("Number(document.getElementById('meter-fill').dataset.level) > 0.3", timeout=5_000)
@@ -178,7 +262,10 @@ def test_recording_in_the_page_is_transcribed(site):
     recorded = float(page.get_attribute("#elapsed", "data-seconds"))  # the length of the WAV the page sent
     shot(page, "05-recorded-done")
     job = server.job(job_id_of(page))
+    assert job["source"] == "upload" and not job["recording"]
     assert abs(job["duration"] - recorded) < 0.3, (job["duration"], recorded)
+    assert abs(recorded - length) < 0.5, (recorded, length)
+    assert seen(page)["upload"] == 100, seen(page)
     text = page.text_content("#transcript")
     error = wer(manifest()[RECORDED]["reference"], text)
     print(f"recorded {recorded:.2f} s of {RECORDED} through the fake microphone: WER {error:.1f} %")
@@ -256,9 +343,53 @@ def test_a_job_without_workers_says_how_to_start_one(site, tmp_path):
         assert "waiting for workers" in page.text_content("#waiting")
         assert page.text_content("#job-status") == "Waiting for workers"
         assert page.text_content("#worker-command").endswith(f"python -m client --server {lonely.url}")
+        # The whole command shows, wrapped if it must be: nothing is cut off or hidden behind a scrollbar.
+        box = page.evaluate("""(() => { const pre = document.querySelector('#waiting .command pre');
+            return [pre.scrollWidth, pre.clientWidth, pre.scrollHeight, pre.clientHeight]; })()""")
+        assert box[0] <= box[1] and box[2] <= box[3], box
         assert page.is_visible("#no-workers")
         shot(page, "08-waiting-for-workers")
         assert requests.get(f"{lonely.url}/api/workers", timeout=10).json()["workers"] == []
         page.context.close()
     finally:
         lonely.stop()
+
+
+def test_waveform_axis_and_narrow_slices(site):
+    """The waveform's time axis for a recording of 0 s has no labels (one would sit outside the box); for
+    12 s it runs from 0:00 to the end, inside it. A slice too narrow for its words shows its number alone, no
+    cut-off words, and still says it all in text and in the caption when focused."""
+    server, _, browser = site
+    page = open_page(browser, server.url)
+    try:
+        found = page.evaluate("""async () => {
+            const { Waveform } = await import('/static/waveform.js');
+            const make = (tag) => document.body.appendChild(document.createElement(tag));
+            const track = make('ol');
+            track.className = 'slice-track';
+            const axis = make('div');
+            const caption = make('p');
+            const waveform = new Waveform({ svg: make('svg'), path: make('path'), marks: make('g'), track,
+                                            axis, caption });
+            waveform.setSlices([], 0);
+            const empty = [...axis.children].map((s) => s.textContent);
+            const slice = (index, start, end) => ({ index, start, end, status: 'done', worker: 'alpha',
+                                                    engine: 'faster-whisper', model: 'tiny.en' });
+            waveform.setSlices([slice(0, 0, 11.5), slice(1, 11.6, 12)], 12);
+            const chips = [...track.children];
+            chips[1].focus();
+            return { empty, twelve: [...axis.children].map((s) => [s.textContent, s.style.left]),
+                     narrow: chips.map((c) => c.classList.contains('narrow')),
+                     shown: chips.map((c) => [c.querySelector('.chip-number').offsetWidth > 0,
+                                              c.querySelector('.chip-text').getBoundingClientRect().width > 1]),
+                     text: chips[1].textContent,
+                     caption: caption.textContent };
+        }""")
+        assert found["empty"] == []
+        assert found["twelve"][0] == ["0:00", "0%"] and found["twelve"][-1] == ["0:12", "100%"]
+        assert found["narrow"] == [False, True], found
+        assert found["shown"] == [[False, True], [True, False]], "words, or the number alone"
+        assert "2 · done by alpha" in found["text"]
+        assert found["caption"] == "Slice 2, 0:11.6–0:12.0: done by alpha (faster-whisper tiny.en)"
+    finally:
+        page.context.close()
