@@ -230,15 +230,11 @@ class Scheduler:
                 break
         # Stragglers get duplicates only when no queued slice could use a free slot; a slice nobody connected
         # takes (an engine no worker runs) does not count, or it would stop duplicates server-wide.
-        if not any(self._takeable(key, now) for key in self.queue):
+        free = [(wid, state) for wid, state in self.workers.items()
+                if state.free_slots > 0 and self._responsive(state, now)]
+        if free and not any(self._may_take(self.tasks[key], wid, state) for key in self.queue for wid, state in free):
             given.extend(self._duplicate_stragglers(now))
         return given
-
-    def _takeable(self, key: SliceKey, now: float) -> bool:
-        """Could a free, responsive worker take this queued slice now?"""
-        task = self.tasks[key]
-        return any(state.free_slots > 0 and self._responsive(state, now) and self._may_take(task, wid, state)
-                   for wid, state in self.workers.items())
 
     def complete(self, worker_id: str, lease_id: str, key: SliceKey, now: float) -> Outcome:
         """A worker sent text for a slice. Accepted only from the lease's own worker, for that lease's slice,
