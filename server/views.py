@@ -26,7 +26,7 @@ def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
         "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
         "transcript": transcript.join_text(job.slices),
         "progress": {"done": done, "failed": failed, "total": len(job.slices)},
-        "eta_s": eta_s(open_slices, scheduler),
+        "eta_s": eta_s(job.id, open_slices, requirement, scheduler),
         "waiting_for_workers": bool(open_slices) and not servable,
         "slices": [{"index": s.index, "start": round(s.start, 3), "end": round(s.end, 3),
                     "pieces": [[round(a, 3), round(b, 3)] for a, b in s.pieces], "status": s.status,
@@ -37,15 +37,23 @@ def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
     }
 
 
-def eta_s(open_slices: list[SliceRecord], scheduler: Scheduler) -> float | None:
-    """Seconds until the job should finish, from the connected workers' measured speed; None before any
-    worker has measured one."""
+def eta_s(job_id: str, open_slices: list[SliceRecord], requirement: Requirement,
+          scheduler: Scheduler) -> float | None:
+    """Seconds until the job should finish: its open audio, plus the audio of other jobs' slices queued ahead
+    of its own (the queue is served oldest first), over the measured speed of the connected workers that may
+    serve it; None before any of them has measured one."""
     if not open_slices:
         return 0.0
-    total = sum((s.speed or 0.0) * s.info.slots for s in scheduler.workers.values())
+    total = sum((w.speed or 0.0) * w.info.slots for w in scheduler.workers.values()
+                if requirement.accepts(w.info.engine, w.info.model))
     if total <= 0:
         return None
-    return round(sum(s.seconds for s in open_slices) / total, 1)
+    ahead = 0.0
+    for key in scheduler.queue:
+        if key.job_id == job_id:
+            break
+        ahead += scheduler.tasks[key].seconds
+    return round((ahead + sum(s.seconds for s in open_slices)) / total, 1)
 
 
 def job_summary(job: JobRecord, counts: dict[str, int]) -> dict[str, Any]:

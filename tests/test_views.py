@@ -38,15 +38,26 @@ def test_a_job_waits_for_workers_only_while_none_connected_can_serve_it():
     assert views.job_view(job("google"), s)["waiting_for_workers"] is False
 
 
-def test_eta_comes_from_the_workers_measured_speed():
-    """No open slice: 0; no measured speed yet: unknown; else open audio over the summed speed × slots."""
+def test_eta_comes_from_the_measured_speed_of_the_workers_that_may_serve_the_job():
+    """No open slice: 0; no measured speed yet: unknown; else open audio, plus other jobs' audio queued ahead,
+    over the summed speed × slots of the workers whose engine the job accepts."""
+    from server.scheduler import Requirement, SliceKey
     s = Scheduler()
+    any_engine, sphinx_only = Requirement(), Requirement("sphinx")
     open_slices = [sl for sl in job().slices if sl.status == "leased"]  # 18 s of audio
-    assert views.eta_s([], s) == 0.0
+    assert views.eta_s("j1", [], any_engine, s) == 0.0
     s.add_worker("w", WorkerInfo("w", slots=2), T0)
-    assert views.eta_s(open_slices, s) is None
+    assert views.eta_s("j1", open_slices, any_engine, s) is None
     s.workers["w"].audio_s, s.workers["w"].busy_s = 30.0, 10.0  # 3x real time, 2 slots: 6 audio s per s
-    assert views.eta_s(open_slices, s) == 3.0
+    assert views.eta_s("j1", open_slices, any_engine, s) == 3.0
+    s.add_worker("sx", WorkerInfo("sx", engine="sphinx"), T0)
+    s.workers["sx"].audio_s, s.workers["sx"].busy_s = 10.0, 10.0  # 1 audio s per s
+    assert views.eta_s("j1", open_slices, any_engine, s) == round(18 / 7, 1)
+    assert views.eta_s("j1", open_slices, sphinx_only, s) == 18.0, "the faster-whisper worker cannot help"
+    s.submit(SliceKey("earlier", 0), 12.0)  # another job's slice, queued before this job's
+    s.submit(SliceKey("j1", 1), 18.0)
+    s.submit(SliceKey("later", 0), 50.0)
+    assert views.eta_s("j1", open_slices, any_engine, s) == round((12 + 18) / 7, 1)
 
 
 def test_workers_are_listed_by_name_with_load_and_speed():
