@@ -355,6 +355,23 @@ def test_a_job_without_workers_says_how_to_start_one(site, tmp_path):
         lonely.stop()
 
 
+def test_a_job_no_connected_worker_can_serve_says_so(site):
+    """A job that asks for an engine no connected worker runs (sphinx, with only a faster-whisper worker
+    connected) is shown waiting, and the page says why: the connected worker cannot take its slices."""
+    server, _, browser = site
+    job = server.submit(corpus_file("timit_LDC93S1_sample.wav"), engine="sphinx")
+    try:
+        page = open_page(browser, f"{server.url}/?job={job}")
+        page.wait_for_selector("#waiting:not([hidden])", timeout=30_000)
+        reason = page.text_content("#waiting-reason")
+        assert reason == "None of the 1 connected worker can take its slices (it asks for sphinx).", reason
+        assert page.text_content("#job-status") == "Waiting for workers"
+        assert server.job(job)["progress"]["done"] == 0
+        page.context.close()
+    finally:
+        assert requests.delete(f"{server.url}/api/jobs/{job}", timeout=10).ok  # leave the module's server idle
+
+
 def test_waveform_axis_and_narrow_slices(site):
     """The waveform's time axis for a recording of 0 s has no labels (one would sit outside the box); for
     12 s it runs from 0:00 to the end, inside it. A slice too narrow for its words shows its number alone, no
