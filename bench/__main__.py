@@ -25,8 +25,8 @@ import json
 import shutil
 import subprocess
 import sys
-import traceback
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
