@@ -404,12 +404,10 @@ class Coordinator:
                          state.info.name, other.info.name if other else lease.worker_id)
             timing = self._timing.setdefault(key.job_id, JobTiming())
             timing.answered(lease_id, self.clock(), elapsed, batch)
-            finished = self._after_slice_change(key.job_id)
-            self._push_workers()
             timing.merge_s += time.perf_counter() - t0
-            if finished:
+            # The freed slot gets its next slice first; then the job is pushed once, with both changes.
+            if key.job_id in self.dispatch(changed=key.job_id):
                 self._save_timing(key.job_id)
-            self.dispatch()
             return {"ok": True}
 
     def error(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -437,19 +435,30 @@ class Coordinator:
 
     # --- handing out -----------------------------------------------------------------------------------------
 
-    def dispatch(self) -> None:
-        """Give queued slices to free worker slots and send each its audio; then push each job touched."""
+    def dispatch(self, changed: str | None = None) -> set[str]:
+        """Give queued slices to free worker slots and send each its audio; then push each job touched, and
+        the job ``changed`` (a result just landed in it) with them, so it is read and pushed once, not twice.
+        Returns the jobs this finished."""
         with self.lock:
             touched: dict[str, None] = {}
             for lease in self.scheduler.assign(self.clock()):
                 self._send(lease)
                 touched[lease.key.job_id] = None
+            if changed is not None:
+                touched[changed] = None
+            finished = set()
             for job_id in touched:
                 t0 = time.perf_counter()
-                self._after_slice_change(job_id)
-                self._timing.setdefault(job_id, JobTiming()).dispatch_s += time.perf_counter() - t0
-            if touched:  # pages show who is busy: a worker taking a slice changes that
+                if self._after_slice_change(job_id):
+                    finished.add(job_id)
+                timing = self._timing.setdefault(job_id, JobTiming())
+                if job_id == changed:
+                    timing.merge_s += time.perf_counter() - t0
+                else:
+                    timing.dispatch_s += time.perf_counter() - t0
+            if touched:  # pages show who is busy and what each has done: a hand-out or a result changes that
                 self._push_workers()
+            return finished
 
     def _send(self, lease: Lease) -> None:
         t0 = time.perf_counter()
