@@ -46,6 +46,7 @@ def _presented_access_token(auth: dict[str, Any] | None = None) -> str | None:
 def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     settings.data_path.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, static_folder=str(ROOT / "web"), static_url_path="/static")
+    app.request_class = api.UploadRequest
     app.config["MAX_CONTENT_LENGTH"] = int(settings.server.max_upload_mb * 2**20)
     app.json.sort_keys = False
     # A 28 s slice is ~0.9 MB of WAV; the default 1 MB limit would drop anything longer, so set it on purpose.

@@ -33,7 +33,8 @@ def multipart_file(path: Path, size: int, boundary: str = "scatterscribe-test-bo
 
 def test_a_large_upload_does_not_stall_requests_or_heartbeats(tmp_path):
     """While a ~200 MB upload arrives and is stored, polling /api/workers and a worker's heartbeat each get an
-    answer within BOUND_S every time (the store happens off the event loop)."""
+    answer within BOUND_S every time (the upload is written where the job reads it, as it arrives: there is no
+    second copy of it to make afterwards)."""
     body = tmp_path / "body"
     boundary = multipart_file(body, UPLOAD_MB << 20)
     server = Server(tmp_path)
