@@ -53,6 +53,8 @@ def eta_s(job_id: str, open_slices: list[SliceRecord], requirement: Requirement,
         if key.job_id == job_id:
             break
         ahead += scheduler.tasks[key].seconds
+    else:  # none of its slices waits in the queue (all are out): nothing queued is ahead of it
+        ahead = 0.0
     return round((ahead + sum(s.seconds for s in open_slices)) / total, 1)
 
 

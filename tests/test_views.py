@@ -55,6 +55,7 @@ def test_eta_comes_from_the_measured_speed_of_the_workers_that_may_serve_the_job
     assert views.eta_s("j1", open_slices, any_engine, s) == round(18 / 7, 1)
     assert views.eta_s("j1", open_slices, sphinx_only, s) == 18.0, "the faster-whisper worker cannot help"
     s.submit(SliceKey("earlier", 0), 12.0)  # another job's slice, queued before this job's
+    assert views.eta_s("j1", open_slices, any_engine, s) == round(18 / 7, 1), "none of j1's slices waits"
     s.submit(SliceKey("j1", 1), 18.0)
     s.submit(SliceKey("later", 0), 50.0)
     assert views.eta_s("j1", open_slices, any_engine, s) == round((12 + 18) / 7, 1)
