@@ -215,6 +215,14 @@ class Coordinator:
             self._after_slice_change(job_id)
             self._push_jobs()
 
+    def _unqueue(self, job_id: str) -> None:
+        """Take a job's slices out of the scheduler and forget their pieces; workers holding one are told to
+        drop it. Under the lock."""
+        for lease in self.scheduler.forget_job(job_id):
+            self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
+        for key in [k for k in self._pieces if k.job_id == job_id]:
+            del self._pieces[key]
+
     def _queue(self, job: JobRecord, last_round: int = 0) -> None:
         """Queue a job's unfinished slices; the last ``last_round`` go longest first (``hand_out_order``)."""
         requirement = Requirement(job.engine, job.model)
@@ -249,12 +257,9 @@ class Coordinator:
 
     def delete_job(self, job_id: str) -> bool:
         with self.lock:
-            for lease in self.scheduler.forget_job(job_id):
-                self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
+            self._unqueue(job_id)
             self._audio.pop(job_id, None)
             self._timing.pop(job_id, None)
-            for key in [k for k in self._pieces if k.job_id == job_id]:
-                del self._pieces[key]
             found = self.store.delete_job(job_id)
             shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
             self._push_jobs()
@@ -329,10 +334,7 @@ class Coordinator:
             previous = end
         merged += now.slices[previous:]
         merged = [replace(s, index=i) for i, s in enumerate(merged)]
-        for lease in self.scheduler.forget_job(job.id):  # none: checked above
-            self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
-        for key in [k for k in self._pieces if k.job_id == job.id]:
-            del self._pieces[key]
+        self._unqueue(job.id)  # the old slices leave the queue (none is out: checked above)
         self.store.replace_slices(job.id, merged)
         now.slices = merged
         self._queue(now)
