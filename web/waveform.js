@@ -118,11 +118,12 @@ export class Waveform {
 
   /** A chip whose two lines do not fit whole shows its number alone (its words stay for screen readers). */
   fitLabels() {
-    for (const chip of this.track.children) {
-      chip.classList.remove('narrow');
-      const lines = chip.querySelectorAll('.chip-line');
-      if ([...lines].some((line) => line.scrollWidth > line.clientWidth + 1)) chip.classList.add('narrow');
-    }
+    // Clear, then measure every chip, then mark: one layout for all the chips, not one per chip.
+    const chips = [...this.track.children];
+    for (const chip of chips) chip.classList.remove('narrow');
+    const narrow = chips.filter((chip) => [...chip.querySelectorAll('.chip-line')]
+      .some((line) => line.scrollWidth > line.clientWidth + 1));
+    for (const chip of narrow) chip.classList.add('narrow');
   }
 
   chip(s, state, x0, w, label) {
