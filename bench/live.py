@@ -41,14 +41,10 @@ from server import splitter  # noqa: E402
 from server.audio import open_pcm16  # noqa: E402
 from server.config import load_settings  # noqa: E402
 from server.live import LiveSession  # noqa: E402
-from tests.support import Server, corpus_file, manifest, wait_for, wer  # noqa: E402
+from tests.support import Server, corpus_file, launch_chromium, manifest, wait_for, wer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "live.md"
 RECORDING = "osr_us_000_0034_harvard_list72.wav"  # 35.5 s of read sentences with pauses
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 #: One live run inside the page: Record, Stop once `stopAt` seconds are recorded, time until "Done".
 RUN = """async (stopAt) => {
@@ -128,9 +124,9 @@ def measure(runs: int, tmp: Path) -> tuple[list[Run], dict]:
         # Warm the worker up (its first transcription also loads CTranslate2's kernels).
         upload_latency(server, corpus_file("jfk_inaugural_excerpt.wav").read_bytes())
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=BROWSER_ARGS + [f"--use-file-for-fake-audio-capture={corpus_file(RECORDING)}"])
+            browser = launch_chromium(playwright, "--use-fake-ui-for-media-stream",
+                                      "--use-fake-device-for-media-stream",
+                                      f"--use-file-for-fake-audio-capture={corpus_file(RECORDING)}")
             try:
                 for stop_at in stops:
                     context = browser.new_context(viewport={"width": 1280, "height": 900})

@@ -16,11 +16,10 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.support import Server, Worker, corpus_file, wait_for  # noqa: E402
+from tests.support import Server, Worker, corpus_file, launch_chromium, wait_for  # noqa: E402
 
 RECORDING = "bush_radio_address_2008-11-01.wav"  # 2:07 of speech: five slices over two workers
 OUT = ROOT / "docs" / "page-mid-job.png"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
 def main() -> int:
@@ -30,7 +29,7 @@ def main() -> int:
         try:
             server.wait_workers(2, timeout=120)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                browser = launch_chromium(playwright)
                 page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 page.goto(server.url)
                 page.wait_for_selector("#workers li", timeout=30_000)

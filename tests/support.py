@@ -65,6 +65,18 @@ def wer(reference: str | list[str], hypothesis: str | list[str]) -> float:
     return 100.0 * jiwer.wer([normalise(r) for r in refs], [normalise(h) for h in hyps])
 
 
+#: Debian's Chromium (Playwright's own browser download cannot run offline) and the flags that keep it quiet and
+#: offline; the page tests, the live bench and the README screenshot all start it through :func:`launch_chromium`.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def launch_chromium(playwright: Any, *extra: str) -> Any:
+    """A headless Debian Chromium under Playwright, with ``extra`` flags."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(extra))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

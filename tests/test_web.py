@@ -15,12 +15,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.support import ROOT, Server, Worker, corpus_file, manifest, wer, write_config
+from tests.support import ROOT, Server, Worker, corpus_file, launch_chromium, manifest, wer, write_config
 
-CHROMIUM = "/usr/bin/chromium"
-#: Playwright's own browser download cannot run here; these make Debian's Chromium quiet and offline.
-BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 UPLOADED = "osr_us_000_0034_harvard_list72.wav"  # 35 s of read sentences with pauses: two slices
 RECORDED = "jfk_inaugural_excerpt.wav"  # 11 s, one clear sentence; the fake microphone plays it in a loop
 #: The fake microphone: Chromium plays RECORDED, from its start, as soon as the page opens the microphone.
@@ -53,7 +49,7 @@ document.addEventListener('DOMContentLoaded', () => {
 
 
 def launch(playwright: Playwright, *extra: str) -> Browser:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=BASE_ARGS + list(extra))
+    return launch_chromium(playwright, *extra)
 
 
 def shot(page: Page, name: str) -> None:
