@@ -192,14 +192,16 @@ class Coordinator:
             job = self.store.get_job(job_id)
             if job is None:
                 return False
-            job.slices = slice_records(slices, first=len(job.slices))
-            self.store.add_slices(job_id, job.slices)
             self.store.update_job(job_id, duration=duration)
-            self._audio.pop(job_id, None)  # mapped before the file grew: too short for the new slices
-            self._queue(job)
+            if slices:
+                job.slices = slice_records(slices, first=len(job.slices))
+                self.store.add_slices(job_id, job.slices)
+                self._audio.pop(job_id, None)  # mapped before the file grew: too short for the new slices
+                self._queue(job)
             self._after_slice_change(job_id)
             self._push_jobs()  # the past-jobs lists: its length and slice count
-            self.dispatch()
+            if slices:
+                self.dispatch()
             return True
 
     def end_recording(self, job_id: str, duration: float, stats: dict[str, Any]) -> None:
