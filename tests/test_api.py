@@ -31,6 +31,14 @@ def multipart_file(path: Path, size: int, boundary: str = "scatterscribe-test-bo
     return boundary
 
 
+def paced(f, chunk: int = 1 << 20, pause_s: float = 0.01):
+    """The file in 1 MB pieces with a pause after each, as a network delivers it (about 2 s for 200 MB): the
+    server parses and stores the body while it arrives, and the polls have a window to land in."""
+    while piece := f.read(chunk):
+        yield piece
+        time.sleep(pause_s)
+
+
 def test_a_large_upload_does_not_stall_requests_or_heartbeats(tmp_path):
     """While a ~200 MB upload arrives and is stored, polling /api/workers and a worker's heartbeat each get an
     answer within BOUND_S every time (the upload is written where the job reads it, as it arrives: there is no
@@ -51,7 +59,7 @@ def test_a_large_upload_does_not_stall_requests_or_heartbeats(tmp_path):
         try:
             with open(body, "rb") as f:
                 uploading.set()
-                conn.request("POST", "/api/jobs", body=f, headers={
+                conn.request("POST", "/api/jobs", body=paced(f), headers={
                     "Content-Type": f"multipart/form-data; boundary={boundary}",
                     "Content-Length": str(body.stat().st_size)})
                 response = conn.getresponse()
