@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from . import audio, transcript
 from .audio import AudioError
 from .coordinator import Coordinator, JobError
+from .ids import is_job_id
 from .scheduler import Requirement
 
 log = logging.getLogger("scatterscribe")
@@ -90,20 +91,20 @@ def list_jobs():
     return jsonify({"jobs": coordinator().jobs_view()})
 
 
-@bp.get("/api/jobs/<job_id>")
+@bp.get("/api/jobs/<job:job_id>")
 def get_job(job_id: str):
     view = coordinator().job_view(job_id)
     return error(404, f"no job {job_id!r}") if view is None else jsonify(view)
 
 
-@bp.delete("/api/jobs/<job_id>")
+@bp.delete("/api/jobs/<job:job_id>")
 def delete_job(job_id: str):
     if not coordinator().delete_job(job_id):
         return error(404, f"no job {job_id!r}")
     return jsonify({"deleted": job_id})
 
 
-@bp.get("/api/jobs/<job_id>/transcript.<ext>")
+@bp.get("/api/jobs/<job:job_id>/transcript.<ext>")
 def get_transcript(job_id: str, ext: str):
     if ext not in FORMATS:
         return error(404, f"no such format {ext!r}; try one of: {', '.join(FORMATS)}")
@@ -124,7 +125,7 @@ def get_transcript(job_id: str, ext: str):
                     headers={"Content-Disposition": f'attachment; filename="{stem}.{ext}"'})
 
 
-@bp.get("/api/jobs/<job_id>/audio.wav")
+@bp.get("/api/jobs/<job:job_id>/audio.wav")
 def get_audio(job_id: str):
     try:
         path = coordinator().audio_path(job_id)
@@ -135,7 +136,7 @@ def get_audio(job_id: str):
     return send_file(path, mimetype="audio/wav")
 
 
-@bp.get("/api/jobs/<job_id>/peaks.json")
+@bp.get("/api/jobs/<job:job_id>/peaks.json")
 def get_peaks(job_id: str):
     """The stored recording's waveform, downsampled to ``bins`` (50–4000, default 1000) min/max pairs."""
     try:
@@ -156,6 +157,15 @@ def get_peaks(job_id: str):
         duration = round(len(samples) / audio.TARGET_RATE, 3)
         return {"duration": duration, "bins": len(low), "min": low, "max": high}
     return jsonify(coord.run_blocking(compute))
+
+
+@bp.route("/api/jobs/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def no_such_job(rest: str):
+    """Anything under /api/jobs/ that no route above takes: an id of the wrong form never reaches a handler."""
+    first = rest.split("/", 1)[0]
+    if not is_job_id(first):
+        return error(404, f"no job {first!r}: a job id is 16 hex digits")
+    return error(404, f"nothing answers {request.method} {request.path}")
 
 
 @bp.get("/api/workers")

@@ -15,6 +15,7 @@ from . import api
 from .config import ROOT, Settings
 from .coordinator import Coordinator
 from .events import PageNamespace, WorkerNamespace, token_matches
+from .ids import JobIdConverter
 from .live_jobs import LiveJobs
 from .store import Store
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     settings.data_path.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, static_folder=str(ROOT / "web"), static_url_path="/static")
     app.request_class = api.UploadRequest
+    app.url_map.converters["job"] = JobIdConverter  # every route's job id is checked here, before any handler
     app.config["MAX_CONTENT_LENGTH"] = int(settings.server.max_upload_mb * 2**20)
     app.json.sort_keys = False
     # A 28 s slice is ~0.9 MB of WAV; the default 1 MB limit would drop anything longer, so set it on purpose.

@@ -11,7 +11,6 @@ import logging
 import shutil
 import threading
 import time
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -20,6 +19,8 @@ import numpy as np
 
 from . import audio, splitter, transcript, views
 from .config import Settings
+from .ids import is_job_id, new_job_id
+from .paths import inside
 from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
 from .store import JobRecord, SliceRecord, Store
 from .timing import JobTiming
@@ -127,18 +128,22 @@ class Coordinator:
 
     def new_upload_path(self) -> tuple[str, Path]:
         """A fresh job id and the server-chosen path its upload is written to (never a client's name)."""
-        job_id = uuid.uuid4().hex[:16]
-        return job_id, self.uploads_dir / f"{job_id}.wav"
+        job_id = new_job_id()
+        return job_id, inside(self.uploads_dir, f"{job_id}.wav")
+
+    def job_dir(self, job_id: str) -> Path:
+        """The folder of a job's files, for a well-formed id only (:mod:`ids`), provably inside jobs/."""
+        if not is_job_id(job_id):
+            raise JobError(f"no job {job_id!r}: a job id is 16 hex digits")
+        return inside(self.jobs_dir, job_id)
 
     def audio_path(self, job_id: str) -> Path:
-        if not job_id.isalnum():
-            raise JobError("bad job id")
-        return self.jobs_dir / job_id / "audio.wav"
+        return self.job_dir(job_id) / "audio.wav"
 
     def create_job(self, job_id: str, upload: Path, name: str, requirement: Requirement,
                    source: str = "upload") -> JobRecord:
         """Decode and split an upload (off the event loop), store the job, queue its slices."""
-        job_dir = self.jobs_dir / job_id
+        job_dir = self.job_dir(job_id)
         job_dir.mkdir()
         server = self.settings.server
         try:
@@ -258,12 +263,16 @@ class Coordinator:
             return len(jobs)
 
     def delete_job(self, job_id: str) -> bool:
+        """Remove a job, its files and any slices still out; False when there is no such job (nothing is
+        touched)."""
+        if not is_job_id(job_id):
+            return False
         with self.lock:
             self._unqueue(job_id)
             self._audio.pop(job_id, None)
             self._timing.pop(job_id, None)
             found = self.store.delete_job(job_id)
-            shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             self._push_jobs()
             return found
 

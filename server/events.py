@@ -14,6 +14,7 @@ from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_r
 
 from .api import display_name
 from .coordinator import Coordinator
+from .ids import is_job_id
 from .live_jobs import LiveJobs
 from .scheduler import WorkerInfo
 
@@ -106,7 +107,7 @@ class PageNamespace(Namespace):
     def on_watch(self, data: Any) -> dict[str, Any] | None:
         """Sent by a page that shows a job: it gets the job now and every change after."""
         job_id = str((data or {}).get("job", "")) if isinstance(data, dict) else ""
-        view = self.coordinator.job_view(job_id) if job_id.isalnum() else None
+        view = self.coordinator.job_view(job_id) if is_job_id(job_id) else None
         if view is not None:
             join_room(f"job:{job_id}")
         return view

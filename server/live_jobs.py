@@ -11,7 +11,6 @@ import math
 import secrets
 import struct
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +19,7 @@ import numpy as np
 
 from . import audio
 from .coordinator import Coordinator, fit_to_workers
+from .ids import new_job_id
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
 from .store import JobRecord
 
@@ -108,7 +108,7 @@ class LiveJobs:
                                       self.clock())
             except ChunkError as exc:
                 return {"error": str(exc)}
-            job_id = uuid.uuid4().hex[:16]
+            job_id = new_job_id()
             path = coord.audio_path(job_id)
             path.parent.mkdir()
             live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path))

@@ -126,3 +126,48 @@ def test_paths_from_clients_never_reach_the_file_system(guarded, path):
     response = requests.get(guarded.url + path, headers={"Authorization": f"Bearer {ACCESS}"}, timeout=10)
     assert response.status_code == 404
     assert "root:" not in response.text and "create_app" not in response.text
+
+
+def _raw_request(server: Server, method: str, path: str) -> tuple[int, str]:
+    """A request sent byte for byte as given (no client-side normalisation of ``%2e`` or ``..``)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+HOSTILE_IDS = ["%2e%2e", "%2e", "..", ".", "%2e%2e%2f%2e%2e", "..%2f..", "%2E%2E", "..%5c..", "%00", "jobs",
+               "0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", "0123456789abcde%2e"]
+
+
+def test_a_job_id_of_any_other_form_touches_nothing(tmp_path):
+    """The probe's request (`DELETE /api/jobs/%2e%2e`, sent as is) and its relatives, on every job route: each
+    gets a 404 with a sentence, and the data folder's jobs/, the database and every job's audio are still there;
+    uploads still work afterwards."""
+    server = Server(tmp_path)
+    try:
+        job_id = server.submit(corpus_file("ljspeech_LJ001-0001.wav"))
+        jobs = server.data_dir / "jobs"
+        audio = jobs / job_id / "audio.wav"
+        before = sorted(p.name for p in server.data_dir.iterdir())
+        assert audio.exists()
+        for bad in HOSTILE_IDS:
+            for method, suffix in [("DELETE", ""), ("GET", ""), ("GET", "/audio.wav"), ("GET", "/peaks.json"),
+                                   ("GET", "/transcript.txt")]:
+                status, body = _raw_request(server, method, f"/api/jobs/{bad}{suffix}")
+                assert status == 404, (method, bad, suffix, status, body)
+                assert "error" in body, body
+            assert audio.exists() and jobs.is_dir(), f"DELETE /api/jobs/{bad} touched the data folder"
+        assert sorted(p.name for p in server.data_dir.iterdir()) == before
+        assert server.job(job_id)["id"] == job_id
+        assert server.upload(corpus_file("ljspeech_LJ001-0002.wav")).status_code == 202
+        # The real id still deletes its own job, and only it.
+        assert _raw_request(server, "DELETE", f"/api/jobs/{job_id}")[0] == 200
+        assert not (jobs / job_id).exists() and jobs.is_dir()
+    finally:
+        server.stop()
