@@ -391,7 +391,9 @@ class Coordinator:
             return {"ok": False, "error": "malformed result"}
         limit = self.settings.server.max_text_chars
         segment_chars = sum(len(str(seg.get("text", ""))) for seg in segments if isinstance(seg, dict))
-        if len(text) > limit or len(segments) > limit // 2 or segment_chars > limit:
+        words = sum(len(seg["words"]) for seg in segments
+                    if isinstance(seg, dict) and isinstance(seg.get("words"), list))
+        if len(text) > limit or len(segments) > limit // 2 or segment_chars > limit or words > limit // 2:
             return self.error(worker_id, {**data, "error": f"result text over {limit} characters"})
         with self.lock:
             t0 = time.perf_counter()
