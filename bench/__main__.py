@@ -4,7 +4,8 @@ Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the 
 code against the core as it was before the benchmark work, ``bench/before.py``), ``scaleout`` (1 to
 16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload,
 and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), and ``engines``
-(each engine's speed and WER, ``bench/engines.py``). No part named: all of them.
+(each engine's speed and WER, ``bench/engines.py``), ``ceiling`` (how many simulated workers one server
+coordinates, ``bench/ceiling.py``). No part named: all of them.
 Each part writes ``bench/results/<part>.md`` (a markdown table with the machine described), ``<part>.json``
 (the raw numbers) and, for compare and scaleout, ``<part>.png``.
 
@@ -34,13 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import before, compare, machine, memory, report, scaleout, splitter, workload  # noqa: E402
+from bench import before, ceiling, compare, machine, memory, report, scaleout, splitter, workload  # noqa: E402
 from bench.cluster import Spec  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-PARTS = ("compare", "before", "scaleout", "memory", "splitter", "engines")
+PARTS = ("compare", "before", "scaleout", "memory", "splitter", "engines", "ceiling")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                 report.compare_plot(raw, out / "compare.png")
             elif part == "scaleout":
                 report.scaleout_plot(raw, out / "scaleout.png")
+            elif part == "ceiling":
+                ceiling.plot(raw, out / "ceiling.png")
             log(body)
             log(f"{part}: done in {time.perf_counter() - t0:.0f} s; wrote {out / part}.md")
     finally:
@@ -167,8 +170,16 @@ def _before(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, 
     return "Before and after the benchmark work", report.before_markdown(result), result
 
 
+def _ceiling(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    if args.quick:
+        result = ceiling.run(tmp, counts=(4,), pages=2, window_s=3, slices_per_job=40, log=log)
+    else:
+        result = ceiling.run(tmp, log=log)
+    return "One server's ceiling", ceiling.markdown(result), result
+
+
 PART_RUNNERS = {"compare": _compare, "before": _before, "scaleout": _scaleout, "memory": _memory,
-                "splitter": _splitter}
+                "splitter": _splitter, "ceiling": _ceiling}
 
 
 def _engines(args: argparse.Namespace) -> None:
