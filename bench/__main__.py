@@ -3,9 +3,10 @@
 Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``before`` (this
 code against the core as it was before the benchmark work, ``bench/before.py``), ``scaleout`` (1 to
 16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload,
-and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), and ``engines``
-(each engine's speed and WER, ``bench/engines.py``), ``ceiling`` (how many simulated workers one server
-coordinates, ``bench/ceiling.py``). No part named: all of them.
+and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), ``engines``
+(each engine's speed and WER, ``bench/engines.py``), ``install`` (the size of a fresh venv for each
+requirements file, ``bench/install.py``) and ``ceiling`` (how many simulated workers one server coordinates,
+``bench/ceiling.py``). No part named: all of them.
 Each part writes ``bench/results/<part>.md`` (a markdown table with the machine described), ``<part>.json``
 (the raw numbers) and, for compare and scaleout, ``<part>.png``.
 
@@ -41,7 +42,7 @@ from bench.cluster import Spec  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-PARTS = ("compare", "before", "scaleout", "memory", "splitter", "engines", "ceiling")
+PARTS = ("compare", "before", "scaleout", "memory", "splitter", "engines", "install", "ceiling")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    # The engines part is its own full-length program: --quick leaves it out unless it is named.
-    parts = args.parts or [p for p in PARTS if not (args.quick and p == "engines")]
+    # The engines and install parts are their own full-length programs: --quick leaves them out unless named.
+    parts = args.parts or [p for p in PARTS if not (args.quick and p in ("engines", "install"))]
     args.out = args.out or (RESULTS / "tmp" / "quick" if args.quick else RESULTS)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if part == "engines":
                     _engines(args)
+                    continue
+                if part == "install":
+                    from bench import install
+                    install.main(["--out", str(args.out / "install.md")])
                     continue
                 title, body, raw = PART_RUNNERS[part](args, scratch / part, workloads)
             except Exception:  # one broken part must not cost the others' results
