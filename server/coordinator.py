@@ -21,6 +21,7 @@ from . import audio, splitter, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
+from .payloads import Result, SliceFailure
 from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
 from .store import JobRecord, SliceRecord, Store
 from .timing import JobTiming
@@ -379,59 +380,42 @@ class Coordinator:
         with self.lock:
             return self.scheduler.heartbeat(worker_id, self.clock())
 
-    def result(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        """A worker's text for a slice. Returns the acknowledgement sent back to the worker."""
-        try:
-            lease_id, key = str(data["lease"]), SliceKey(str(data["job"]), int(data["index"]))
-            text = str(data.get("text", ""))
-            segments = list(data.get("segments") or [])
-            elapsed = float(data.get("elapsed", 0.0))
-            batch = min(64, max(1, int(data.get("batch", 1))))
-        except (KeyError, TypeError, ValueError):
-            return {"ok": False, "error": "malformed result"}
-        limit = self.settings.server.max_text_chars
-        segment_chars = sum(len(str(seg.get("text", ""))) for seg in segments if isinstance(seg, dict))
-        if len(text) > limit or len(segments) > limit // 2 or segment_chars > limit:
-            return self.error(worker_id, {**data, "error": f"result text over {limit} characters"})
+    def result(self, worker_id: str, result: Result) -> dict[str, Any]:
+        """A worker's text for a slice (parsed and bounded by ``payloads``). Returns the acknowledgement sent
+        back to the worker."""
+        key = result.ref.key
         with self.lock:
             t0 = time.perf_counter()
             state = self.scheduler.workers.get(worker_id)
-            outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
+            outcome = self.scheduler.complete(worker_id, result.ref.lease, key, self.clock())
             if outcome.key is None:
                 log.warning("ignored a result for slice %s from %s: it does not hold that lease", key,
                             state.info.name if state else worker_id)
                 return {"ok": False, "error": "you do not hold this slice"}
             pieces = self._pieces.pop(key)
-            try:
-                shifted = transcript.shift_segments(segments, pieces)
-            except (TypeError, ValueError, AttributeError):
-                shifted = []
-            self.store.finish_slice(key.job_id, key.index, text=" ".join(text.split()), segments=shifted,
-                                    worker=state.info.name, engine=str(data.get("engine", state.info.engine)),
-                                    model=str(data.get("model", state.info.model)), elapsed=round(elapsed, 3),
-                                    error="", finished_at=time.time())
+            shifted = transcript.shift_segments([seg.as_dict() for seg in result.segments], pieces)
+            self.store.finish_slice(key.job_id, key.index, text=" ".join(result.text.split()), segments=shifted,
+                                    worker=state.info.name, engine=result.engine or state.info.engine,
+                                    model=result.model if result.model is not None else state.info.model,
+                                    elapsed=round(result.elapsed_s, 3), error="", finished_at=time.time())
             for lease in outcome.cancelled:
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
                 other = self.scheduler.workers.get(lease.worker_id)
                 log.info("slice %s/%d: done by %s; cancel sent to %s for its copy", key.job_id, key.index,
                          state.info.name, other.info.name if other else lease.worker_id)
             timing = self._timing.setdefault(key.job_id, JobTiming())
-            timing.answered(lease_id, self.clock(), elapsed, batch)
+            timing.answered(result.ref.lease, self.clock(), result.elapsed_s, result.batch)
             timing.merge_s += time.perf_counter() - t0
             # The freed slot gets its next slice first; then the job is pushed once, with both changes.
             if key.job_id in self.dispatch(changed=key.job_id):
                 self._save_timing(key.job_id)
             return {"ok": True}
 
-    def error(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    def error(self, worker_id: str, failure: SliceFailure) -> dict[str, Any]:
         """A worker could not transcribe a slice: it goes to another worker, or fails after max_attempts."""
-        try:
-            lease_id, key = str(data["lease"]), SliceKey(str(data["job"]), int(data["index"]))
-            reason = str(data.get("error", "unknown error"))[:500]
-        except (KeyError, TypeError, ValueError):
-            return {"ok": False, "error": "malformed error report"}
         with self.lock:
-            outcome = self.scheduler.fail(worker_id, lease_id, key, reason, self.clock())
+            outcome = self.scheduler.fail(worker_id, failure.ref.lease, failure.ref.key, failure.reason,
+                                          self.clock())
             if outcome.key is None:
                 return {"ok": False, "error": "you do not hold this slice"}
             self._apply([outcome])

@@ -6,9 +6,9 @@ back to back, so :func:`to_original_time` walks the pieces to find where a time 
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable, Sequence
 
+from . import strict_json
 from .store import JobRecord, SliceRecord
 
 
@@ -102,4 +102,4 @@ def to_txt(job: JobRecord) -> str:
 
 
 def to_json(job: JobRecord, view: dict[str, Any]) -> str:
-    return json.dumps({**view, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"
+    return strict_json.dumps({**view, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"

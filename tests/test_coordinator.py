@@ -9,6 +9,7 @@ import shutil
 import pytest
 import requests
 
+from server import payloads
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator, queued_runs
 from server.scheduler import Requirement, WorkerInfo
@@ -58,14 +59,19 @@ def submit(coord: Coordinator, name: str, requirement: Requirement = Requirement
     return coord.create_job(job_id, upload, name, requirement).id
 
 
+def result_for(sent: dict, text: str) -> payloads.Result:
+    """A worker's answer to the slice ``sent``, parsed as the server's Socket.IO handler parses it."""
+    data = {"lease": sent["lease"], "job": sent["job"], "index": sent["index"], "text": text}
+    return payloads.result(data, payloads.slice_ref(data), 20_000)
+
+
 def answer_all(coord: Coordinator, worker_id: str, text=lambda data: f"<{data['seconds']:.2f}>") -> None:
     """Answer every slice sent to ``worker_id`` (more come as slots free up) until none is left."""
     answered = {data["lease"] for data in coord.emit_log.slices_for(worker_id)
                 if coord.scheduler.leases.get(data["lease"]) is None}  # answered or lost before
     while waiting := [d for d in coord.emit_log.slices_for(worker_id) if d["lease"] not in answered]:
         data = waiting[0]
-        ack = coord.result(worker_id, {"lease": data["lease"], "job": data["job"], "index": data["index"],
-                                       "text": text(data)})
+        ack = coord.result(worker_id, result_for(data, text(data)))
         assert ack == {"ok": True}
         answered.add(data["lease"])
 
@@ -82,7 +88,7 @@ def test_waiting_slices_are_cut_again_for_short_workers_and_finished_ones_kept(c
     coord.worker_connected("w-long", WorkerInfo("long", max_slice_s=30.0))
     coord.dispatch()
     first = coord.emit_log.slices_for("w-long")[0]
-    coord.result("w-long", {"lease": first["lease"], "job": job_id, "index": 0, "text": "slice zero"})
+    coord.result("w-long", result_for(first, "slice zero"))
     assert coord.store.get_job(job_id).slices[1].status == "leased"
     coord.worker_disconnected("w-long")  # slice 1 back to the queue
 
@@ -123,7 +129,7 @@ def test_a_job_with_a_slice_out_is_not_renumbered_until_it_comes_back(coordinato
     assert held["index"] == len(before.slices) - 1 and held["seconds"] <= 12.0
     assert coord.replan_unservable() == 0
     assert [s.pieces for s in coord.store.get_job(job_id).slices] == [s.pieces for s in before.slices]
-    coord.result("w-tiny", {"lease": held["lease"], "job": job_id, "index": held["index"], "text": "the end"})
+    coord.result("w-tiny", result_for(held, "the end"))
     assert coord.replan_unservable() == 1
     after = coord.store.get_job(job_id)
     assert all(s.seconds <= 12.0 + 1e-6 for s in after.slices)
