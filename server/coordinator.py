@@ -17,10 +17,11 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, splitter, transcript, views
+from . import audio, redo, splitter, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
+from .payloads import Result, SliceFailure
 from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
 from .store import JobRecord, SliceRecord, Store
 from .timing import JobTiming
@@ -232,13 +233,41 @@ class Coordinator:
 
     def _queue(self, job: JobRecord, last_round: int = 0) -> None:
         """Queue a job's unfinished slices; the last ``last_round`` go longest first (``hand_out_order``)."""
-        requirement = Requirement(job.engine, job.model)
         waiting = [s for s in job.slices if s.status not in ("done", "failed")]
         for n in hand_out_order([s.seconds for s in waiting], last_round):
             s = waiting[n]
             key = SliceKey(job.id, s.index)
             self._pieces[key] = s.pieces
-            self.scheduler.submit(key, s.seconds, requirement, attempts=s.attempts)
+            self.scheduler.submit(key, s.seconds, redo.slice_requirement(job, s), attempts=s.attempts)
+
+    def transcribe_again(self, job_id: str, index: int, request: redo.Redo) -> None:
+        """Send a done or failed slice to be transcribed again (``redo``); its old text stays until the new
+        one comes. Raises ``corrections.Refused`` when it may not be."""
+        with self.lock:
+            job = self.store.get_job(job_id)
+            s = None if job is None else next((s for s in job.slices if s.index == index), None)
+            if job is None or s is None:
+                raise redo.Refused(404, f"no job {job_id!r}" if job is None else
+                                   f"job {job_id} has no slice {index}: it has {len(job.slices)} (numbered from 0)")
+            redo.check(s, request)
+            values = {"status": "queued", "worker": "", "error": "", "attempts": 0, "edits": {},
+                      "asked_engine": request.asked.engine, "asked_model": request.asked.model}
+            self.store.update_slice(job_id, index, **values)
+            s = replace(s, **values)
+            self._queue(replace(job, slices=[s]))
+            log.info("job %s: slice %d sent to be transcribed again%s", job_id, index,
+                     f" by {request.asked.engine} {request.asked.model}".rstrip() if s.asked_engine or
+                     s.asked_model else "")
+            self._after_slice_change(job_id)
+            self._push_jobs()
+            self.dispatch()
+
+    def job_changed(self, job_id: str) -> None:
+        """Something a person changed (a correction, a new name): push the job to its pages and the jobs list
+        to every page."""
+        with self.lock:
+            self._push_job(job_id)
+            self._push_jobs()
 
     def resume(self) -> int:
         """After a restart: queue again every slice that was not finished (finished ones are kept as they are),
@@ -379,61 +408,42 @@ class Coordinator:
         with self.lock:
             return self.scheduler.heartbeat(worker_id, self.clock())
 
-    def result(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        """A worker's text for a slice. Returns the acknowledgement sent back to the worker."""
-        try:
-            lease_id, key = str(data["lease"]), SliceKey(str(data["job"]), int(data["index"]))
-            text = str(data.get("text", ""))
-            segments = list(data.get("segments") or [])
-            elapsed = float(data.get("elapsed", 0.0))
-            batch = min(64, max(1, int(data.get("batch", 1))))
-        except (KeyError, TypeError, ValueError):
-            return {"ok": False, "error": "malformed result"}
-        limit = self.settings.server.max_text_chars
-        segment_chars = sum(len(str(seg.get("text", ""))) for seg in segments if isinstance(seg, dict))
-        words = sum(len(seg["words"]) for seg in segments
-                    if isinstance(seg, dict) and isinstance(seg.get("words"), list))
-        if len(text) > limit or len(segments) > limit // 2 or segment_chars > limit or words > limit // 2:
-            return self.error(worker_id, {**data, "error": f"result text over {limit} characters"})
+    def result(self, worker_id: str, result: Result) -> dict[str, Any]:
+        """A worker's text for a slice (parsed and bounded by ``payloads``). Returns the acknowledgement sent
+        back to the worker."""
+        key = result.ref.key
         with self.lock:
             t0 = time.perf_counter()
             state = self.scheduler.workers.get(worker_id)
-            outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
+            outcome = self.scheduler.complete(worker_id, result.ref.lease, key, self.clock())
             if outcome.key is None:
                 log.warning("ignored a result for slice %s from %s: it does not hold that lease", key,
                             state.info.name if state else worker_id)
                 return {"ok": False, "error": "you do not hold this slice"}
             pieces = self._pieces.pop(key)
-            try:
-                shifted = transcript.shift_segments(segments, pieces)
-            except (TypeError, ValueError, AttributeError):
-                shifted = []
-            self.store.finish_slice(key.job_id, key.index, text=" ".join(text.split()), segments=shifted,
-                                    worker=state.info.name, engine=str(data.get("engine", state.info.engine)),
-                                    model=str(data.get("model", state.info.model)), elapsed=round(elapsed, 3),
-                                    error="", finished_at=time.time())
+            shifted = transcript.shift_segments([seg.as_dict() for seg in result.segments], pieces)
+            self.store.finish_slice(key.job_id, key.index, text=" ".join(result.text.split()), segments=shifted,
+                                    worker=state.info.name, engine=result.engine or state.info.engine,
+                                    model=result.model if result.model is not None else state.info.model,
+                                    elapsed=round(result.elapsed_s, 3), error="", finished_at=time.time())
             for lease in outcome.cancelled:
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
                 other = self.scheduler.workers.get(lease.worker_id)
                 log.info("slice %s/%d: done by %s; cancel sent to %s for its copy", key.job_id, key.index,
                          state.info.name, other.info.name if other else lease.worker_id)
             timing = self._timing.setdefault(key.job_id, JobTiming())
-            timing.answered(lease_id, self.clock(), elapsed, batch)
+            timing.answered(result.ref.lease, self.clock(), result.elapsed_s, result.batch)
             timing.merge_s += time.perf_counter() - t0
             # The freed slot gets its next slice first; then the job is pushed once, with both changes.
             if key.job_id in self.dispatch(changed=key.job_id):
                 self._save_timing(key.job_id)
             return {"ok": True}
 
-    def error(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    def error(self, worker_id: str, failure: SliceFailure) -> dict[str, Any]:
         """A worker could not transcribe a slice: it goes to another worker, or fails after max_attempts."""
-        try:
-            lease_id, key = str(data["lease"]), SliceKey(str(data["job"]), int(data["index"]))
-            reason = str(data.get("error", "unknown error"))[:500]
-        except (KeyError, TypeError, ValueError):
-            return {"ok": False, "error": "malformed error report"}
         with self.lock:
-            outcome = self.scheduler.fail(worker_id, lease_id, key, reason, self.clock())
+            outcome = self.scheduler.fail(worker_id, failure.ref.lease, failure.ref.key, failure.reason,
+                                          self.clock())
             if outcome.key is None:
                 return {"ok": False, "error": "you do not hold this slice"}
             self._apply([outcome])
@@ -566,9 +576,12 @@ class Coordinator:
             job = self.store.get_job(job_id)
             return None if job is None else views.job_view(job, self.scheduler)
 
-    def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
+    def jobs_view(self, limit: int = 50, query: str = "") -> list[dict[str, Any]]:
+        """The newest jobs (those whose name or text holds ``query``, if given), each with its first words."""
         with self.lock:
-            return [views.job_summary(job, counts) for job, counts in self.store.list_jobs(limit)]
+            jobs = self.store.list_jobs(limit, query)
+            first = self.store.first_texts([job.id for job, _ in jobs])
+            return [views.job_summary(job, counts, first.get(job.id, "")) for job, counts in jobs]
 
     def workers_view(self) -> list[dict[str, Any]]:
         with self.lock:

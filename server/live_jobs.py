@@ -21,6 +21,7 @@ from . import audio
 from .coordinator import Coordinator, fit_to_workers
 from .ids import new_job_id
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
+from .payloads import LiveChunk, LiveRef, LiveStop
 from .store import JobRecord
 
 log = logging.getLogger("scatterscribe")
@@ -118,29 +119,35 @@ class LiveJobs:
             log.info("job %s: live recording started at %d Hz", job_id, sample_rate)
             return {"job": job_id, "key": live.key, "ack": -1, "max_chunk_bytes": session.max_chunk_bytes}
 
-    def chunk(self, data: dict[str, Any]) -> dict[str, Any]:
+    def chunk(self, chunk: LiveChunk) -> dict[str, Any]:
         """``{job, key, seq, pcm}`` → ``{ack}``; a refusal adds ``error``, an ended recording ``finished``."""
-        return self._request(data, lambda session, now: session.chunk(data.get("seq"), data.get("pcm"), now))
+        return self._request(chunk.ref, lambda session, now: session.chunk(chunk.seq, chunk.pcm, now))
 
-    def stop(self, data: dict[str, Any]) -> dict[str, Any]:
+    def stop(self, stop: LiveStop) -> dict[str, Any]:
         """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq``. The last slice is closed and
         sent at once when every chunk is here; else when the missing ones come (or at the idle timeout)."""
-        return self._request(data, lambda session, now: session.stop(data.get("last_seq"), now))
+        return self._request(stop.ref, lambda session, now: session.stop(stop.last_seq, now))
 
-    def resume(self, data: dict[str, Any]) -> dict[str, Any]:
+    def refuse(self, ref: LiveRef, reason: str) -> dict[str, Any]:
+        """A request about this recording that could not be read: refused with ``reason``; nothing changes."""
+        def refused(session: LiveSession, now: float) -> Update:
+            raise ChunkError(reason)
+        return self._request(ref, refused)
+
+    def resume(self, ref: LiveRef) -> dict[str, Any]:
         """``{job, key}`` after a reconnect: what the server has (``ack``), so the page resends the rest."""
         with self.coordinator.lock:
             try:
-                _, live = self._find(data)
+                _, live = self._find(ref)
             except ChunkError as exc:
                 return {"ack": -1, "error": str(exc), "finished": True}
             live.session.last_heard = self.clock()
             return {"ack": live.session.ack, "stopping": live.session.last_seq is not None}
 
-    def _request(self, data: dict[str, Any], act: Callable[[LiveSession, float], Update]) -> dict[str, Any]:
+    def _request(self, ref: LiveRef, act: Callable[[LiveSession, float], Update]) -> dict[str, Any]:
         with self.coordinator.lock:
             try:
-                job_id, live = self._find(data)
+                job_id, live = self._find(ref)
             except ChunkError as exc:
                 return {"ack": -1, "error": str(exc), "finished": True}
             try:
@@ -149,15 +156,12 @@ class LiveJobs:
                 return {"ack": live.session.ack, "error": str(exc)}
             return self._apply(job_id, live, update)
 
-    def _find(self, data: dict[str, Any]) -> tuple[str, _Live]:
-        job_id = data.get("job")
-        live = self.sessions.get(job_id) if isinstance(job_id, str) else None
-        key = data.get("key")
-        if live is None or not isinstance(key, str) or not hmac.compare_digest(key.encode(),
-                                                                               live.key.encode()):
+    def _find(self, ref: LiveRef) -> tuple[str, _Live]:
+        live = self.sessions.get(ref.job)
+        if live is None or not hmac.compare_digest(ref.key.encode(), live.key.encode()):
             raise ChunkError("no such live recording here: it has ended (or the server restarted and closed "
                              "it with the audio it had)")
-        return job_id, live
+        return ref.job, live
 
     # --- applying what the session decided ------------------------------------------------------------------
 

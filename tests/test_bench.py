@@ -47,6 +47,21 @@ def test_quick_bench_writes_every_part(tmp_path):
     assert not any((tmp_path / "tmp").glob("2*")), "scratch data left behind"
 
 
+def test_quick_ceiling_measures_a_server_under_simulated_workers(tmp_path):
+    """The ceiling part starts a real server, simulated workers and pages (bench/swarm.py), and reports slices
+    returned per second, hand-out and push latencies and a py-spy profile of the server."""
+    command = [PYTHON, "-m", "bench", "ceiling", "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "ceiling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    raw = json.loads((tmp_path / "ceiling.json").read_text())
+    (point,) = raw["points"]
+    assert point["workers"] == 4 and point["results_per_s"] > 0 and point["errors"] == 0
+    assert point["handout_ms"][0] > 0 and point["pushes"] > 0
+    assert point["profile_self"], "py-spy saw nothing of the server"
+    assert "| workers |" in (tmp_path / "ceiling.md").read_text()
+
+
 def test_quick_width_bench_scores_every_width(tmp_path):
     """The width part runs two widths and both faster-whisper baselines on the shortest long recording and a
     short joined workload, and writes its table, raw numbers and plot; every side has a time, a WER per

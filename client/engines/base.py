@@ -13,6 +13,8 @@ from typing import Any, Iterable, Iterator, NamedTuple, Protocol
 import numpy as np
 
 SAMPLE_RATE = 16000
+#: Longest word sent to the server (its payload check refuses longer ones; a real word is far shorter).
+MAX_WORD_CHARS = 200
 
 
 class Word(NamedTuple):
@@ -57,7 +59,7 @@ def words_of(words: Iterable[Any]) -> tuple[Word, ...]:
     out = []
     for w in words:
         get = w.get if isinstance(w, dict) else (lambda key, w=w: getattr(w, key))
-        text = str(get("word")).strip()
+        text = str(get("word")).strip()[:MAX_WORD_CHARS]
         p = float(get("probability"))
         if text:
             start = max(0.0, float(get("start")))
@@ -72,7 +74,7 @@ def logprob(value: Any) -> float | None:
         v = float(value)
     except (TypeError, ValueError):
         return None
-    return round(v, 4) if math.isfinite(v) else None
+    return round(min(0.0, v), 4) if math.isfinite(v) else None
 
 
 def pcm16_bytes(audio: np.ndarray) -> bytes:

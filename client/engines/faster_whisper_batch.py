@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .base import SAMPLE_RATE, Segment, Word, logprob
+from .base import MAX_WORD_CHARS, SAMPLE_RATE, Segment, Word, logprob
 
 log = logging.getLogger("scatterscribe.worker")
 
@@ -88,8 +88,9 @@ def sentence_segments(words: list[dict], offset_s: float, max_segment_s: float,
 
 def _segment(words: list[dict], offset_s: float, avg_logprob: float | None) -> Segment:
     start, end = offset_s + float(words[0]["start"]), offset_s + float(words[-1]["end"])
-    timed = tuple(Word(round(offset_s + float(w["start"]), 3), round(offset_s + float(w["end"]), 3),
-                       w["word"].strip(), _probability(w.get("probability")))
+    timed = tuple(Word(round(max(0.0, offset_s + float(w["start"])), 3),
+                       round(max(0.0, offset_s + float(w["start"]), offset_s + float(w["end"])), 3),
+                       w["word"].strip()[:MAX_WORD_CHARS], _probability(w.get("probability")))
                   for w in words if w["word"].strip())
     return Segment(round(start, 3), round(end, 3), "".join(w["word"] for w in words), timed, logprob(avg_logprob))
 
