@@ -45,6 +45,15 @@ def decode_wav(data: bytes) -> np.ndarray:
     return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
 
 
+def span_of(value: Any) -> tuple[float, float] | None:
+    """The ``span`` of a slice message, ``[start, end]`` in seconds of its audio, or None when absent or odd."""
+    try:
+        start, end = (float(x) for x in value)
+    except (TypeError, ValueError):
+        return None
+    return (start, end) if 0 <= start <= end < 1e6 else None
+
+
 def segment_payload(seg: Segment) -> dict[str, Any]:
     """A segment as the ``result`` payload carries it (the Words contract): times in seconds of the slice
     audio, its words (empty for engines without word times) and its average log probability (or None)."""
@@ -61,6 +70,7 @@ class Work:
     index: int
     audio: bytes
     generation: int  # connection it arrived on; work from an older connection is void
+    span: tuple[float, float] | None = None  # where the slice's own audio lies in ``audio`` (guard bands around)
 
 
 class Cancelled(Exception):
@@ -76,7 +86,9 @@ class Worker:
         self.slots = slots
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
-                     "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s)}
+                     "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
+                     # It times each word: the server may send guard bands and keep the words of the slice.
+                     "words": bool(getattr(engine, "word_times", False))}
         self.work: queue.Queue[Work] = queue.Queue()
         self.cancelled: set[str] = set()
         self.generation = 0
@@ -108,7 +120,7 @@ class Worker:
 
     def _on_slice(self, data: dict[str, Any]) -> None:
         self.work.put(Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"],
-                           self.generation))
+                           self.generation, span_of(data.get("span"))))
 
     def _on_welcome(self, data: dict[str, Any]) -> None:
         """The server says how often it wants heartbeats (its lease timeout is built on that)."""
@@ -193,12 +205,13 @@ class Worker:
 
     def _do_batch(self, batch: list[Work]) -> None:
         """Decode live slices together; one that cannot be read is reported alone, the rest go on."""
-        live, samples = [], []
+        live, samples, spans = [], [], []
         for work in batch:
             if self._void(work):
                 continue
             try:
                 samples.append(decode_wav(work.audio))
+                spans.append(work.span)
                 live.append(work)
             except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
                 self._report_error(work, exc)
@@ -206,7 +219,7 @@ class Worker:
             return
         t0 = time.perf_counter()
         try:
-            results = self.engine.transcribe_batch(samples)
+            results = self.engine.transcribe_batch(samples, spans)
         except Exception as exc:  # noqa: BLE001 - report it; the server gives the slices to someone else
             log.exception("batch of %d slice(s): transcription failed", len(live))
             for work in live:

@@ -106,7 +106,8 @@ def worker_info(auth: Any) -> WorkerInfo:
     slots = min(MAX_SLOTS, whole(auth.get("slots", 1), "slots", 1, 2**31))
     max_slice_s = min(MAX_SLICE_S, number(auth.get("max_slice_s", 30.0), "max_slice_s", 1.0, 1e9))
     return WorkerInfo(name=label(auth.get("name"), 64, "worker"), engine=label(auth.get("engine"), 32, "unknown"),
-                      model=label(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s)
+                      model=label(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s,
+                      words=auth.get("words") is True)
 
 
 @dataclass(frozen=True)
