@@ -3,7 +3,8 @@
 The server sends a slice whenever this worker has a free slot (it announced ``slots`` when connecting), so
 there is no polling: each slot is a thread that takes the next slice from a local queue, transcribes it and
 answers with ``call('result')``. An engine that can decode several slices at once (``transcribe_batch``) gets
-one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch. A
+one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch (a slice
+it could not decode comes back as its exception and is reported alone). A
 heartbeat thread keeps the leases alive. When the connection drops, slices still held are void (the server has
 already queued them again); python-socketio reconnects with backoff.
 """
@@ -205,6 +206,10 @@ class Worker:
         elapsed = time.perf_counter() - t0
         seconds = sum(len(x) for x in samples) / 16000
         for work, audio, segments in zip(live, samples, results, strict=True):
+            if isinstance(segments, Exception):  # this slice alone failed; its batch-mates are answered
+                log.error("slice %s/%d: transcription failed: %s", work.job, work.index, segments)
+                self._report_error(work, segments)
+                continue
             answer = self._answer(work, [{"start": round(seg.start, 3), "end": round(seg.end, 3),
                                           "text": seg.text} for seg in segments], elapsed, len(live))
             # One line per slice; a batch's slices share its time, so the speed is the batch's.

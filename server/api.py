@@ -10,8 +10,9 @@ import tempfile
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import audio, disk, transcript
+from . import audio, corrections, disk, redo, transcript
 from .audio import AudioError
+from .config import ROOT
 from .coordinator import Coordinator, JobError
 from .ids import is_job_id
 from .scheduler import Requirement
@@ -93,7 +94,70 @@ def create_job():
 
 @bp.get("/api/jobs")
 def list_jobs():
-    return jsonify({"jobs": coordinator().jobs_view()})
+    """Recent jobs, newest first; ``?q=words``: only those whose name or text holds them."""
+    query = " ".join(request.args.get("q", "").split())[:200]
+    return jsonify({"jobs": coordinator().jobs_view(query=query), "query": query})
+
+
+def refused(exc: corrections.Refused) -> tuple[Response, int]:
+    return jsonify({"error": str(exc), **exc.extra}), exc.status
+
+
+@bp.patch("/api/jobs/<job:job_id>")
+def rename_job(job_id: str):
+    """``{"name": ...}``: give a job another name."""
+    try:
+        name = corrections.parse_name(request.get_data(cache=False))
+        corrections.rename(coordinator(), job_id, name)
+    except corrections.Refused as exc:
+        return refused(exc)
+    return jsonify({"id": job_id, "name": name})
+
+
+@bp.patch("/api/jobs/<job:job_id>/slices/<int:index>/segments/<int:number>")
+def correct_segment(job_id: str, index: int, number: int):
+    """``{"text", "was"}`` or ``{"restore": true, "was"}``: correct a segment's text, or undo the correction
+    (see ``corrections``); 409 when the segment no longer reads ``was``."""
+    try:
+        change = corrections.parse(_small_body(corrections.MAX_BODY_BYTES))
+        return jsonify(corrections.correct(coordinator(), job_id, index, number, change))
+    except corrections.Refused as exc:
+        return refused(exc)
+
+
+@bp.post("/api/jobs/<job:job_id>/slices/<int:index>/redo")
+def redo_slice(job_id: str, index: int):
+    """Transcribe a done or failed slice again; optional JSON ``{"engine", "model", "replace_corrections"}``."""
+    try:
+        request_ = redo.parse(_small_body(4096))
+        coordinator().transcribe_again(job_id, index, request_)
+    except corrections.Refused as exc:
+        return refused(exc)
+    return jsonify({"slice": index, "status": "queued", "engine": request_.asked.engine,
+                    "model": request_.asked.model}), 202
+
+
+def _small_body(limit: int) -> bytes:
+    """The request's body, refused unread (413) past ``limit`` bytes."""
+    if (request.content_length or 0) > limit:
+        raise corrections.Refused(413, f"the request body is over {limit // 1024} KB; this request needs far less")
+    return request.get_data(cache=False)[:limit + 1]
+
+
+@bp.get("/api/worker-setup")
+def worker_setup():
+    """What the page needs to write the command that starts a worker against this server: where the worker
+    token is kept (relative to the repository when it is inside it), or null when the server was given its
+    token (then only whoever started it knows it)."""
+    settings = coordinator().settings
+    if settings.server.token:
+        return jsonify({"token_file": None})
+    path = settings.data_path.resolve() / "worker-token"
+    try:
+        shown = str(path.relative_to(ROOT.resolve()))
+    except ValueError:
+        shown = str(path)
+    return jsonify({"token_file": shown})
 
 
 @bp.get("/api/jobs/<job:job_id>")
@@ -118,7 +182,7 @@ def get_transcript(job_id: str, ext: str):
     if job is None:
         return error(404, f"no job {job_id!r}")
     if ext == "txt":
-        body = transcript.to_txt(job)
+        body = transcript.to_txt(job, timestamps=request.args.get("timestamps", "") not in ("", "0", "false"))
     elif ext == "srt":
         body = transcript.to_srt(job)
     elif ext == "vtt":

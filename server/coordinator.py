@@ -18,7 +18,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, disk, splitter, transcript, views
+from . import audio, disk, redo, splitter, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
@@ -244,13 +244,41 @@ class Coordinator:
 
     def _queue(self, job: JobRecord, last_round: int = 0) -> None:
         """Queue a job's unfinished slices; the last ``last_round`` go longest first (``hand_out_order``)."""
-        requirement = Requirement(job.engine, job.model)
         waiting = [s for s in job.slices if s.status not in ("done", "failed")]
         for n in hand_out_order([s.seconds for s in waiting], last_round):
             s = waiting[n]
             key = SliceKey(job.id, s.index)
             self._pieces[key] = s.pieces
-            self.scheduler.submit(key, s.seconds, requirement, attempts=s.attempts)
+            self.scheduler.submit(key, s.seconds, redo.slice_requirement(job, s), attempts=s.attempts)
+
+    def transcribe_again(self, job_id: str, index: int, request: redo.Redo) -> None:
+        """Send a done or failed slice to be transcribed again (``redo``); its old text stays until the new
+        one comes. Raises ``corrections.Refused`` when it may not be."""
+        with self.lock:
+            job = self.store.get_job(job_id)
+            s = None if job is None else next((s for s in job.slices if s.index == index), None)
+            if job is None or s is None:
+                raise redo.Refused(404, f"no job {job_id!r}" if job is None else
+                                   f"job {job_id} has no slice {index}: it has {len(job.slices)} (numbered from 0)")
+            redo.check(s, request)
+            values = {"status": "queued", "worker": "", "error": "", "attempts": 0, "edits": {},
+                      "asked_engine": request.asked.engine, "asked_model": request.asked.model}
+            self.store.update_slice(job_id, index, **values)
+            s = replace(s, **values)
+            self._queue(replace(job, slices=[s]))
+            log.info("job %s: slice %d sent to be transcribed again%s", job_id, index,
+                     f" by {request.asked.engine} {request.asked.model}".rstrip() if s.asked_engine or
+                     s.asked_model else "")
+            self._after_slice_change(job_id)
+            self._push_jobs()
+            self.dispatch()
+
+    def job_changed(self, job_id: str) -> None:
+        """Something a person changed (a correction, a new name): push the job to its pages and the jobs list
+        to every page."""
+        with self.lock:
+            self._push_job(job_id)
+            self._push_jobs()
 
     def resume(self) -> int:
         """After a restart: queue again every slice that was not finished (finished ones are kept as they are),
@@ -614,9 +642,12 @@ class Coordinator:
             job = self.store.get_job(job_id)
             return None if job is None else views.job_view(job, self.scheduler)
 
-    def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
+    def jobs_view(self, limit: int = 50, query: str = "") -> list[dict[str, Any]]:
+        """The newest jobs (those whose name or text holds ``query``, if given), each with its first words."""
         with self.lock:
-            return [views.job_summary(job, counts) for job, counts in self.store.list_jobs(limit)]
+            jobs = self.store.list_jobs(limit, query)
+            first = self.store.first_texts([job.id for job, _ in jobs])
+            return [views.job_summary(job, counts, first.get(job.id, "")) for job, counts in jobs]
 
     def workers_view(self) -> list[dict[str, Any]]:
         with self.lock:

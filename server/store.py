@@ -75,6 +75,11 @@ class SliceRecord:
     error: str = ""
     elapsed: float | None = None
     finished_at: float | None = None
+    #: Corrections, by segment number ("0", "1", ...): {"original", "at"}; the corrected text is in
+    #: ``segments`` and ``text`` themselves (so every reader gets it), the worker's text is kept here.
+    edits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    asked_engine: str = ""  # what a "transcribe again" asked of workers ('' = what the job asks)
+    asked_model: str = ""
 
     @property
     def seconds(self) -> float:
@@ -102,7 +107,7 @@ class JobRecord:
     slices: list[SliceRecord] = field(default_factory=list)
 
 
-_JSON_COLUMNS = {"pieces", "segments", "stats"}
+_JSON_COLUMNS = {"pieces", "segments", "stats", "edits"}
 _JOB_COLUMNS = [f.name for f in fields(JobRecord) if f.name != "slices"]
 _SLICE_COLUMNS = ["idx" if f.name == "index" else f.name for f in fields(SliceRecord)]
 
@@ -154,6 +159,11 @@ class Store:
         columns = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "recording" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN recording INTEGER NOT NULL DEFAULT 0")
+        slice_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(slices)")}
+        for name, kind in [("edits", "TEXT NOT NULL DEFAULT '{}'"), ("asked_engine", "TEXT NOT NULL DEFAULT ''"),
+                           ("asked_model", "TEXT NOT NULL DEFAULT ''")]:
+            if name not in slice_columns:  # corrections and "transcribe again" (server/corrections.py, redo.py)
+                self._db.execute(f"ALTER TABLE slices ADD COLUMN {name} {kind}")
         self._scrub_non_finite()
 
     def _scrub_non_finite(self) -> None:
@@ -258,10 +268,17 @@ class Store:
                           db.execute("SELECT * FROM slices WHERE job_id = ? ORDER BY idx", [job_id])]
             return job
 
-    def list_jobs(self, limit: int = 50) -> list[tuple[JobRecord, dict[str, int]]]:
-        """The newest jobs (without their slices) and how many of their slices are in each status."""
+    def list_jobs(self, limit: int = 50, query: str = "") -> list[tuple[JobRecord, dict[str, int]]]:
+        """The newest jobs (without their slices) and how many of their slices are in each status; with
+        ``query``, only those whose name or text holds it (any case)."""
         with self._tx() as db:
-            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
+            if query:
+                like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                rows = db.execute(
+                    "SELECT * FROM jobs WHERE name LIKE ?1 ESCAPE '\\' OR id IN (SELECT job_id FROM slices "
+                    "WHERE text LIKE ?1 ESCAPE '\\') ORDER BY created_at DESC LIMIT ?2", [like, limit]).fetchall()
+            else:
+                rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
             counts: dict[str, dict[str, int]] = {}
             ids = [r["id"] for r in rows]
             if ids:
@@ -269,6 +286,17 @@ class Store:
                                     f"({','.join('?' * len(ids))}) GROUP BY job_id, status", ids):
                     counts.setdefault(r["job_id"], {})[r["status"]] = r["n"]
             return [(self._job(r), counts.get(r["id"], {})) for r in rows]
+
+    def first_texts(self, job_ids: list[str]) -> dict[str, str]:
+        """Each job's first done slice that holds text: its text, by job id (jobs without one are left out)."""
+        if not job_ids:
+            return {}
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT s.job_id, s.text FROM slices s WHERE s.job_id IN ({','.join('?' * len(job_ids))}) "
+                "AND s.idx = (SELECT MIN(idx) FROM slices WHERE job_id = s.job_id AND status = 'done' "
+                "AND text != '')", job_ids)
+            return {r["job_id"]: r["text"] for r in rows}
 
     def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that were still queued or running (with their slices), oldest first: what a restart resumes."""

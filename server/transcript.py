@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from . import strict_json
+from . import paragraphs, strict_json, subtitles
 from .store import JobRecord, SliceRecord
 
 
@@ -58,13 +58,24 @@ def join_text(slices: Iterable[SliceRecord]) -> str:
 
 
 def timed_segments(job: JobRecord) -> list[dict[str, Any]]:
-    """Every segment of the job on the recording's timeline, in order, with the slice it came from."""
+    """Every segment of the job on the recording's timeline, in order, with the slice it came from; a corrected
+    one says so and keeps its original text (``edited``, ``original``); a failed slice is one item marked
+    ``failed``; a done slice whose worker sent text without times is one item spanning the slice."""
     out = []
     for s in sorted(job.slices, key=lambda s: s.index):
         if s.status == "done":
-            out.extend({**seg, "slice": s.index} for seg in s.segments)
+            if not s.segments and s.text.strip():
+                out.append({"start": s.start, "end": s.end, "text": s.text, "slice": s.index})
+            for n, seg in enumerate(s.segments):
+                item = {**seg, "slice": s.index}
+                edit = s.edits.get(str(n))
+                if edit is not None:
+                    item.update(edited=True, original=edit["original"])
+                out.append(item)
         elif s.status == "failed":
-            out.append({"start": s.start, "end": s.end, "text": failure_marker(s), "slice": s.index})
+            out.append({"start": s.start, "end": s.end, "text": failure_marker(s), "slice": s.index,
+                        "failed": True, "span": f"{format_clock(s.start)}–{format_clock(s.end)}",
+                        "error": s.error or "failed"})
     return out
 
 
@@ -75,31 +86,39 @@ def format_clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
 
 
-def _stamp(seconds: float, sep: str) -> str:
-    ms = int(round(max(0.0, seconds) * 1000))
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+def _spoken(job: JobRecord) -> list[dict[str, Any]]:
+    """The timed items that hold text (a segment corrected to nothing is left out)."""
+    return [item for item in timed_segments(job) if str(item.get("text", "")).strip()]
 
 
 def to_srt(job: JobRecord) -> str:
-    cues = []
-    for n, seg in enumerate(timed_segments(job), 1):
-        cues.append(f"{n}\n{_stamp(seg['start'], ',')} --> {_stamp(seg['end'], ',')}\n{seg['text']}\n")
-    return "\n".join(cues)
+    return subtitles.to_srt(subtitles.cues(_spoken(job), duration_s=job.duration))
 
 
 def to_vtt(job: JobRecord) -> str:
-    cues = [f"{_stamp(seg['start'], '.')} --> {_stamp(seg['end'], '.')}\n{seg['text']}\n"
-            for seg in timed_segments(job)]
-    return "WEBVTT\n\n" + "\n".join(cues)
+    return subtitles.to_vtt(subtitles.cues(_spoken(job), duration_s=job.duration))
 
 
-def to_txt(job: JobRecord) -> str:
-    text = join_text(job.slices)
-    return (text or job.note) + "\n"
+def to_txt(job: JobRecord, timestamps: bool = False) -> str:
+    """The transcript in paragraphs (``paragraphs``), a blank line between them; with ``timestamps`` each
+    starts with its time, e.g. ``[1:02.5]``. A job without text gives its note ("no speech found")."""
+    items = _spoken(job)
+    out = []
+    for para in paragraphs.group(items):
+        text = " ".join(" ".join(str(items[i]["text"]).split()) for i in para)
+        out.append(f"[{format_clock(items[para[0]]['start'])}] {text}" if timestamps else text)
+    return ("\n\n".join(out) or job.note) + "\n"
+
+
+def _used(values: Iterable[str]) -> str:
+    """Distinct non-empty values in order of first use, joined: "faster-whisper" or "faster-whisper, sphinx"."""
+    return ", ".join(dict.fromkeys(v for v in values if v))
 
 
 def to_json(job: JobRecord, view: dict[str, Any]) -> str:
-    return strict_json.dumps({**view, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"
+    """The job view plus every timed segment. ``engine`` and ``model`` say what produced the text (the job's
+    slices); what the job asked workers for is under ``requested``."""
+    done = [s for s in job.slices if s.status == "done"]
+    used = {"engine": _used(s.engine for s in done) or job.engine, "model": _used(s.model for s in done) or job.model,
+            "requested": {"engine": job.engine, "model": job.model}}
+    return strict_json.dumps({**view, **used, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"

@@ -158,11 +158,11 @@ class Server(Process):
     """``python -m server`` on a free port with its own data folder."""
 
     def __init__(self, tmp: Path, local_workers: int = 0, config: Path | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT):
+                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT, python: str = PYTHON):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp / "data"
-        args = [PYTHON, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
+        args = [python, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
                 "--local-workers", str(local_workers)]
         if config is not None:
             args += ["--config", str(config)]

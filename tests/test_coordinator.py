@@ -8,13 +8,14 @@ import shutil
 import sqlite3
 
 import pytest
+import requests
 
 from server import payloads
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator, queued_runs
 from server.scheduler import Requirement, WorkerInfo
 from server.store import SliceRecord, Store
-from tests.support import Server, Worker, corpus_file
+from tests.support import Server, Worker, corpus_file, wait_for
 
 BUSH = "bush_radio_address_2008-11-01.wav"  # 127 s: five slices at the default 28 s
 JFK = "jfk_inaugural_excerpt.wav"  # 11 s: one slice
@@ -273,3 +274,25 @@ def test_a_write_that_fails_gives_the_lease_back_at_once(tmp_path, method):
     coord.tick()
     answer_all(coord, "w", text=lambda data: "ask not")
     assert coord.store.get_job(job_id).status == "done"
+
+
+def test_deleting_a_job_removes_its_audio_and_calls_back_its_slices(tmp_path):
+    """DELETE /api/jobs/<id> while a worker holds one of its slices: 200, the job and its folder are gone, the
+    worker is sent `cancel` and drops the slice, and its slot is free again at once."""
+    server = Server(tmp_path)
+    worker = Worker(server, "slow", "--engine", "sleep", "--model", "2")  # 2 s of sleep per audio second
+    try:
+        server.wait_workers(1)
+        job_id = server.submit(corpus_file("ljspeech_LJ001-0001.wav"))
+        wait_for(lambda: server.workers()[0]["busy"] == 1, 30, "the worker to hold the slice")
+        folder = server.data_dir / "jobs" / job_id
+        assert (folder / "audio.wav").exists()
+        response = requests.delete(f"{server.url}/api/jobs/{job_id}", timeout=30)
+        assert response.status_code == 200 and response.json() == {"deleted": job_id}
+        assert not folder.exists()
+        assert server.get(f"/api/jobs/{job_id}").status_code == 404
+        assert server.workers()[0]["busy"] == 0
+        wait_for(lambda: f"slice {job_id}/0: cancelled" in worker.log(), 60, "the worker to drop the slice")
+    finally:
+        worker.stop()
+        server.stop()

@@ -17,6 +17,9 @@ What the batched pipeline lacks, and this adds back:
 * **Failed decodes.** A result that is too repetitive (gzip compression ratio) or too unlikely (average log
   probability) goes through ``WhisperModel.transcribe`` with its temperature fallback, as a lone slice would.
 * **Silence.** A result Whisper itself calls no-speech is dropped, with the same thresholds as ``transcribe``.
+* **One bad slice fails only itself.** Continuation prompts of different lengths are decoded in groups of one
+  length (CTranslate2 wants the start token at one position across a batch), and a batch that still raises is
+  decoded again slice by slice; only a slice that fails alone is reported as failed.
 
 This uses faster-whisper's own building blocks (``encode``, ``get_prompt``, ``find_alignment``), pinned at the
 version in requirements.txt.
@@ -24,6 +27,7 @@ version in requirements.txt.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -31,6 +35,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .base import SAMPLE_RATE, Segment
+
+log = logging.getLogger("scatterscribe.worker")
 
 #: Punctuation that ends a sentence, and so a segment.
 SENTENCE_END = (".", "?", "!")
@@ -108,16 +114,34 @@ class BatchTranscriber:
         self._parallel_model = side_by_side
         self._pool = ThreadPoolExecutor(self.parallel, "decoder") if self.parallel > 1 else None
 
-    def transcribe(self, audios: list[np.ndarray]) -> list[list[Segment]]:
-        """Segments of each slice (float32, mono, 16 kHz), in seconds from the start of that slice."""
+    def transcribe(self, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
+        """Segments of each slice (float32, mono, 16 kHz), in seconds from the start of that slice. A slice that
+        cannot be decoded gets the exception in its place; its batch-mates are unharmed."""
         parts = min(self.parallel, len(audios))
         if parts <= 1:
-            return self._transcribe(self.model, audios)
+            return self._isolated(self.model, audios)
         dealt = [audios[k::parts] for k in range(parts)]
-        results: list[list[Segment]] = [[] for _ in audios]
-        for k, part in enumerate(self._pool.map(lambda batch: self._transcribe(self._parallel_model, batch),
+        results: list[list[Segment] | Exception] = [[] for _ in audios]
+        for k, part in enumerate(self._pool.map(lambda batch: self._isolated(self._parallel_model, batch),
                                                 dealt)):
             results[k::parts] = part
+        return results
+
+    def _isolated(self, model, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
+        """The batch decoded together; if that raises, each slice alone, so one bad slice fails only itself."""
+        try:
+            return list(self._transcribe(model, audios))
+        except Exception as exc:  # noqa: BLE001 - any decoder error: retry the slices apart
+            if len(audios) == 1:
+                return [exc]
+            log.warning("a batch of %d slices failed (%s: %s); decoding them one by one", len(audios),
+                        type(exc).__name__, exc)
+        results: list[list[Segment] | Exception] = []
+        for audio in audios:
+            try:
+                results += self._transcribe(model, [audio])
+            except Exception as exc:  # noqa: BLE001 - reported for this slice alone
+                results.append(exc)
         return results
 
     def _transcribe(self, model, audios: list[np.ndarray]) -> list[list[Segment]]:
@@ -167,13 +191,29 @@ class BatchTranscriber:
         return "ok"
 
     def _decode(self, model, audios: list[np.ndarray], previous: list[list[int]]) -> list[_Decoded]:
-        """One encoder pass and one beam search over the batch, then word times from the alignment."""
+        """Each slice decoded after its own text so far (``previous``). CTranslate2 decodes a batch only when
+        ``<|startoftranscript|>`` sits at one position in every prompt, so the slices are decoded in groups of
+        equal prompt length: the first round is one group (no text yet); a continuation round has one group
+        per length of text so far (it encodes its shorter audio anew anyway)."""
+        prompts = [model.get_prompt(self.tokenizer, tokens, without_timestamps=True) for tokens in previous]
+        groups: dict[int, list[int]] = {}
+        for k, prompt in enumerate(prompts):
+            groups.setdefault(len(prompt), []).append(k)
+        decoded: list[_Decoded | None] = [None] * len(audios)
+        for members in groups.values():
+            found = self._decode_group(model, [audios[k] for k in members], [prompts[k] for k in members])
+            for k, d in zip(members, found, strict=True):
+                decoded[k] = d
+        return decoded  # type: ignore[return-value] - every slot is filled: the groups cover every slice
+
+    def _decode_group(self, model, audios: list[np.ndarray], prompts: list[list[int]]) -> list[_Decoded]:
+        """One encoder pass and one beam search over slices whose prompts have one length, then word times
+        from the alignment."""
         from faster_whisper.transcribe import pad_or_trim
 
         tokenizer = self.tokenizer
         features = np.stack([pad_or_trim(model.feature_extractor(a)[..., :-1]) for a in audios])
         encoded = model.encode(features)
-        prompts = [model.get_prompt(tokenizer, tokens, without_timestamps=True) for tokens in previous]
         results = model.model.generate(encoded, prompts, beam_size=self.options.beam_size,
                                        max_length=model.max_length, return_scores=True,
                                        return_no_speech_prob=True, suppress_blank=True,

@@ -62,7 +62,8 @@ class FasterWhisperEngine:
         for seg in segments:
             yield Segment(float(seg.start), float(seg.end), seg.text)
 
-    def transcribe_batch(self, audios: list[np.ndarray]) -> list[list[Segment]]:
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
         """Segments of several slices, decoded together in one batch (see ``faster_whisper_batch``): one
-        window per slice instead of ``transcribe``'s frequent second window. The worker prefers it."""
+        window per slice instead of ``transcribe``'s frequent second window. The worker prefers it. A slice
+        that cannot be decoded gets its exception in its place (the worker reports it for that slice alone)."""
         return self._batch.transcribe(audios)
