@@ -16,6 +16,7 @@ import sys  # noqa: E402
 from .app import create_app, worker_token  # noqa: E402
 from .config import parse_args  # noqa: E402
 from .local_workers import LocalWorkers  # noqa: E402
+from .serving import Serving  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     log = logging.getLogger("scatterscribe")
     app, socketio = create_app(settings)
+    try:
+        serving = Serving(app, server)  # bound before local workers start, so their first try connects
+    except (ValueError, OSError) as exc:
+        log.error("cannot serve on %s:%d: %s", server.host, server.port, exc)
+        return 2
     if server.host not in ("127.0.0.1", "localhost", "::1") and not server.access_token:
         log.warning("serving on %s without an access token: anyone on the network can use the page and API "
                     "(set [server] access_token or SCATTERSCRIBE_ACCESS_TOKEN)", server.host)
@@ -50,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("Scatterscribe on http://%s:%d  (data: %s; worker token %s)", server.host, server.port,
              settings.data_path, token_note)
     try:
-        socketio.run(app, host=server.host, port=server.port, log_output=server.log_level == "debug")
+        serving.serve_forever()
     finally:
         if workers is not None:
             workers.stop()
