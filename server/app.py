@@ -101,6 +101,8 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         never ends the loop."""
         while True:
             socketio.sleep(1.0)
+            if coordinator.stopped:
+                return
             for tick in (coordinator.tick, live.tick):  # leases, then live recordings gone quiet
                 try:
                     tick()

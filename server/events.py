@@ -53,6 +53,8 @@ class WorkerNamespace(Namespace):
 
     def _dispatch_soon(self, sid: str) -> None:
         self.socketio.sleep(0.05)
+        if self.coordinator.stopped:
+            return
         self.emit("welcome", {"heartbeat_s": self.heartbeat_s}, room=sid)
         self.coordinator.replan_unservable()  # a job waiting for shorter slices than it has gets them now
         self.coordinator.dispatch()
@@ -64,6 +66,15 @@ class WorkerNamespace(Namespace):
     def on_heartbeat(self, data: Any = None) -> dict[str, bool]:
         """Sent by workers every ``heartbeat_s`` while connected."""
         return {"ok": self.coordinator.heartbeat(request.sid)}
+
+    def on_hand_back(self, data: Any) -> dict[str, Any]:
+        """``{leases}``: sent by a worker that is stopping (Ctrl-C, SIGTERM) with the slices it holds; they go
+        back to the queue at once and the worker gets no more."""
+        try:
+            leases = payloads.hand_back(data)
+        except PayloadError as exc:
+            return {"ok": False, "error": f"malformed hand-back: {exc}"}
+        return {"ok": True, "handed_back": self.coordinator.worker_leaving(request.sid, leases)}
 
     def on_result(self, data: Any) -> dict[str, Any]:
         """Sent by a worker with the text of a slice it holds. A result for a slice it holds that cannot be

@@ -31,14 +31,20 @@ from typing import Any, Callable
 warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
+import eventlet.hubs  # noqa: E402
 import eventlet.websocket  # noqa: E402
 import eventlet.wsgi  # noqa: E402
+import greenlet  # noqa: E402
 from werkzeug.exceptions import RequestTimeout  # noqa: E402
 
 from .config import ServerSettings  # noqa: E402
 from .limits import ConnectionLimits  # noqa: E402
 
 log = logging.getLogger("scatterscribe")
+
+
+class _Stopped(Exception):
+    """Thrown into the accept loop by :meth:`Serving.stop`."""
 
 
 class HeaderTimeout(socket.timeout):
@@ -148,14 +154,24 @@ class Serving:
         self.wsgi.serving = self
         self.connections: dict[int, eventlet.greenthread.GreenThread] = {}
         self._ids = itertools.count()
+        self._loop: Any = None  # the green thread in serve_forever
         self.stopping = False
         _allow_open_files(settings.max_connections + 256)
 
     def serve_forever(self) -> None:
         """Accept connections until :meth:`stop`; each is served in its own green thread."""
+        self._loop = greenlet.getcurrent()
+        try:
+            self._accept_until_stopped()
+        finally:
+            self.listener.close()
+
+    def _accept_until_stopped(self) -> None:
         while not self.stopping:
             try:
                 client, addr = self.listener.accept()
+            except _Stopped:
+                break
             except OSError as exc:
                 if self.stopping:
                     break
@@ -191,12 +207,13 @@ class Serving:
                 pass
 
     def stop(self) -> None:
-        """Stop accepting; :meth:`serve_forever` returns. Open connections are ended by :meth:`close_all`."""
+        """Stop accepting: :meth:`serve_forever` returns (open connections are ended by :meth:`close_all`).
+        It only schedules that, so a signal handler may call it wherever the event loop is, even in its hub."""
+        if self.stopping:
+            return
         self.stopping = True
-        try:
-            self.listener.close()
-        except OSError:
-            pass
+        if self._loop is not None:
+            eventlet.hubs.get_hub().schedule_call_global(0, self._loop.throw, _Stopped())
 
     def close_all(self) -> None:
         for thread in list(self.connections.values()):
