@@ -92,7 +92,8 @@ class Worker:
 
     def _on_connect_error(self, data: Any = None) -> None:
         message = data.get("message") if isinstance(data, dict) else str(data)
-        if message and "token" in message:
+        # Only a wrong token is final; "too many failed attempts" (someone else at this address guessing) passes.
+        if message and message.startswith("wrong or missing worker token"):
             self.refusal = message
 
     def _on_disconnect(self, reason: Any = None) -> None:

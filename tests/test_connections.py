@@ -14,7 +14,6 @@ import socketio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.limits import ConnectionLimits
 from server.serving import fast_apply_mask
 from tests.support import RawWorker, Server, wait_for, write_config
 
@@ -152,24 +151,6 @@ def test_slow_clients_and_one_greedy_address(tmp_path):
         if page.connected:
             page.disconnect()
         server.stop()
-
-
-def test_stragglers_make_room_oldest_first_and_busy_connections_never_do():
-    limits = ConnectionLimits(max_total=4, max_per_client=2)
-    assert limits.admit(1, "a").accepted and limits.admit(2, "a").accepted
-    limits.busy(1)  # connection 1 sent its headers
-    assert limits.admit(3, "a").evict == (2,)  # 2 was the only straggler
-    limits.busy(3)
-    refused = limits.admit(4, "a")
-    assert not refused.accepted and "at most 2 connections from one address" in refused.reason
-    assert limits.admit(5, "b").accepted and limits.admit(6, "b").accepted
-    assert limits.admit(7, "c").evict == (5,), "the oldest straggler of anyone makes room at the total cap"
-    limits.busy(6)
-    limits.busy(7)
-    assert not limits.admit(8, "d").accepted
-    limits.closed(1)
-    limits.idle(3)  # a kept-alive connection between requests is a straggler again
-    assert limits.admit(9, "d").accepted and len(limits) == 4
 
 
 @settings(max_examples=200, deadline=None)
