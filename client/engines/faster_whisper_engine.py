@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .base import Segment
+from .base import Segment, logprob, words_of
 
 BUNDLED_MODEL = "tiny.en"
 
@@ -58,9 +58,11 @@ class FasterWhisperEngine:
                                        BatchOptions(beam_size=beam_size), side_by_side, parallel)
 
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
-        segments, _info = self._model.transcribe(audio, language="en", beam_size=self.beam_size)
+        segments, _info = self._model.transcribe(audio, language="en", beam_size=self.beam_size,
+                                                 word_timestamps=True)
         for seg in segments:
-            yield Segment(float(seg.start), float(seg.end), seg.text)
+            yield Segment(float(seg.start), float(seg.end), seg.text, words_of(seg.words or []),
+                          logprob(seg.avg_logprob))
 
     def transcribe_batch(self, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
         """Segments of several slices, decoded together in one batch (see ``faster_whisper_batch``): one
