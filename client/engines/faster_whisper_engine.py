@@ -56,6 +56,9 @@ class FasterWhisperEngine:
         side_by_side = WhisperModel(**load, cpu_threads=1, num_workers=parallel) if parallel > 1 else None
         self._batch = BatchTranscriber(self._model, lambda audio: list(self.transcribe(audio)),
                                        BatchOptions(beam_size=beam_size), side_by_side, parallel)
+        from .faster_whisper_tentative import TentativeDecoder
+
+        self._tentative = TentativeDecoder(self._model)
 
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
         segments, _info = self._model.transcribe(audio, language="en", beam_size=self.beam_size,
@@ -69,3 +72,9 @@ class FasterWhisperEngine:
         window per slice instead of ``transcribe``'s frequent second window. The worker prefers it. A slice
         that cannot be decoded gets its exception in its place (the worker reports it for that slice alone)."""
         return self._batch.transcribe(audios)
+
+    def transcribe_tentative(self, audio: np.ndarray, prefix: str = "") -> str:
+        """Quick provisional text of a live recording's open part, beginning with ``prefix`` (the words already
+        stable on the page): see ``faster_whisper_tentative``. A worker whose engine has this method offers
+        tentative decoding to the server."""
+        return self._tentative.decode(audio, prefix)
