@@ -118,6 +118,7 @@ class WorkerInfo:
     model: str = ""
     slots: int = 1
     max_slice_s: float = 30.0
+    tentative: bool = False  # it decodes tentative text of live recordings in a free slot (``tentative.py``)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import os
 import signal
 import socket
@@ -245,5 +246,14 @@ class RawWorker:
         return {"lease": data["lease"], "job": data["job"], "index": data["index"]}
 
     def result(self, held: dict, text: str, **changes) -> dict:
-        """Send a result for the slice ``held`` describes, with some of its fields changed."""
-        return self.sio.call("result", {**held, **changes, "text": text}, namespace="/worker", timeout=10)
+        """Send a result for the slice ``held`` describes, with some of its fields changed. It is encoded with
+        Python's plain ``json``, which writes an infinity as the token ``Infinity`` as a hostile worker may: an app
+        created in this test process (tests/test_corrections.py) sets python-socketio's process-wide packet
+        encoder to the server's strict one, which would refuse to send it."""
+        from socketio import packet
+
+        strict, packet.Packet.json = packet.Packet.json, json
+        try:
+            return self.sio.call("result", {**held, **changes, "text": text}, namespace="/worker", timeout=10)
+        finally:
+            packet.Packet.json = strict

@@ -125,3 +125,18 @@ def test_a_batch_that_raises_is_decoded_slice_by_slice(whisper_model):
     assert isinstance(failed, RuntimeError)
     assert wer(manifest()["jfk_inaugural_excerpt.wav"]["reference"], text_of(first)) < 15
     assert wer(manifest()["ljspeech_LJ001-0001.wav"]["reference"], text_of(second)) < 15
+
+
+def test_segments_carry_their_words_both_ways(whisper_model):
+    """The batched path and the careful path (``transcribe``) both give every segment its words: stripped,
+    each inside its segment's time span, spelling its text, with a probability in [0, 1], and the decode's
+    average log probability."""
+    audio = samples("jfk_inaugural_excerpt.wav")
+    for segments in (whisper_model.transcribe_batch([audio])[0], list(whisper_model.transcribe(audio))):
+        assert segments
+        for seg in segments:
+            assert seg.words and isinstance(seg.avg_logprob, float) and seg.avg_logprob < 0
+            assert normalise(" ".join(w.word for w in seg.words)) == normalise(seg.text)
+            for w in seg.words:
+                assert seg.start - 0.01 <= w.start <= w.end <= seg.end + 0.01
+                assert w.word == w.word.strip() and 0.0 <= w.probability <= 1.0

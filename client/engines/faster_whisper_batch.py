@@ -13,7 +13,7 @@ What the batched pipeline lacks, and this adds back:
   cheap decoder pass) show where the text stops; when that is more than ``remainder_s`` before the end of the
   slice, the rest is decoded again, prompted with the text so far, in a second batched round.
 * **Segments with times.** The aligned words are grouped into sentence segments, so subtitles keep their
-  timing.
+  timing; each segment carries its words (start, end, probability) and the decode's average log probability.
 * **Failed decodes.** A result that is too repetitive (gzip compression ratio) or too unlikely (average log
   probability) goes through ``WhisperModel.transcribe`` with its temperature fallback, as a lone slice would.
 * **Silence.** A result Whisper itself calls no-speech is dropped, with the same thresholds as ``transcribe``.
@@ -28,13 +28,14 @@ version in requirements.txt.
 from __future__ import annotations
 
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
 
-from .base import SAMPLE_RATE, Segment
+from .base import MAX_WORD_CHARS, SAMPLE_RATE, Segment, Word, logprob
 
 log = logging.getLogger("scatterscribe.worker")
 
@@ -63,12 +64,13 @@ class _Decoded:
     text_tokens: list[int]
     avg_logprob: float
     no_speech_prob: float
-    words: list[dict]  # {"word", "start", "end"} in seconds of the decoded audio
+    words: list[dict]  # {"word", "start", "end", "probability"}, in seconds of the decoded audio
 
 
-def sentence_segments(words: list[dict], offset_s: float, max_segment_s: float) -> list[Segment]:
+def sentence_segments(words: list[dict], offset_s: float, max_segment_s: float,
+                      avg_logprob: float | None = None) -> list[Segment]:
     """Group aligned words into segments that end at a sentence end (or run no longer than ``max_segment_s``),
-    shifted by ``offset_s``."""
+    shifted by ``offset_s``; each keeps its words and the decode's ``avg_logprob``."""
     segments: list[Segment] = []
     current: list[dict] = []
     for word in words:
@@ -77,16 +79,33 @@ def sentence_segments(words: list[dict], offset_s: float, max_segment_s: float) 
         current.append(word)
         text = word["word"].rstrip()
         if text.endswith(SENTENCE_END) or word["end"] - current[0]["start"] >= max_segment_s:
-            segments.append(_segment(current, offset_s))
+            segments.append(_segment(current, offset_s, avg_logprob))
             current = []
     if current:
-        segments.append(_segment(current, offset_s))
+        segments.append(_segment(current, offset_s, avg_logprob))
     return segments
 
 
-def _segment(words: list[dict], offset_s: float) -> Segment:
+def _segment(words: list[dict], offset_s: float, avg_logprob: float | None) -> Segment:
     start, end = offset_s + float(words[0]["start"]), offset_s + float(words[-1]["end"])
-    return Segment(round(start, 3), round(end, 3), "".join(w["word"] for w in words))
+    timed = tuple(Word(round(max(0.0, offset_s + float(w["start"])), 3),
+                       round(max(0.0, offset_s + float(w["start"]), offset_s + float(w["end"])), 3),
+                       w["word"].strip()[:MAX_WORD_CHARS], _probability(w.get("probability")))
+                  for w in words if w["word"].strip())
+    return Segment(round(start, 3), round(end, 3), "".join(w["word"] for w in words), timed, logprob(avg_logprob))
+
+
+def _probability(value) -> float:
+    """A word's probability as a plain float in [0, 1] (never NaN: a word of no token averages nothing)."""
+    p = float(value) if value is not None else 0.0
+    return round(min(1.0, max(0.0, p)), 3) if math.isfinite(p) else 0.0
+
+
+def shifted(segment: Segment, offset_s: float) -> Segment:
+    """A segment and its words moved ``offset_s`` later."""
+    return segment._replace(start=round(segment.start + offset_s, 3), end=round(segment.end + offset_s, 3),
+                            words=tuple(w._replace(start=round(w.start + offset_s, 3),
+                                                   end=round(w.end + offset_s, 3)) for w in segment.words))
 
 
 class BatchTranscriber:
@@ -159,15 +178,14 @@ class BatchTranscriber:
                 if verdict == "silence":
                     continue
                 if verdict == "failed":
-                    results[i] += [Segment(round(s.start + offset, 3), round(s.end + offset, 3), s.text)
-                                   for s in self.fallback(audio)]
+                    results[i] += [shifted(s, offset) for s in self.fallback(audio)]
                     continue
                 if not d.words:  # no alignment: keep the text, without times inside the slice
                     end = offset + len(audio) / SAMPLE_RATE
                     text = self.tokenizer.decode(d.text_tokens)
-                    results[i].append(Segment(round(offset, 3), round(end, 3), text))
+                    results[i].append(Segment(round(offset, 3), round(end, 3), text, (), logprob(d.avg_logprob)))
                     continue
-                results[i] += sentence_segments(d.words, offset, opts.max_segment_s)
+                results[i] += sentence_segments(d.words, offset, opts.max_segment_s, d.avg_logprob)
                 spoken_to = max(float(w["end"]) for w in d.words)
                 if len(audio) / SAMPLE_RATE - spoken_to > opts.remainder_s:
                     cut = int(spoken_to * SAMPLE_RATE)
