@@ -136,7 +136,8 @@ class PageNamespace(Namespace):
             start = payloads.live_start(data)
         except PayloadError as exc:
             return {"error": str(exc)}
-        answer = self.live.start(display_name(start.name), start.sample_rate)
+        answer = self.live.start(display_name(start.name), start.sample_rate, request.sid,
+                                 request.remote_addr or "?")
         if "job" in answer:
             join_room(f"job:{answer['job']}")
         return answer
@@ -172,7 +173,7 @@ class PageNamespace(Namespace):
             ref = payloads.live_ref(data)
         except PayloadError as exc:
             return {"ack": -1, "error": f"malformed resume: {exc}"}
-        answer = self.live.resume(ref)
+        answer = self.live.resume(ref, request.sid, request.remote_addr or "?")
         if "error" not in answer:
             join_room(f"job:{ref.job}")
         return answer
