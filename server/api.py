@@ -74,8 +74,10 @@ def create_job():
         return error(507, refusal)
     upload = request.files.get("audio")
     if upload is None:
-        fields = sorted(set(request.files) | set(request.form))
-        got = f" (got: {', '.join(fields)})" if fields else ""
+        # Named as sent, but shown bounded: a part may have no name, or a name of any length.
+        fields = sorted({"".join(ch for ch in name or "" if ch.isprintable())[:40] or "(a part with no name)"
+                         for name in [*request.files, *request.form]})
+        got = f" (got: {', '.join(fields[:10])}{', …' if len(fields) > 10 else ''})" if fields else ""
         return error(400, f"no file in the form field 'audio'{got}")
     try:
         requirement = _requirement()
