@@ -10,7 +10,7 @@ import tempfile
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import audio, corrections, redo, transcript
+from . import audio, corrections, disk, redo, transcript
 from .audio import AudioError
 from .config import ROOT
 from .coordinator import Coordinator, JobError
@@ -66,6 +66,12 @@ def create_job():
                           "chunked) are not accepted (curl -F audio=@file.wav and browsers send a length)")
     if not request.mimetype.startswith("multipart/form-data"):
         return error(400, "send the recording as multipart/form-data with the WAV file in the field 'audio'")
+    coord = coordinator()
+    # Before a byte of it is read: while it is converted, an upload takes about twice its size on disk.
+    refusal = disk.refusal(coord.uploads_dir, 2 * (request.content_length or 0),
+                           coord.settings.server.min_free_disk_mb)
+    if refusal:
+        return error(507, refusal)
     upload = request.files.get("audio")
     if upload is None:
         fields = sorted(set(request.files) | set(request.form))
@@ -75,7 +81,6 @@ def create_job():
         requirement = _requirement()
     except JobError as exc:
         return error(400, str(exc))
-    coord = coordinator()
     job_id, path = coord.new_upload_path()
     os.link(upload.stream.name, path)  # UploadRequest wrote it in uploads/: give it the job's name, no copy
     try:
@@ -247,6 +252,9 @@ def unexpected_error(exc: Exception):
     """A bug or a full disk: log it, answer JSON, keep serving."""
     if isinstance(exc, HTTPException):
         return http_error(exc)
+    if disk.is_full(exc):
+        log.error("request %s %s: %s (%s)", request.method, request.path, disk.FULL, exc)
+        return error(507, f"{disk.FULL}: this request could not be stored; try again once space is freed")
     log.exception("request %s %s failed", request.method, request.path)
     return error(500, f"the server failed on this request ({type(exc).__name__}); it is logged and the server "
                       "keeps running")

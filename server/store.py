@@ -8,11 +8,14 @@ they belong to, and a restarted server puts every unfinished slice back in the q
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
+
+from . import strict_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -109,8 +112,26 @@ _JOB_COLUMNS = [f.name for f in fields(JobRecord) if f.name != "slices"]
 _SLICE_COLUMNS = ["idx" if f.name == "index" else f.name for f in fields(SliceRecord)]
 
 
+def _clamp(value: Any, low: float, high: float) -> Any:
+    """A stored segment time, put inside its slice when it is not a finite number there."""
+    if not isinstance(value, (int, float)) or value != value:
+        return low
+    return min(high, max(low, value))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float inside it dropped (from dicts) or made None (in lists)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items() if not (isinstance(v, float) and not math.isfinite(v))}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _encode(column: str, value: Any) -> Any:
-    return json.dumps(value) if column in _JSON_COLUMNS else value
+    return strict_json.dumps(value) if column in _JSON_COLUMNS else value
 
 
 def _decode(column: str, value: Any) -> Any:
@@ -143,6 +164,24 @@ class Store:
                            ("asked_model", "TEXT NOT NULL DEFAULT ''")]:
             if name not in slice_columns:  # corrections and "transcribe again" (server/corrections.py, redo.py)
                 self._db.execute(f"ALTER TABLE slices ADD COLUMN {name} {kind}")
+        self._scrub_non_finite()
+
+    def _scrub_non_finite(self) -> None:
+        """Versions before workers' numbers were checked stored what a worker sent: an ``Infinity`` (not JSON:
+        it made the job unreadable to browsers) or a negative time. Make such values what they should have
+        been: an unknown ``elapsed``, segment times inside their slice, non-finite stats dropped."""
+        with self._tx() as db:
+            db.execute("UPDATE slices SET elapsed = NULL WHERE elapsed < 0 OR elapsed > 1e300")
+            suspect = "LIKE '%Infinity%' OR {0} LIKE '%NaN%'"
+            for row in db.execute(f"SELECT job_id, idx, start, end, segments FROM slices "
+                                  f"WHERE segments {suspect.format('segments')}").fetchall():
+                segments = [{**seg, **{k: _clamp(seg.get(k), row["start"], row["end"]) for k in ("start", "end")}}
+                            for seg in json.loads(row["segments"]) if isinstance(seg, dict)]
+                db.execute("UPDATE slices SET segments = ? WHERE job_id = ? AND idx = ?",
+                           [strict_json.dumps(_finite(segments)), row["job_id"], row["idx"]])
+            for row in db.execute(f"SELECT id, stats FROM jobs WHERE stats {suspect.format('stats')}").fetchall():
+                db.execute("UPDATE jobs SET stats = ? WHERE id = ?",
+                           [strict_json.dumps(_finite(json.loads(row["stats"]))), row["id"]])
 
     def close(self) -> None:
         with self._lock:
@@ -297,6 +336,16 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                try:
+                    self.db.execute("COMMIT")
+                except sqlite3.Error:
+                    # A COMMIT that fails (a full disk) leaves the transaction open, and every later BEGIN of
+                    # this connection would fail: roll it back so the store works again once space returns.
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
+            elif self.db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
+                self.db.execute("ROLLBACK")
         finally:
             self.lock.release()

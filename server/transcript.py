@@ -6,10 +6,10 @@ back to back, so :func:`to_original_time` walks the pieces to find where a time 
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any, Iterable, Sequence
 
-from . import paragraphs, subtitles
+from . import paragraphs, strict_json, subtitles
 from .store import JobRecord, SliceRecord
 
 
@@ -28,7 +28,8 @@ def to_original_time(t: float, pieces: Sequence[tuple[float, float]]) -> float:
 
 def shift_segments(segments: Iterable[dict[str, Any]], pieces: Sequence[tuple[float, float]]) -> list[dict]:
     """Worker segments (times relative to the slice) → segments on the recording's timeline, text stripped,
-    empty ones dropped, times never decreasing."""
+    empty ones dropped, times never decreasing. Each keeps its ``words`` (mapped the same way, see
+    :func:`shift_words`) and its ``avg_logprob`` (a finite number, else None)."""
     shifted = []
     last = pieces[0][0] if pieces else 0.0
     for seg in segments:
@@ -37,9 +38,42 @@ def shift_segments(segments: Iterable[dict[str, Any]], pieces: Sequence[tuple[fl
             continue
         start = max(last, to_original_time(float(seg.get("start", 0.0)), pieces))
         end = max(start, to_original_time(float(seg.get("end", 0.0)), pieces))
-        shifted.append({"start": round(start, 3), "end": round(end, 3), "text": text})
+        words = shift_words(seg.get("words"), pieces, start)
+        shifted.append({"start": round(start, 3), "end": round(end, 3), "text": text, "words": words,
+                        "avg_logprob": _finite(seg.get("avg_logprob"))})
         last = start
     return shifted
+
+
+def shift_words(words: Any, pieces: Sequence[tuple[float, float]], not_before: float = 0.0) -> list[dict]:
+    """A segment's words (times relative to the slice) → ``{"start", "end", "word", "probability"}`` on the
+    recording's timeline: starts never decreasing and never before ``not_before``, each end at or after its
+    start, the word stripped, the probability clamped to [0, 1]. A word that is not well formed (not an object,
+    no text, a time that is not a finite number) is left out; anything but a list is no words."""
+    out: list[dict] = []
+    if not isinstance(words, list):
+        return out
+    last = not_before
+    for word in words:
+        if not isinstance(word, dict):
+            continue
+        text = word.get("word")
+        start, end = _finite(word.get("start")), _finite(word.get("end"))
+        if not isinstance(text, str) or not text.strip() or start is None or end is None:
+            continue
+        first = max(last, to_original_time(start, pieces))
+        probability = _finite(word.get("probability"))
+        out.append({"start": round(first, 3), "end": round(max(first, to_original_time(end, pieces)), 3),
+                    "word": text.strip(), "probability": min(1.0, max(0.0, probability or 0.0))})
+        last = first
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    """A finite float, or None for anything else (JSON has no NaN or infinity; a bool is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def failure_marker(s: SliceRecord) -> str:
@@ -66,9 +100,11 @@ def timed_segments(job: JobRecord) -> list[dict[str, Any]]:
     for s in sorted(job.slices, key=lambda s: s.index):
         if s.status == "done":
             if not s.segments and s.text.strip():
-                out.append({"start": s.start, "end": s.end, "text": s.text, "slice": s.index})
+                out.append({"start": s.start, "end": s.end, "text": s.text, "slice": s.index, "words": [],
+                            "avg_logprob": None})
             for n, seg in enumerate(s.segments):
-                item = {**seg, "slice": s.index}
+                # Segments stored before words were kept lack them: every segment has the contract's shape.
+                item = {"words": [], "avg_logprob": None, **seg, "slice": s.index}
                 edit = s.edits.get(str(n))
                 if edit is not None:
                     item.update(edited=True, original=edit["original"])
@@ -76,7 +112,7 @@ def timed_segments(job: JobRecord) -> list[dict[str, Any]]:
         elif s.status == "failed":
             out.append({"start": s.start, "end": s.end, "text": failure_marker(s), "slice": s.index,
                         "failed": True, "span": f"{format_clock(s.start)}–{format_clock(s.end)}",
-                        "error": s.error or "failed"})
+                        "error": s.error or "failed", "words": [], "avg_logprob": None})
     return out
 
 
@@ -122,5 +158,4 @@ def to_json(job: JobRecord, view: dict[str, Any]) -> str:
     done = [s for s in job.slices if s.status == "done"]
     used = {"engine": _used(s.engine for s in done) or job.engine, "model": _used(s.model for s in done) or job.model,
             "requested": {"engine": job.engine, "model": job.model}}
-    return json.dumps({**view, **used, "segments": timed_segments(job)}, indent=2, ensure_ascii=False,
-                      allow_nan=False) + "\n"
+    return strict_json.dumps({**view, **used, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"
