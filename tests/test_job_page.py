@@ -154,6 +154,68 @@ def test_playing_highlights_the_sentence_and_clicking_one_plays_it(site, long_jo
         page.context.close()
 
 
+def unsure_words(view: dict) -> list[tuple[str, int]]:
+    """Each word of the job's text the model was unsure of (below 50 %), with its probability in percent: the
+    words of a segment's text matched to its timed words (several timed words spelling one word of the text
+    count as it, the least sure part counting)."""
+    found = []
+    for s in view["slices"]:
+        for n, seg in enumerate(s["segments"]):
+            if str(n) in s["edits"]:
+                continue
+            words, k = seg["words"], 0
+            for token in seg["text"].split():
+                first, joined = k, ""
+                while k < len(words) and len(joined) < len(token):
+                    joined += words[k]["word"]
+                    k += 1
+                assert joined == token, (token, joined)
+                p = min(w["probability"] for w in words[first:k])
+                if p < 0.5:
+                    found.append((token, round(p * 100)))
+    return found
+
+
+def test_the_word_being_said_is_highlighted_and_unsure_words_are_marked(site, long_job):
+    """Every word comes with its time and probability (the .json's segments hold them); while playing, the word
+    being said is highlighted inside its sentence; the words the model was below 50 % sure of are underlined
+    with their probability on focus, and "Next unsure word" (or n) goes to each in turn and moves the player
+    there."""
+    server, browser = site
+    view = server.job(long_job)
+    segments = server.get(f"/api/jobs/{long_job}/transcript.json").json()["segments"]
+    assert all(seg["words"] and set(seg) >= {"words", "avg_logprob"} for seg in segments)
+    assert all(set(w) == {"start", "end", "word", "probability"} for seg in segments for w in seg["words"])
+    expected = unsure_words(view)
+    assert expected, "the long recording has words the tiny model is unsure of"
+    page = open_job(browser, server, long_job)
+    try:
+        marked = page.locator(".w.unsure").evaluate_all("(els) => els.map((e) => [e.textContent, e.dataset.tip])")
+        assert marked == [[w, f"{p} % sure"] for w, p in expected]
+        assert page.text_content("#next-uncertain") == f"Next unsure word ({len(expected)})"
+        page.click("#next-uncertain")
+        focused = page.evaluate("""(() => { const w = document.activeElement;
+            return { text: w.textContent, start: Number(w.dataset.start), unsure: w.classList.contains('unsure'),
+                     tip: getComputedStyle(w, '::after').content,
+                     t: document.getElementById('audio').currentTime }; })()""")
+        assert focused["unsure"] and focused["text"] == expected[0][0]
+        assert focused["tip"] == f'"{expected[0][1]} % sure"' and abs(focused["t"] - focused["start"]) < 0.05
+        shot(page, "unsure-word")
+        if len(expected) > 1:
+            page.keyboard.press("n")
+            assert page.evaluate("document.activeElement.textContent") == expected[1][0]
+
+        page.locator(".seg").nth(3).click()
+        word = page.wait_for_function("""(() => { const w = document.querySelector('.seg.current .w.current');
+            const t = document.getElementById('audio').currentTime;
+            return w && { start: Number(w.dataset.start), end: Number(w.dataset.end), t }; })()""", timeout=10_000)
+        word = word.json_value()
+        assert word["start"] - 0.3 <= word["t"] <= word["end"] + 0.3, word
+        page.click("#play")
+    finally:
+        page.context.close()
+
+
 def test_the_player_stays_in_reach_while_the_transcript_scrolls(site, long_job):
     """Scrolled to the transcript's end, on a desktop and on a phone, the player is on screen."""
     server, browser = site
@@ -545,7 +607,10 @@ CONTRAST = """() => {
   const found = [];
   const check = (el, style, what) => {
     const text = rgba(style.color);
-    for (const bg of backgrounds(el)) {
+    // A pseudo-element's own background (a tooltip's) lies over its element's.
+    const own = what === 'text' ? null : rgba(style.backgroundColor);
+    for (const under of backgrounds(el)) {
+      const bg = own ? over(own, under) : under;
       const r = ratio(over(text, bg), bg);
       if (r < 4.5) { found.push({ what, text: (el.textContent || '').trim().slice(0, 40) || style.content,
         colour: style.color, ratio: Math.round(r * 100) / 100, cls: el.className.baseVal ?? el.className }); break; }
@@ -579,10 +644,12 @@ def test_every_text_colour_on_the_page_reads_at_4_5_to_1(site, long_job):
             page.wait_for_function(DONE, timeout=30_000)
             page.fill("#find-input", "election")
             page.click("#play")
-            page.wait_for_selector(".seg.current", timeout=10_000)
+            page.wait_for_selector(".seg.current .w.current", timeout=10_000)
             page.click("#play")
             page.click(".slice-details summary")
             assert page.evaluate(CONTRAST) == [], ("job", dark)
+            page.click("#next-uncertain")  # its probability shows beside it
+            assert page.evaluate(CONTRAST) == [], ("unsure word", dark)
             # The status words of every other state, on the same card, and a busy worker.
             page.evaluate("""async () => { const { renderWorkers } = await import('/static/panels.js');
                 renderWorkers([{ name: 'busy-one', engine: 'faster-whisper', model: 'tiny.en', slots: 2, busy: 1,

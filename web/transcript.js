@@ -32,6 +32,32 @@ function lastStartingBy(items, t) {
   return found;
 }
 
+/**
+ * The time and probability of each of a sentence's words (`tokens`) from the engine's timed `words` (the same
+ * rule as the server's subtitles.token_times): several timed words make one word of the text when together
+ * they spell it (Whisper times "self-government" as "self" and "-government"; the least sure part counts);
+ * when they spell something else, one per word if the counts agree (a correction that fixed a spelling); else
+ * null.
+ */
+export function tokenTimes(tokens, words) {
+  const out = [];
+  let k = 0;
+  for (const token of tokens) {
+    const first = k;
+    let joined = '';
+    while (k < words.length && joined.length < token.length) joined += String(words[k++].word || '').trim();
+    if (joined !== token) { k = -1; break; }
+    const parts = words.slice(first, k);
+    out.push({ start: parts[0].start, end: parts[parts.length - 1].end,
+      probability: Math.min(...parts.map((w) => (typeof w.probability === 'number' ? w.probability : 1))) });
+  }
+  if (k === words.length) return out;
+  if (words.length === tokens.length) {
+    return words.map((w) => ({ start: w.start, end: w.end, probability: w.probability }));
+  }
+  return null;
+}
+
 export class TranscriptView {
   /**
    * @param {HTMLElement} root where the paragraphs go (#transcript-body)
@@ -146,10 +172,10 @@ export class TranscriptView {
     if (!text) span.classList.add('removed');
     this.timed.push({ start: seg.start, end: seg.end, el: span });
     const tokens = text.split(/\s+/).filter(Boolean);
-    const words = Array.isArray(seg.words) ? seg.words : [];
-    if (words.length && words.length === tokens.length) {
+    const times = Array.isArray(seg.words) && seg.words.length ? tokenTimes(tokens, seg.words) : null;
+    if (times) {
       tokens.forEach((token, k) => {
-        const w = words[k];
+        const w = times[k];
         const word = el('span', 'w', token);
         word.dataset.start = w.start;
         word.dataset.end = w.end;
