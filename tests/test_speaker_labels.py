@@ -355,3 +355,29 @@ def requests_patch(server: Server, path: str, body: dict) -> tuple[int, dict]:
     import requests
     response = requests.patch(server.url + path, json=body, timeout=30)
     return response.status_code, response.json()
+
+
+def test_a_live_recording_is_labelled_as_its_slices_close(coordinator):
+    """A live job grows slice by slice: it is labelled as soon as a slice with voices is back, the labels stay
+    provisional while it records, and become final when the recording ends and its last slice is in."""
+    import time
+
+    from server import audio, splitter
+
+    job_id = coordinator.new_upload_path()[0]
+    coordinator.job_dir(job_id).mkdir()
+    shutil.copy(corpus_file(BUSH), coordinator.audio_path(job_id))
+    samples = np.asarray(audio.PcmFile(coordinator.audio_path(job_id))[0:10**9])
+    planned = splitter.split_at_silence(samples)
+    coordinator.open_job(JobRecord(job_id, "live", "live", time.time(), recording=True))
+    assert coordinator.job_view(job_id)["speakers"]["status"] == "waiting"
+    half = len(planned) // 2
+    for first, end in ((0, half), (half, len(planned))):
+        coordinator.extend_job(job_id, planned[first:end], planned[end - 1].end / 16000)
+        for data in [d for d in slices_sent(coordinator) if first <= d["index"] < end]:
+            answer(coordinator, data, [voice(0, 0.5, 3.0), voice(1, 4.5, 7.0)])
+        view = coordinator.job_view(job_id)["speakers"]
+        assert view["status"] == "labelled" and len(view["list"]) == 2 and not view["final"]
+    coordinator.end_recording(job_id, len(samples) / 16000, {})
+    view = coordinator.job_view(job_id)
+    assert view["status"] == "done" and view["speakers"]["final"]
