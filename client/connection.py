@@ -18,12 +18,15 @@ import threading
 import time
 import wave
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import socketio
 
 from .engines import Engine, Segment
+
+if TYPE_CHECKING:
+    from .diarize import VoiceEmbedder
 
 log = logging.getLogger("scatterscribe.worker")
 
@@ -69,14 +72,17 @@ class Cancelled(Exception):
 
 class Worker:
     def __init__(self, server: str, token: str, engine: Engine, name: str, slots: int = 1,
-                 heartbeat_s: float = 5.0, max_slice_s: float | None = None):
+                 heartbeat_s: float = 5.0, max_slice_s: float | None = None,
+                 diarizer: VoiceEmbedder | None = None):
         self.server = server
         self.engine = engine
+        self.diarizer = diarizer
         self.name = name
         self.slots = slots
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
-                     "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s)}
+                     "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
+                     "diarize": diarizer is not None}
         self.work: queue.Queue[Work] = queue.Queue()
         self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
         self.held_lock = threading.Lock()
@@ -248,7 +254,8 @@ class Worker:
                 log.error("slice %s/%d: transcription failed: %s", work.job, work.index, segments)
                 self._report_error(work, segments)
                 continue
-            answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live))
+            answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live),
+                                  audio)
             # One line per slice; a batch's slices share its time, so the speed is the batch's.
             log.info("slice %s/%d: %.1f s of audio in %.2f s (batch of %d, %.1f s of audio, %.1fx real time)%s",
                      work.job, work.index, len(audio) / 16000, elapsed, len(live), seconds,
@@ -258,14 +265,27 @@ class Worker:
     def _ident(work: Work) -> dict[str, Any]:
         return {"lease": work.lease, "job": work.job, "index": work.index}
 
-    def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float,
-                batch: int = 1) -> dict[str, Any] | None:
-        """Send a slice's text; ``elapsed`` is the wall time its transcription took (its whole batch's, when
-        it was decoded in a batch of ``batch`` slices)."""
+    def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float, batch: int = 1,
+                audio: np.ndarray | None = None) -> dict[str, Any] | None:
+        """Send a slice's text (and, with ``--diarize``, the voices of its speech); ``elapsed`` is the wall time
+        its transcription took (its whole batch's, when it was decoded in a batch of ``batch`` slices)."""
         text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
-        return self._send("result", {**self._ident(work), "text": text, "segments": segments,
-                                     "elapsed": elapsed, "batch": batch, "engine": self.engine.name,
-                                     "model": self.engine.model}, work)
+        payload = {**self._ident(work), "text": text, "segments": segments, "elapsed": elapsed, "batch": batch,
+                   "engine": self.engine.name, "model": self.engine.model}
+        if self.diarizer is not None and audio is not None and not self._void(work):
+            payload.update(self._voices(work, audio, segments))
+        return self._send("result", payload, work)
+
+    def _voices(self, work: Work, audio: np.ndarray, segments: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ``voices`` of a slice and the seconds they took; a failure is reported in ``voice_error`` and
+        never costs the slice its text."""
+        t0 = time.perf_counter()
+        try:
+            voices = self.diarizer.voices(audio, segments)
+        except Exception as exc:  # noqa: BLE001 - the text still goes; the server says why labels are missing
+            log.exception("slice %s/%d: voices failed", work.job, work.index)
+            return {"voice_error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"voices": voices, "voice_model": self.diarizer.name, "voice_s": time.perf_counter() - t0}
 
     @staticmethod
     def _delivery(answer: dict[str, Any] | None) -> str:
@@ -300,7 +320,7 @@ class Worker:
             return
         elapsed = time.perf_counter() - t0
         seconds = len(samples) / 16000
-        answer = self._answer(work, segments, elapsed)
+        answer = self._answer(work, segments, elapsed, audio=samples)
         log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
                  elapsed, seconds / max(elapsed, 1e-9), self._delivery(answer))
 

@@ -69,7 +69,8 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         socketio.emit(event, data, to=to, namespace=namespace)
 
     store = Store(settings.data_path / "scatterscribe.db")
-    coordinator = Coordinator(settings, store, emit, run_blocking)
+    coordinator = Coordinator(settings, store, emit, run_blocking, spawn=socketio.start_background_task,
+                              sleep=socketio.sleep)
     app.extensions["scatterscribe"] = coordinator
     app.register_blueprint(api.bp)
 
