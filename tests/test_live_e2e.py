@@ -87,7 +87,7 @@ LENGTHS = """(() => {
     const m = /(\\d+):(\\d\\d)/.exec(text || '');
     return m ? 60 * Number(m[1]) + Number(m[2]) : null;
   };
-  const past = document.querySelector("#jobs a[aria-current='page'] + .meta");
+  const past = document.querySelector("#jobs a[aria-current='page'] ~ .meta");
   return { elapsed: Number(document.getElementById('elapsed').dataset.seconds),
            card: minutes(/^(\\d+:\\d\\d) of audio/.exec(document.getElementById('job-meta').textContent)?.[1]),
            past: minutes(past && past.textContent.split(' · ').find((part) => /^\\d+:\\d\\d$/.test(part))) };
