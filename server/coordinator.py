@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, splitter, transcript, views
+from . import audio, media, splitter, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
@@ -53,7 +53,7 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
                   idle_slots: int) -> Prepared:
     """Decode an upload to 16 kHz mono and plan its slices. CPU work: the caller runs it off the event loop."""
     t0 = time.perf_counter()
-    converted = audio.convert_to_pcm16(upload, dst, max_duration_s=max_duration_s)
+    converted = media.convert_upload(upload, dst, max_duration_s=max_duration_s)
     t1 = time.perf_counter()
     analysis = splitter.analyse(audio.PcmFile(dst), opts)
     slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
