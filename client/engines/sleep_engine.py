@@ -40,3 +40,9 @@ class SleepEngine:
         seconds = len(audio) / SAMPLE_RATE
         time.sleep(seconds * self.seconds_per_audio_s)
         yield Segment(0.0, seconds, f"[{seconds:.2f} s]")
+
+    def transcribe_tentative(self, audio: np.ndarray, prefix: str = "") -> str:
+        """Tentative "text" as slow as a slice's: the prefix it was given, then how much audio it had."""
+        seconds = len(audio) / SAMPLE_RATE
+        time.sleep(seconds * self.seconds_per_audio_s)
+        return f"{prefix} [{seconds:.2f} s]".strip()
