@@ -16,10 +16,13 @@ import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol
 
 import numpy as np
 from scipy.signal import resample_poly
+
+if TYPE_CHECKING:
+    from .channels import ChannelLevels
 
 TARGET_RATE = 16000
 MIN_RATE, MAX_RATE = 8000, 48000
@@ -44,7 +47,7 @@ class AudioError(ValueError):
 class WavUnsupported(AudioError):
     """A well-formed WAV whose samples this reader does not take (a compressed encoding, a rate outside
     8–48 kHz, …): :func:`server.media.convert_upload` hands it to FFmpeg, and uses this message if FFmpeg
-    cannot decode it either."""
+    has no decoder for it either."""
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,7 @@ def _parse_fmt(body: bytes) -> tuple[str, int, int, int]:
 
 
 def _to_float_frames(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
-    """Raw little-endian bytes of whole frames → float32 in [-1, 1]: frames × channels, or one dimension for
-    mono."""
+    """Raw little-endian bytes of whole frames → float32 frames (n, channels) in [-1, 1]."""
     if fmt.encoding == "float":
         x = raw.view("<f4" if fmt.bits == 32 else "<f8").astype(np.float32)
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -167,17 +169,11 @@ def _to_float_frames(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
         x = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float32) / 8388608.0
     else:
         x = raw.view("<i4").astype(np.float32) / 2147483648.0
-    return x.reshape(-1, fmt.channels) if fmt.channels > 1 else x
-
-
-def downmix(x: np.ndarray) -> np.ndarray:
-    """Frames × channels (or already mono) → mono, the channels' mean."""
-    return x.mean(axis=1) if x.ndim > 1 else x
+    return x.reshape(-1, fmt.channels)
 
 
 def _resample_blocks(read_frames, total: int, rate: int, block_frames: int) -> Iterator[np.ndarray]:
-    """Yield the recording at 16 kHz, block by block, identical to one ``resample_poly`` over all of it (along
-    the first axis: frames × channels stay so).
+    """Yield the recording at 16 kHz, block by block, identical to one ``resample_poly`` over all of it.
 
     Each block is resampled with ``pad`` extra input frames on both sides and trimmed back; block edges sit on
     multiples of ``down`` so every block maps to a whole number of output samples.
@@ -193,25 +189,24 @@ def _resample_blocks(read_frames, total: int, rate: int, block_frames: int) -> I
     for start in range(0, total, block):
         end = min(total, start + block)
         lo, hi = max(0, start - pad), min(total, end + pad)
-        y = resample_poly(read_frames(lo, hi), up, down, axis=0)
+        y = resample_poly(read_frames(lo, hi), up, down)
         first = (start - lo) * up // down
         yield y[first : first + math.ceil((end - start) * up / down)]
 
 
 class SourceFormat(Protocol):
+    """What an upload was, as its reader found it (a :class:`WavFormat`, or a ``media.MediaFormat``)."""
+
+    channels: int
+
     def describe(self) -> str: ...
-
-
-#: Shown each block of an upload before it is mixed down to mono: float32 in [-1, 1], shape (frames, channels),
-#: at 16 kHz, in order, covering the recording once. Both readers call it (this one and ``server.media``).
-ChannelsHook = Callable[[np.ndarray], None]
 
 
 @dataclass(frozen=True)
 class Converted:
     """What :func:`convert_to_pcm16` (or :func:`server.media.decode`) wrote."""
 
-    source: SourceFormat  # a WavFormat, or a media.MediaFormat
+    source: SourceFormat
     samples: int  # at 16 kHz
 
     @property
@@ -220,9 +215,10 @@ class Converted:
 
 
 def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
-                     block_s: float = 30.0, channels_hook: ChannelsHook | None = None) -> Converted:
-    """Check ``src`` is a usable WAV and write it to ``dst`` as 16 kHz mono 16-bit PCM, block by block, each
-    block shown to ``channels_hook`` (if any) before it is mixed down."""
+                     block_s: float = 30.0, channel_levels: ChannelLevels | None = None) -> Converted:
+    """Check ``src`` is a usable WAV and write it to ``dst`` as 16 kHz mono 16-bit PCM, block by block.
+    ``channel_levels``, when given, is fed each block of a multichannel recording's frames before they are
+    mixed down (``channels.py``: who speaks on which channel)."""
     size = src.stat().st_size
     with open(src, "rb") as f:
         fmt = read_wav_format(f, size)
@@ -235,15 +231,17 @@ def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
     with open(src, "rb") as f, wave.open(str(dst), "wb") as out:
         def read_frames(first: int, end: int) -> np.ndarray:
             f.seek(fmt.data_offset + first * fmt.frame_bytes)
-            return _to_float_frames(np.frombuffer(f.read((end - first) * fmt.frame_bytes), dtype=np.uint8), fmt)
+            x = _to_float_frames(np.frombuffer(f.read((end - first) * fmt.frame_bytes), dtype=np.uint8), fmt)
+            if fmt.channels == 1:
+                return x[:, 0]
+            if channel_levels is not None:
+                channel_levels.add(first, x, fmt.sample_rate)
+            return x.mean(axis=1)
 
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(TARGET_RATE)
         for y in _resample_blocks(read_frames, fmt.frames, fmt.sample_rate, int(block_s * fmt.sample_rate)):
-            if channels_hook is not None:
-                channels_hook(y if y.ndim > 1 else y[:, None])
-            y = downmix(y)
             out.writeframes(float_to_pcm16(y).tobytes())
             written += len(y)
     return Converted(fmt, written)

@@ -8,8 +8,9 @@ else comes here.
 
 Memory stays bounded whatever the length: FFmpeg hands over one frame (a few thousand samples) at a time, its
 resampler turns it into 16 kHz float frames that keep every channel, and about a second of them at a time
-(a block of frames × channels) is mixed down to mono and appended to the output file. :data:`ChannelsHook`
-sees each block before the mix-down (per-channel levels of a stereo recording, for instance).
+(a block of frames × channels) is mixed down to mono and appended to the output file. A
+:class:`channels.ChannelLevels` is fed each block before the mix-down, as the WAV reader feeds it (who speaks
+on which channel of a stereo recording).
 
 The demuxer is chosen from the file's first bytes (:mod:`server.sniff`), never by FFmpeg's probing, so an
 upload cannot reach demuxers that read other files or URLs (playlists, concat lists).
@@ -21,15 +22,18 @@ import logging
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import audio, sniff
+
+if TYPE_CHECKING:
+    from .channels import ChannelLevels
 from .audio import AudioError
 
 log = logging.getLogger("scatterscribe")
 
-ChannelsHook = audio.ChannelsHook
 
 #: FFmpeg's demuxer for each container :func:`sniff.sniff` names.
 DEMUXERS = {
@@ -79,7 +83,7 @@ def read_head(path: Path) -> bytes:
 
 
 def convert_upload(src: Path, dst: Path, max_duration_s: float | None = None,
-                   channels_hook: ChannelsHook | None = None) -> audio.Converted:
+                   channel_levels: ChannelLevels | None = None) -> audio.Converted:
     """Check ``src`` is audio this server can use and write it to ``dst`` as 16 kHz mono 16-bit PCM; raise
     :class:`AudioError` with a sentence for the user otherwise. CPU work: run it off the event loop."""
     sniffed = sniff.sniff(read_head(src))
@@ -87,17 +91,17 @@ def convert_upload(src: Path, dst: Path, max_duration_s: float | None = None,
         raise AudioError(sniffed.refusal)
     if sniffed.wav:
         try:
-            return audio.convert_to_pcm16(src, dst, max_duration_s=max_duration_s, channels_hook=channels_hook)
+            return audio.convert_to_pcm16(src, dst, max_duration_s=max_duration_s, channel_levels=channel_levels)
         except audio.WavUnsupported as wav_refusal:  # A-law, ADPCM, 96 kHz…: FFmpeg may still decode it
             try:
-                return decode(src, dst, sniffed, max_duration_s, channels_hook)
+                return decode(src, dst, sniffed, max_duration_s, channel_levels)
             except CannotDecode:  # the WAV reader's words name the encoding
                 raise wav_refusal from None
-    return decode(src, dst, sniffed, max_duration_s, channels_hook)
+    return decode(src, dst, sniffed, max_duration_s, channel_levels)
 
 
 def decode(src: Path, dst: Path, sniffed: sniff.Sniffed, max_duration_s: float | None = None,
-           channels_hook: ChannelsHook | None = None, block_s: float = 1.0) -> audio.Converted:
+           channel_levels: ChannelLevels | None = None, block_s: float = 1.0) -> audio.Converted:
     """Decode the first audio track of ``src`` (a container :func:`sniff.sniff` recognised) block by block
     into ``dst``."""
     import av  # PyAV: imported here, so the modules that only read WAV do not load FFmpeg
@@ -105,11 +109,11 @@ def decode(src: Path, dst: Path, sniffed: sniff.Sniffed, max_duration_s: float |
 
     av.logging.set_level(av.logging.ERROR)  # FFmpeg's own words for what is wrong, captured below
     with av.logging.Capture() as ffmpeg_log:  # this thread's messages only
-        return _decode(av, src, dst, sniffed, max_duration_s, channels_hook, block_s, ffmpeg_log)
+        return _decode(av, src, dst, sniffed, max_duration_s, channel_levels, block_s, ffmpeg_log)
 
 
 def _decode(av, src: Path, dst: Path, sniffed: sniff.Sniffed, max_duration_s: float | None,
-            channels_hook: ChannelsHook | None, block_s: float, ffmpeg_log: list) -> audio.Converted:
+            channel_levels: ChannelLevels | None, block_s: float, ffmpeg_log: list) -> audio.Converted:
     name = sniffed.name
     try:
         container = av.open(str(src), format=DEMUXERS[name])
@@ -134,7 +138,7 @@ def _decode(av, src: Path, dst: Path, sniffed: sniff.Sniffed, max_duration_s: fl
                              f"{max_duration_s / 60:.0f} min")
         found = MediaFormat(name, context.codec.name, context.channels or 0, context.sample_rate or 0,
                             bool(container.streams.video))
-        writer = _Writer(dst, int(block_s * audio.TARGET_RATE), max_duration_s, channels_hook)
+        writer = _Writer(dst, int(block_s * audio.TARGET_RATE), max_duration_s, channel_levels)
         try:
             for frame in _frames(container, stream):
                 writer.add(frame)
@@ -198,17 +202,18 @@ def _reason(exc: Exception, ffmpeg_log: list) -> str:
 
 class _Writer:
     """Decoded frames in, 16 kHz mono 16-bit PCM out: FFmpeg's resampler to 16 kHz float keeping every
-    channel, about ``block`` frames at a time shown to the hook, mixed down and appended to the WAV file.
+    channel, about ``block`` frames at a time fed to the channel levels, mixed down and appended to the WAV
+    file.
 
     The resampler gives packed float ("flt": one plane, channels interleaved), not planar: PyAV 18 crashes
     reading a planar frame of 8 channels or more."""
 
-    def __init__(self, dst: Path, block: int, max_duration_s: float | None, hook: ChannelsHook | None):
+    def __init__(self, dst: Path, block: int, max_duration_s: float | None, levels: ChannelLevels | None):
         self.out = wave.open(str(dst), "wb")
         self.out.setnchannels(1)
         self.out.setsampwidth(2)
         self.out.setframerate(audio.TARGET_RATE)
-        self.block, self.hook = block, hook
+        self.block, self.levels = block, levels
         self.max_samples = None if max_duration_s is None else int(max_duration_s * audio.TARGET_RATE)
         self.max_duration_s = max_duration_s
         self.resampler = None
@@ -253,8 +258,8 @@ class _Writer:
         if self.max_samples is not None and self.samples + len(block) > self.max_samples:
             raise AudioError(f"the recording lasts more than {self.max_duration_s / 60:.0f} min; this server "
                              f"accepts at most {self.max_duration_s / 60:.0f} min")
-        if self.hook is not None:
-            self.hook(block)
+        if self.levels is not None:  # (frames, channels) at 16 kHz, from output frame self.samples on
+            self.levels.add(self.samples, block, audio.TARGET_RATE)
         mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
         self.out.writeframes(audio.float_to_pcm16(np.nan_to_num(mono)).tobytes())
         self.samples += len(block)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from server import audio, media
 from server.audio import AudioError
+from server.channels import ChannelLevels
 from tests.media_files import ENCODINGS, encode_wav
 from tests.support import Server, Worker, corpus_file, manifest, wer
 
@@ -179,22 +180,38 @@ def test_wav_encodings_the_wav_reader_leaves_out_go_through_ffmpeg(tmp_path):
         convert(tmp_path, wav_with(0x1234, tone))
 
 
+class Blocks:
+    """What a ChannelLevels is fed (its ``add``), kept whole."""
+
+    def __init__(self):
+        self.fed: list[tuple[int, np.ndarray, int]] = []
+
+    def add(self, first: int, frames: np.ndarray, rate: int) -> None:
+        self.fed.append((first, frames.copy(), rate))
+
+    def whole(self) -> np.ndarray:
+        assert [first for first, _, _ in self.fed] == list(np.cumsum([0] + [len(f) for _, f, _ in self.fed])[:-1])
+        assert {rate for _, _, rate in self.fed} == {audio.TARGET_RATE}
+        return np.concatenate([frames for _, frames, _ in self.fed])
+
+
 @pytest.mark.parametrize("channels", [3, 6, 8, 9, 16, media.MAX_CHANNELS])
 def test_every_channel_count_up_to_the_limit_is_decoded(tmp_path, channels):
-    """µ-law WAVs of 3 to MAX_CHANNELS channels (FFmpeg decodes them): the hook sees every channel and the
-    length is right (PyAV crashes reading planar frames of 8 or more channels; the decoder reads packed ones)."""
+    """µ-law WAVs of 3 to MAX_CHANNELS channels (FFmpeg decodes them): the channel levels are fed every channel
+    and the length is right (PyAV crashes reading planar frames of 8 or more channels; the decoder reads packed
+    ones)."""
     second = np.tile((np.sin(np.arange(8000) / 8000 * 2 * np.pi * 440) * 100 + 128).astype(np.uint8), channels)
-    blocks: list[np.ndarray] = []
-    converted = convert(tmp_path, wav_with(0x0007, second.tobytes(), channels=channels), channels_hook=blocks.append)
-    assert converted.samples == 16000 and {b.shape[1] for b in blocks} == {channels}
+    blocks = Blocks()
+    converted = convert(tmp_path, wav_with(0x0007, second.tobytes(), channels=channels), channel_levels=blocks)
+    assert converted.samples == 16000 and blocks.whole().shape == (16000, channels)
     with pytest.raises(AudioError, match="unsupported channel count"):
         convert(tmp_path, wav_with(0x0007, bytes(8 * (media.MAX_CHANNELS + 1)), channels=media.MAX_CHANNELS + 1))
 
 
-def test_the_channels_hook_sees_every_channel_before_the_mixdown(tmp_path):
-    """A stereo FLAC with speech on the left and silence on the right: the hook gets 16 kHz blocks of
-    frames × 2 channels covering the whole recording, the left one loud and the right one silent, and the
-    stored mono file is their mean."""
+def test_the_channel_levels_are_fed_every_channel_before_the_mixdown(tmp_path):
+    """A stereo FLAC with speech on the left and silence on the right: the channel levels (server/channels.py)
+    are fed 16 kHz blocks of frames × 2 channels, in order, covering the whole recording, the left one loud and
+    the right one silent; the stored mono file is their mean, and real ChannelLevels find the left louder."""
     speech = np.asarray(audio.open_pcm16(corpus_file(SHORT)), dtype=np.float32) / 32768.0
     import av
     with av.open(str(tmp_path / "lr.flac"), "w", format="flac") as out:
@@ -205,13 +222,17 @@ def test_the_channels_hook_sees_every_channel_before_the_mixdown(tmp_path):
         for f in av.AudioResampler(format="s16", layout="stereo", rate=16000).resample(frame):
             out.mux(stream.encode(f))
         out.mux(stream.encode(None))
-    blocks: list[np.ndarray] = []
-    converted = media.convert_upload(tmp_path / "lr.flac", tmp_path / "out.wav", channels_hook=blocks.append)
-    seen = np.concatenate(blocks)
+    blocks = Blocks()
+    converted = media.convert_upload(tmp_path / "lr.flac", tmp_path / "out.wav", channel_levels=blocks)
+    seen = blocks.whole()
     assert seen.shape == (converted.samples, 2) and converted.samples == len(speech)
     assert np.abs(seen[:, 0]).max() > 0.1 and np.abs(seen[:, 1]).max() == 0.0
     stored = np.asarray(audio.open_pcm16(tmp_path / "out.wav"), dtype=np.float32) / 32768.0
     assert np.abs(stored - seen.mean(axis=1)).max() < 2 / 32768
+    levels = ChannelLevels()
+    media.convert_upload(tmp_path / "lr.flac", tmp_path / "out.wav", channel_levels=levels)
+    loudest = levels.levels_db().max(axis=0)
+    assert loudest[0] > -40 and loudest[1] < loudest[0] - 40, loudest
 
 
 @pytest.mark.parametrize("magic", [b"ID3\x04\x00\x00\x00\x00\x00\x00", b"OggS\x00\x02", b"fLaC",
