@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -85,6 +86,15 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a worker; Ctrl-C or SIGTERM stops it with exit code 0 at any point (see ``_main``)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C until the worker is running
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         s = settings_from(args, dict(os.environ))
@@ -120,16 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         log.info("loaded the %s voice encoder in %.1f s", diarizer.name, time.perf_counter() - t0)
     worker = Worker(s["server"], s["token"], engine, s["name"], slots=s["slots"],
                     max_slice_s=s["max_slice_s"] or None, diarizer=diarizer)
-    import signal
-
+    # Ctrl-C and SIGTERM alike: hand back what this worker holds, disconnect, exit 0 (worker.stop).
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
     try:
         worker.run()
     except TokenRefused as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        pass
     finally:
         worker.stop()
-    return 0
+    # Stopped, with everything it held handed back. A slice still being decoded is void, but the engine's
+    # threads would hold the exit until it is done (its thread pools are joined at exit): leave now.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -84,6 +84,8 @@ class Worker:
                      "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
                      "diarize": diarizer is not None}
         self.work: queue.Queue[Work] = queue.Queue()
+        self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
+        self.held_lock = threading.Lock()
         self.cancelled: set[str] = set()
         self.generation = 0
         self.refusal: str | None = None
@@ -105,16 +107,24 @@ class Worker:
 
     def _on_connect_error(self, data: Any = None) -> None:
         message = data.get("message") if isinstance(data, dict) else str(data)
-        if message and "token" in message:
+        # Only a wrong token is final; "too many failed attempts" (someone else at this address guessing) passes.
+        if message and message.startswith("wrong or missing worker token"):
             self.refusal = message
 
     def _on_disconnect(self, reason: Any = None) -> None:
-        self.generation += 1  # whatever we hold now belongs to a dead connection
+        with self.held_lock:
+            self.generation += 1  # whatever we hold now belongs to a dead connection
+            self.held.clear()
+        if self.stopped.is_set():
+            log.info("disconnected from the server")
+            return
         log.warning("disconnected from the server (%s); reconnecting", reason or "connection lost")
 
     def _on_slice(self, data: dict[str, Any]) -> None:
-        self.work.put(Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"],
-                           self.generation))
+        with self.held_lock:
+            work = Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"], self.generation)
+            self.held[work.lease] = work
+        self.work.put(work)
 
     def _on_welcome(self, data: dict[str, Any]) -> None:
         """The server says how often it wants heartbeats (its lease timeout is built on that)."""
@@ -124,7 +134,10 @@ class Worker:
             pass
 
     def _on_cancel(self, data: dict[str, Any]) -> None:
-        self.cancelled.add(str(data.get("lease")))
+        lease = str(data.get("lease"))
+        self.cancelled.add(lease)
+        with self.held_lock:
+            self.held.pop(lease, None)
 
     # --- running ---------------------------------------------------------------------------------------------
 
@@ -154,7 +167,23 @@ class Worker:
                 raise TokenRefused(f"the server refused this worker: {self.refusal}")
 
     def stop(self) -> None:
+        """Stop working (Ctrl-C, SIGTERM): hand back the slices held, so the server queues them again at once
+        without counting a try against them, and disconnect. Results still being computed are not sent."""
+        if self.stopped.is_set():
+            return
         self.stopped.set()
+        with self.held_lock:
+            held = sorted(self.held)
+            self.held.clear()
+            self.generation += 1  # every slice in progress is void now
+        if held and self.sio.connected:
+            try:
+                answer = self.sio.call("hand_back", {"leases": held}, namespace=NAMESPACE, timeout=3)
+                log.info("stopping: handed back %d slice(s) (%s)", len(held),
+                         "taken" if isinstance(answer, dict) and answer.get("ok") else f"server: {answer}")
+            except socketio.exceptions.SocketIOError as exc:
+                log.warning("stopping: could not hand back %d slice(s) (%s); the server takes them back when "
+                            "the connection ends", len(held), exc)
         try:
             self.sio.disconnect()
         except Exception:  # noqa: BLE001 - already gone
@@ -303,3 +332,7 @@ class Worker:
         except socketio.exceptions.SocketIOError as exc:
             log.warning("slice %s/%d: could not deliver the %s (%s)", work.job, work.index, event, exc)
             return None
+        finally:
+            with self.held_lock:
+                if work.generation == self.generation:
+                    self.held.pop(work.lease, None)

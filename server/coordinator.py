@@ -141,6 +141,7 @@ class Coordinator:
         self._preparing: dict[str, int] = {}  # job id → idle slots an upload being decoded and split counts on
         self._unsaved: set[str] = set()  # jobs whose derived state (status) could not be stored; tick retries
         self._hold_until = 0.0  # no hand-out before this (clock) time: a store write just failed
+        self.stopped = False  # set by stop(): nothing more is handed out
         self.speakers = SpeakerLabels(self, spawn, sleep)  # labels worked out in the background (``spawn``)
 
     # --- jobs ------------------------------------------------------------------------------------------------
@@ -431,6 +432,32 @@ class Coordinator:
             self._push_open_jobs()
             self.dispatch()
 
+    def worker_leaving(self, worker_id: str, leases: tuple[str, ...]) -> int:
+        """A worker that is stopping hands back the slices it holds: they go back to the head of the queue at
+        once, the try not counted, and the worker gets nothing more. Returns how many it gave back."""
+        with self.lock:
+            state = self.scheduler.workers.get(worker_id)
+            if state is None:
+                return 0
+            mine = [lid for lid in leases if lid in state.leases]
+            self._apply([self.scheduler.release(lid, "its worker stopped") for lid in mine])
+            self.scheduler.remove_worker(worker_id, self.clock())  # holds nothing now: nothing is lost
+            log.info("worker %s is stopping; it handed back %d slice(s)", state.info.name, len(mine))
+            self._push_workers()
+            self._push_open_jobs()
+            self.dispatch()
+            return len(mine)
+
+    def stop(self) -> int:
+        """The server is stopping: every slice out goes back to the queue in the store (the try not counted),
+        so the next start sends it again at once, and nothing more is handed out. Returns how many."""
+        with self.lock:
+            self.stopped = True
+            self._hold_until = float("inf")
+            leases = sorted(self.scheduler.leases)
+            self._apply([self.scheduler.release(lid, "the server stopped") for lid in leases])
+            return len(leases)
+
     def heartbeat(self, worker_id: str) -> bool:
         with self.lock:
             return self.scheduler.heartbeat(worker_id, self.clock())
@@ -586,8 +613,9 @@ class Coordinator:
                 log.warning("slice %s failed: %s", key, outcome.reason)
             try:
                 if outcome.status == SliceStatus.QUEUED:
+                    task = self.scheduler.tasks.get(key)  # its tries: a lease given back does not count
                     self.store.update_slice(key.job_id, key.index, status="queued", worker="",
-                                            error=outcome.reason)
+                                            error=outcome.reason, **({"attempts": task.attempts} if task else {}))
                 elif outcome.status == SliceStatus.FAILED:
                     self.store.update_slice(key.job_id, key.index, status="failed", worker="",
                                             error=outcome.reason, finished_at=time.time())

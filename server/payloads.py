@@ -188,7 +188,7 @@ def slice_ref(data: Any) -> SliceRef:
 def _word(value: Any, where: str) -> Word:
     w = _dict(value, where)
     start = number(_field(w, "start", where=f"{where}."), f"{where}.start", 0.0, MAX_SLICE_S)
-    end = number(_field(w, "end", where=f"{where}."), f"{where}.end", start, MAX_SLICE_S)
+    end = max(start, number(_field(w, "end", where=f"{where}."), f"{where}.end", 0.0, MAX_SLICE_S))
     return Word(start, end, text(_field(w, "word", where=f"{where}."), f"{where}.word", MAX_WORD_CHARS),
                 number(_field(w, "probability", where=f"{where}."), f"{where}.probability", 0.0, 1.0))
 
@@ -196,7 +196,8 @@ def _word(value: Any, where: str) -> Word:
 def _segment(value: Any, where: str, words_left: int, max_chars: int) -> Segment:
     seg = _dict(value, where)
     start = number(_field(seg, "start", 0.0), f"{where}.start", 0.0, MAX_SLICE_S)
-    end = number(_field(seg, "end", start), f"{where}.end", start, MAX_SLICE_S)
+    # An end before its start is an engine's rounding, not an attack: it is taken as the start.
+    end = max(start, number(_field(seg, "end", start), f"{where}.end", 0.0, MAX_SLICE_S))
     words = _field(seg, "words", None) or []
     if not isinstance(words, list):
         raise PayloadError(f"{where}.words must be a list")

@@ -6,9 +6,10 @@ next cue starts sooner, and no faster than 20 characters a second to read where 
 leaves room for it. Cues are cut at word times, at a sentence end where one falls in reach, else at a clause
 end, else at a pause between words; a long pause always ends a cue, so no cue stays up over silence.
 
-Words come from each segment's ``words`` (the engine's word times). A segment without them, or whose text no
-longer has as many words as its timed words (a correction that added or removed words), has its time shared
-out over its words by their length.
+Words come from each segment's ``words`` (the engine's word times), matched to the words of its text
+(:func:`token_times`: Whisper may time "self-government" as "self" and "-government"). A segment without them,
+or whose text no longer matches them (a correction that added or removed words), has its time shared out over
+its words by their length.
 """
 
 from __future__ import annotations
@@ -61,19 +62,44 @@ def _chunks(token: str, size: int) -> list[str]:
     return [token[i:i + size] for i in range(0, len(token), size)] if len(token) > size else [token]
 
 
+def token_times(tokens: Sequence[str], words: Sequence[dict[str, Any]]) -> list[tuple[float, float]] | None:
+    """The (start, end) of each of a text's words (``tokens``) from the engine's timed ``words``: several timed
+    words make one token when together they spell it ("self" + "-government"); when they spell something else,
+    one timed word per token if the counts agree (a correction that fixed a word's spelling), else None."""
+    out: list[tuple[float, float]] = []
+    k = 0
+    for token in tokens:
+        first, joined = k, ""
+        while k < len(words) and len(joined) < len(token):
+            joined += str(words[k].get("word", "")).strip()
+            k += 1
+        if joined != token:
+            break
+        out.append((float(words[first]["start"]), float(words[k - 1]["end"])))
+    else:
+        if k == len(words):
+            return out
+    if len(words) == len(tokens):
+        return [(float(w["start"]), float(w["end"])) for w in words]
+    return None
+
+
 def segment_words(segment: dict[str, Any], opts: CueOptions = CueOptions()) -> list[Word]:
     """A segment's words with times inside the segment, never going backwards."""
     start = float(segment.get("start", 0.0))
     end = max(start, float(segment.get("end", start)))
     tokens = str(segment.get("text", "")).split()
     speaker = segment.get("speaker")
-    timed = [w for w in (segment.get("words") or []) if isinstance(w, dict)]
+    timed = [w for w in (segment.get("words") or []) if isinstance(w, dict) and "start" in w and "end" in w]
+    times = token_times(tokens, timed) if timed else None
     words: list[Word] = []
-    if timed and len(timed) == len(tokens):
-        for token, w in zip(tokens, timed, strict=True):
-            a = min(max(float(w.get("start", start)), start), end)
-            b = min(max(float(w.get("end", a)), a), end)
-            words.append(Word(a, b, token, w.get("speaker", speaker)))  # a word may have its own speaker
+    if times is not None:
+        own = {float(w["start"]): w.get("speaker", speaker) for w in timed}  # a word may have its own speaker
+        for token, (a, b) in zip(tokens, times, strict=True):
+            who = own.get(a, speaker)
+            a = min(max(a, start), end)
+            b = min(max(b, a), end)
+            words.append(Word(a, b, token, who))
     else:  # share the segment's time out by length (a space counts as one character)
         total = sum(len(t) + 1 for t in tokens) or 1
         t = start

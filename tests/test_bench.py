@@ -93,3 +93,17 @@ def test_quick_speakers_bench_runs_the_real_thing(tmp_path):
         assert mix["found"] == mix["voices"] == 2 and mix["words"] > 10 and mix["right"] > 0.9, mix
     assert raw["mixes"][0]["voices_worker_s"] > 0 and raw["mixes"][0]["transcribe_s"] > 0
     assert raw["same"][2] > raw["threshold"] > raw["different"][2]
+
+
+def test_quick_subtitles_bench_counts_the_rules_before_and_after(tmp_path):
+    """``python -m bench.subtitles --quick`` transcribes one recording through a real server and worker and
+    counts, for the old one-cue-per-segment subtitles and the new ones, the cues that break each rule; the new
+    ones break none."""
+    command = [PYTHON, "-m", "bench.subtitles", "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "**cores**" in (tmp_path / "subtitles.md").read_text()
+    counts = json.loads((tmp_path / "subtitles.json").read_text())
+    assert counts["before"]["cues"] > 0 and counts["after"]["cues"] > 0
+    assert all(v == 0 for k, v in counts["after"].items() if k not in ("cues", "longest line (characters)",
+                                                                       "faster than 20 characters/s"))

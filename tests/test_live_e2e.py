@@ -162,7 +162,8 @@ def test_finished_live_job_reads_like_an_uploaded_one(site, streamed):
     print(f"{HARVARD} streamed live: {len(job['slices'])} slices, WER {error:.1f} %")
     assert error <= 10.0
     assert any(j["id"] == job_id and j["source"] == "live" for j in site.get("/api/jobs").json()["jobs"])
-    assert site.get(f"/api/jobs/{job_id}/transcript.txt").text.strip() == job["transcript"]
+    txt = site.get(f"/api/jobs/{job_id}/transcript.txt").text
+    assert " ".join(txt.split()) == job["transcript"]  # the same words, in paragraphs
     assert site.get(f"/api/jobs/{job_id}/transcript.srt").text.count(" --> ") >= len(job["slices"])
     assert site.get(f"/api/jobs/{job_id}/transcript.vtt").text.startswith("WEBVTT")
     data = site.get(f"/api/jobs/{job_id}/transcript.json").json()
