@@ -44,9 +44,14 @@ class ServerSettings:
     max_message_mb: float = 16.0  # Socket.IO max_http_buffer_size: a 28 s WAV slice is ~0.9 MB
     max_text_chars: int = 20_000  # longest text a worker may return for one slice
     log_level: str = "info"
+    async_mode: str = "eventlet"  # or "threading" (server/runtime.py says what differs)
     certfile: str = ""  # https: the certificate (chain) file; with keyfile
     keyfile: str = ""  # https: its private key
     self_signed: bool = False  # https with a certificate made for this machine in <data_dir>/tls/
+
+    def __post_init__(self) -> None:
+        if self.async_mode not in ("eventlet", "threading"):
+            raise ValueError(f"[server] async_mode must be eventlet or threading, not {self.async_mode!r}")
 
 
 @dataclass
@@ -132,6 +137,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--data-dir", help="folder for the database and audio (default ./data)")
     parser.add_argument("--local-workers", type=int, help="workers to start on this machine (default 1; 0: none)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--async-mode", choices=["eventlet", "threading"],
+                        help="eventlet (default) or threading (see server/runtime.py)")
     parser.add_argument("--certfile", help="serve https with this certificate (chain) file; with --keyfile")
     parser.add_argument("--keyfile", help="the certificate's private key file")
     parser.add_argument("--self-signed", action="store_true", default=None,
@@ -141,5 +148,6 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     return load_settings(args.config, {
         "server.host": args.host, "server.port": args.port, "server.data_dir": args.data_dir,
         "server.local_workers": args.local_workers, "server.log_level": args.log_level,
+        "server.async_mode": args.async_mode,
         "server.certfile": args.certfile, "server.keyfile": args.keyfile, "server.self_signed": args.self_signed,
     })

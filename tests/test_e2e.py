@@ -270,3 +270,30 @@ def test_a_default_worker_does_not_load_torch(cluster):
             mapped = maps.read()
         assert "ctranslate2" in mapped  # the engine is loaded...
         assert "libtorch" not in mapped and "/torch/" not in mapped  # ...and torch is not
+
+
+def test_the_core_loop_runs_under_threading_mode_too(tmp_path, whole_file_text):
+    """`[server] async_mode = "threading"` (no eventlet at all): an upload is cut, scattered to a real worker
+    and joined as under eventlet; a watching page gets the pushes; the server stops cleanly."""
+    config = write_config(tmp_path / "config.toml", server={"async_mode": "threading"})
+    server = Server(tmp_path, config=config)
+    worker = Worker(server, "threaded")
+    page = socketio.Client()
+    pushes: list[dict] = []
+    try:
+        server.wait_workers(1)
+        page.on("job", pushes.append)
+        page.connect(server.url, transports=["websocket"], wait_timeout=10)
+        job_id = server.submit(corpus_file(BUSH))
+        page.call("watch", {"job": job_id}, timeout=10)
+        job = server.wait_job(job_id)
+        assert job["status"] == "done" and len(job["slices"]) >= 2
+        reference = manifest()[BUSH]["reference"]
+        assert wer(reference, job["transcript"]) <= wer(reference, whole_file_text(BUSH)) + 2.0
+        wait_for(lambda: any(p["status"] == "done" for p in pushes), 10, "the page to be told the job is done")
+        assert "eventlet" not in server.log().lower()
+    finally:
+        if page.connected:
+            page.disconnect()
+        worker.stop()
+        assert server.stop() == 0
