@@ -7,8 +7,9 @@ and with a 2-hour MP3, and of one worker), ``splitter`` (finding the pauses: num
 pydub), ``width`` (time and WER at 1 to 32 slots on the long recordings one by one and on the joined workload,
 ``bench/width.py``),
 ``engines`` (each engine's speed and WER, ``bench/engines.py``), ``install`` (the size of a fresh venv for each
-requirements file, ``bench/install.py``) and ``ceiling`` (how many simulated workers one server coordinates,
-``bench/ceiling.py``). No part named: all of them.
+requirements file, ``bench/install.py``), ``ceiling`` (how many simulated workers one server coordinates,
+``bench/ceiling.py``) and ``speakers`` (speaker labels on conversations built from the corpus: words with the
+right speaker, speakers found, their cost, ``bench/speakers.py``). No part named: all of them.
 Each part writes ``bench/results/<part>.md`` (a markdown table with the machine described), ``<part>.json``
 (the raw numbers) and, for compare, scaleout and width, ``<part>.png``.
 
@@ -44,7 +45,8 @@ from bench.cluster import Spec  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "engines", "install", "ceiling")
+PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "engines", "install", "ceiling",
+         "speakers")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,8 +202,15 @@ def _width(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, s
     return "Accuracy and speed at every width", width.markdown(result), result
 
 
+def _speakers(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    from bench import speakers
+
+    result = speakers.run(tmp, quick=args.quick, log=log)
+    return "Speaker labels", speakers.markdown(result), result
+
+
 PART_RUNNERS = {"compare": _compare, "before": _before, "scaleout": _scaleout, "memory": _memory,
-                "splitter": _splitter, "width": _width, "ceiling": _ceiling}
+                "splitter": _splitter, "width": _width, "ceiling": _ceiling, "speakers": _speakers}
 
 
 def _engines(args: argparse.Namespace) -> None:

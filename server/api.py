@@ -10,7 +10,7 @@ import tempfile
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import audio, corrections, disk, redo, speaker_jobs, transcript
+from . import audio, corrections, disk, forms, redo, speaker_jobs, transcript
 from .audio import AudioError
 from .config import ROOT
 from .coordinator import Coordinator, JobError
@@ -81,8 +81,10 @@ def create_job():
         response, status = error(400, str(exc))
         return close_after_answer(response), status
     if upload is None:
-        fields = sorted(set(request.files) | set(request.form))
-        got = f" (got: {', '.join(fields)})" if fields else ""
+        # Named as sent, but shown bounded: a part may have no name, or a name of any length.
+        fields = sorted({"".join(ch for ch in name or "" if ch.isprintable())[:40] or "(a part with no name)"
+                         for name in [*request.files, *request.form]})
+        got = f" (got: {', '.join(fields[:10])}{', …' if len(fields) > 10 else ''})" if fields else ""
         return error(400, f"no file in the form field 'audio'{got}")
     try:
         requirement = _requirement()
@@ -290,7 +292,12 @@ def unexpected_error(exc: Exception):
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException):
     """Every HTTP error as JSON ``{"error": ...}`` with a sentence a person can act on."""
+    if isinstance(exc, forms.FormTooLarge):
+        return error(413, exc.description)
     if exc.code == 413:
-        limit = current_app.config["MAX_CONTENT_LENGTH"] / 2**20
-        return error(413, f"the upload is larger than this server's limit of {limit:.0f} MB")
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length <= limit:
+            # Werkzeug's check of a field's accumulated size raises the same bare 413 as the size limit.
+            return error(413, forms.field_too_large(request.max_form_memory_size))
+        return error(413, f"the upload is larger than this server's limit of {limit / 2**20:.0f} MB")
     return error(exc.code or 500, exc.description or exc.name)

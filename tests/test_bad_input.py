@@ -198,3 +198,27 @@ def test_a_chunked_upload_is_refused_with_411_and_a_clear_message(served):
     empty = requests.post(f"{server.url}/api/jobs", timeout=30)
     assert empty.status_code == 400 and "multipart/form-data" in empty.json()["error"]
     assert server.get("/api/workers").ok
+
+
+def test_each_form_limit_has_its_own_sentence_and_a_filename_in_any_encoding_is_taken(served):
+    """The probe: a 3 MB request whose text field is over the form's field limit was told it was over the 512 MB
+    upload limit, and a filename that is not UTF-8 made the file vanish from the form. Now: the field limit and
+    the part limit each say what they are, and the upload with a Latin-1 name is taken, its name shown."""
+    server, _ = served
+    wav = encoded(16000, 1, "PCM_16")
+    field = requests.post(f"{server.url}/api/jobs", files={"audio": ("a.wav", wav, "audio/wav")},
+                          data={"note": "x" * 3_000_000}, timeout=60)
+    assert field.status_code == 413
+    assert field.json()["error"].startswith("a form field other than the file holds more than 500 KB")
+    parts = [("audio", ("a.wav", wav, "audio/wav"))] + [(f"f{n}", (None, "1")) for n in range(1500)]
+    many = requests.post(f"{server.url}/api/jobs", files=parts, timeout=60)
+    assert many.status_code == 413 and many.json()["error"].startswith("the form has more than 1000 parts")
+
+    boundary = b"b0undary"
+    body = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="audio"; filename="\xe9t\xe9 \xff.wav"\r\n'
+            b"Content-Type: audio/wav\r\n\r\n" + wav + b"\r\n--" + boundary + b"--\r\n")
+    latin = requests.post(f"{server.url}/api/jobs", data=body, timeout=60,
+                          headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert latin.status_code == 202, latin.text
+    job = server.wait_job(latin.json()["id"])
+    assert job["name"] == "été ÿ.wav" and job["status"] == "done"
