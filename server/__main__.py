@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runtime.prepare(server.async_mode)
     from . import tls
+    from .announce import Announcer
     from .app import create_app, worker_token
     from .local_workers import LocalWorkers
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     if server.host not in ("127.0.0.1", "localhost", "::1") and not server.access_token:
         log.warning("serving on %s without an access token: anyone on the network can use the page and API "
                     "(set [server] access_token or SCATTERSCRIBE_ACCESS_TOKEN)", server.host)
+    announcer = Announcer(server.host, server.port, scheme)
+    app.config["SCATTERSCRIBE_ANNOUNCED"] = server.announce and announcer.start()
     workers = None
     if server.local_workers > 0:
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serving.serve_forever()
     finally:
+        announcer.stop()
         stop(app, socketio, serving, workers, stopping[0] if stopping else "the server loop ended")
     return 0
 

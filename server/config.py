@@ -48,6 +48,7 @@ class ServerSettings:
     certfile: str = ""  # https: the certificate (chain) file; with keyfile
     keyfile: str = ""  # https: its private key
     self_signed: bool = False  # https with a certificate made for this machine in <data_dir>/tls/
+    announce: bool = True  # a server on the network announces itself by DNS-SD, so workers need no --server
 
     def __post_init__(self) -> None:
         if self.async_mode not in ("eventlet", "threading"):
@@ -144,10 +145,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--self-signed", action="store_true", default=None,
                         help="serve https with a certificate made for this machine (kept in <data_dir>/tls/); "
                              "prints its SHA-256 fingerprint")
+    parser.add_argument("--no-announce", dest="announce", action="store_false", default=None,
+                        help="do not announce this server on the LAN (DNS-SD): workers then need --server")
     args = parser.parse_args(argv)
     return load_settings(args.config, {
         "server.host": args.host, "server.port": args.port, "server.data_dir": args.data_dir,
         "server.local_workers": args.local_workers, "server.log_level": args.log_level,
         "server.async_mode": args.async_mode,
         "server.certfile": args.certfile, "server.keyfile": args.keyfile, "server.self_signed": args.self_signed,
+        "server.announce": args.announce,
     })
