@@ -6,6 +6,9 @@ answers with ``call('result')``. An engine that can decode several slices at onc
 one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch. A
 heartbeat thread keeps the leases alive. When the connection drops, slices still held are void (the server has
 already queued them again); python-socketio reconnects with backoff.
+
+A worker whose engine can (``transcribe_tentative``) also decodes tentative text of live recordings when the
+server asks (``tentative``), in the same threads but only when no slice is waiting: see ``tentative.py``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ import numpy as np
 import socketio
 
 from .engines import Engine
+from .tentative import TentativeBox, TentativeWork
 
 log = logging.getLogger("scatterscribe.worker")
 
 NAMESPACE = "/worker"
 #: How long a batching worker waits for more slices after the first arrives (they come back to back).
 GATHER_S = 0.05
+#: Put in the work queue when a tentative request arrives: the thread that takes it decodes one, if no slice
+#: waits (slices are in the same queue, so they are always taken first).
+WAKE = object()
 
 
 class TokenRefused(RuntimeError):
@@ -66,8 +73,10 @@ class Worker:
         self.slots = slots
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
-                     "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s)}
-        self.work: queue.Queue[Work] = queue.Queue()
+                     "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
+                     "tentative": hasattr(engine, "transcribe_tentative")}
+        self.work: queue.Queue[Work | object] = queue.Queue()  # slices, and WAKE for tentative requests
+        self.tentative = TentativeBox()
         self.cancelled: set[str] = set()
         self.generation = 0
         self.refusal: str | None = None
@@ -79,6 +88,7 @@ class Worker:
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
         self.sio.on("slice", self._on_slice, namespace=NAMESPACE)
         self.sio.on("cancel", self._on_cancel, namespace=NAMESPACE)
+        self.sio.on("tentative", self._on_tentative, namespace=NAMESPACE)
         self.sio.on("welcome", self._on_welcome, namespace=NAMESPACE)
 
     # --- events from the server ------------------------------------------------------------------------------
@@ -108,7 +118,17 @@ class Worker:
             pass
 
     def _on_cancel(self, data: dict[str, Any]) -> None:
-        self.cancelled.add(str(data.get("lease")))
+        if not self.tentative.cancel(str(data.get("lease"))):
+            self.cancelled.add(str(data.get("lease")))
+
+    def _on_tentative(self, data: dict[str, Any]) -> None:
+        """A request for tentative text; it replaces this recording's older one if that has not started."""
+        work = TentativeWork(str(data["id"]), str(data["job"]), data["audio"], str(data.get("prefix") or ""),
+                             self.generation)
+        replaced = self.tentative.put(work)
+        if replaced is not None:
+            log.debug("tentative %s: dropped, overtaken by a newer request", replaced.job)
+        self.work.put(WAKE)
 
     # --- running ---------------------------------------------------------------------------------------------
 
@@ -158,6 +178,9 @@ class Worker:
                 work = self.work.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if work is WAKE:
+                self._tentative_turn()
+                continue
             try:
                 self._do(work)
             except Exception:  # noqa: BLE001 - one bad slice never ends the worker
@@ -166,20 +189,61 @@ class Worker:
     def _batch_loop(self) -> None:
         while not self.stopped.is_set():
             try:
-                batch = [self.work.get(timeout=0.5)]
+                first = self.work.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if first is WAKE:
+                self._tentative_turn()
+                continue
+            batch, woken = [first], False
             # The server sends a worker's slices back to back: a moment's wait gathers those still in flight.
             deadline = time.monotonic() + GATHER_S
             while len(batch) < self.slots:
                 try:
-                    batch.append(self.work.get(timeout=max(0.0, deadline - time.monotonic())))
+                    item = self.work.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
+                if item is WAKE:
+                    woken = True
+                else:
+                    batch.append(item)
             try:
                 self._do_batch(batch)
             except Exception:  # noqa: BLE001 - one bad batch never ends the worker
                 log.exception("batch of %d slice(s): unexpected failure", len(batch))
+            if woken:  # a tentative request came meanwhile: its turn comes after the slices now waiting
+                self.work.put(WAKE)
+
+    def _slices_waiting(self) -> bool:
+        with self.work.mutex:
+            return any(isinstance(item, Work) for item in self.work.queue)
+
+    def _tentative_turn(self) -> None:
+        """Decode the tentative request that has waited longest, unless a slice is waiting: then it waits
+        behind the slices (and may be overtaken by a newer request meanwhile)."""
+        if self._slices_waiting():
+            self.work.put(WAKE)
+            return
+        work = self.tentative.take()
+        if work is None or work.generation != self.generation:
+            return
+        try:
+            t0 = time.perf_counter()
+            text = self.engine.transcribe_tentative(decode_wav(work.audio), work.prefix)
+            elapsed = time.perf_counter() - t0
+        except Exception:  # noqa: BLE001 - tentative text is optional; the server asks again
+            log.exception("tentative %s: decode failed", work.job)
+            return
+        sent = work.generation == self.generation and work.id not in self.cancelled and self.sio.connected
+        if sent:
+            try:
+                self.sio.emit("tentative_text", {"id": work.id, "job": work.job, "text": text,
+                                                 "elapsed": round(elapsed, 3)}, namespace=NAMESPACE)
+            except socketio.exceptions.SocketIOError:
+                sent = False
+        # Debug only: about one a second per live recording.
+        log.debug("tentative %s: %.1f s of audio in %.2f s%s", work.job, len(work.audio) / 32000, elapsed,
+                  "" if sent else " (not delivered)")
 
     def _do_batch(self, batch: list[Work]) -> None:
         """Decode live slices together; one that cannot be read is reported alone, the rest go on."""

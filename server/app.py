@@ -16,6 +16,7 @@ from .config import ROOT, Settings
 from .coordinator import Coordinator
 from .events import PageNamespace, WorkerNamespace, token_matches
 from .ids import JobIdConverter
+from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .store import Store
 
@@ -90,8 +91,10 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
             response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="Strict")
         return response
 
-    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), settings.scheduler.heartbeat_s))
-    live = LiveJobs(coordinator, settings.live)
+    captions = LiveCaptions(coordinator, settings.tentative)
+    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), settings.scheduler.heartbeat_s,
+                                          captions))
+    live = LiveJobs(coordinator, settings.live, captions=captions)
     socketio.on_namespace(PageNamespace(coordinator, access_allowed, live))
     coordinator.resume()
     live.recover()

@@ -123,6 +123,7 @@ class Coordinator:
         self._timing: dict[str, JobTiming] = {}  # job id → where its time goes, while it runs
         self._replan_tried: set[tuple[str, float, int]] = set()  # re-cuts that could not be made; not retried
         self._preparing: dict[str, int] = {}  # job id → idle slots an upload being decoded and split counts on
+        self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -547,7 +548,8 @@ class Coordinator:
                 job.status = "running"
                 self.store.update_job(job_id, status="running")
         # The job as just stored, without reading it back: this runs after every hand-out and result.
-        self.emit("job", views.job_view(job, self.scheduler), to=f"job:{job_id}", namespace="/")
+        self.emit("job", views.job_view(job, self.scheduler, self.partials.get(job_id)), to=f"job:{job_id}",
+                  namespace="/")
         return finished
 
     def _save_timing(self, job_id: str) -> None:
@@ -562,7 +564,7 @@ class Coordinator:
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         with self.lock:
             job = self.store.get_job(job_id)
-            return None if job is None else views.job_view(job, self.scheduler)
+            return None if job is None else views.job_view(job, self.scheduler, self.partials.get(job_id))
 
     def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
         with self.lock:

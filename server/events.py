@@ -15,6 +15,7 @@ from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_r
 from .api import display_name
 from .coordinator import Coordinator
 from .ids import is_job_id
+from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .scheduler import WorkerInfo
 
@@ -41,17 +42,19 @@ def worker_info(auth: dict[str, Any]) -> WorkerInfo:
     except (TypeError, ValueError):
         raise ConnectionRefusedError("slots and max_slice_s must be numbers") from None
     return WorkerInfo(name=_text(auth.get("name"), 64, "worker"), engine=_text(auth.get("engine"), 32, "unknown"),
-                      model=_text(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s)
+                      model=_text(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s,
+                      tentative=auth.get("tentative") is True)
 
 
 class WorkerNamespace(Namespace):
     """Events sent by workers."""
 
-    def __init__(self, coordinator: Coordinator, token: str, heartbeat_s: float):
+    def __init__(self, coordinator: Coordinator, token: str, heartbeat_s: float, captions: LiveCaptions):
         super().__init__("/worker")
         self.coordinator = coordinator
         self.token = token
         self.heartbeat_s = heartbeat_s
+        self.captions = captions
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a worker when it connects: proves the shared token and announces itself."""
@@ -88,6 +91,12 @@ class WorkerNamespace(Namespace):
         if not isinstance(data, dict):
             return {"ok": False, "error": "malformed error report"}
         return self.coordinator.error(request.sid, data)
+
+    def on_tentative_text(self, data: Any) -> None:
+        """Sent by a worker with the tentative text of a live recording's open part it was asked for
+        (``{id, job, text}``); anything else is ignored (tentative text is optional)."""
+        if isinstance(data, dict):
+            self.captions.answered(request.sid, data)
 
 
 class PageNamespace(Namespace):

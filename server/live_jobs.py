@@ -21,6 +21,7 @@ from . import audio
 from .coordinator import Coordinator, fit_to_workers
 from .ids import new_job_id
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
+from .live_captions import LiveCaptions
 from .store import JobRecord
 
 log = logging.getLogger("scatterscribe")
@@ -83,11 +84,12 @@ class LiveJobs:
     """The live recordings in progress, by job id. Every method runs under the coordinator's lock."""
 
     def __init__(self, coordinator: Coordinator, opts: LiveOptions,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, captions: LiveCaptions | None = None):
         self.coordinator = coordinator
         self.opts = opts
         self.clock = clock
         self.sessions: dict[str, _Live] = {}
+        self.captions = captions  # tentative text of the open parts; None: none
 
     # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
 
@@ -170,6 +172,8 @@ class LiveJobs:
         # New slices, the end, or a second's more audio: store the length so far and tell the pages.
         due = len(update.samples) > 0 and now - live.told_at >= DURATION_EVERY_S
         extended = True
+        if update.slices and self.captions:
+            self.captions.closing(job_id, session)  # before the push that shows the slices
         if update.slices or update.finished or due:
             live.told_at = now
             extended = self.coordinator.extend_job(job_id, update.slices, session.duration_s)
@@ -182,6 +186,8 @@ class LiveJobs:
                                            {"threshold_db": round(session.splitter.threshold_db, 1)})
             log.info("job %s: live recording ended, %.1f s", job_id, session.duration_s)
             answer["finished"] = True
+        elif self.captions:
+            self.captions.advance(job_id, session)
         if update.error:
             answer["error"] = update.error
         return answer
@@ -189,6 +195,8 @@ class LiveJobs:
     def _close(self, job_id: str, live: _Live) -> None:
         live.file.close()
         self.sessions.pop(job_id, None)
+        if self.captions:
+            self.captions.ended(job_id)
 
     def tick(self) -> None:
         """Called every second: a recording whose page has been silent for ``idle_timeout_s`` is closed with

@@ -156,17 +156,17 @@ class Tentative:
         newest = max(self._out.values(), key=lambda out: out.sent_at, default=None)
         return newest.worker_id if newest else None
 
-    def answered(self, worker_id: str, request_id: str, text: str) -> Partial | None:
-        """A worker's text for a request. Returns the new partial to push to the pages, or None when the answer
-        is not shown (unknown or another worker's request, a slice closed since, older than the answer shown)
-        or its text is the one shown already (the partial then only covers more audio)."""
+    def answered(self, worker_id: str, request_id: str, text: str) -> bool:
+        """A worker's text for a request; True when the text shown changed (push it to the pages). An answer
+        is not shown when the request is unknown or another worker's, a slice closed since it was sent, or a
+        newer answer is shown; one with the text shown already only makes the partial cover more audio."""
         out = self._out.get(request_id)
         if out is None or out.worker_id != worker_id:
-            return None
+            return False
         del self._out[request_id]
         request = out.request
         if self.finished or out.open_start != self.open_start or request.end <= self._shown_end:
-            return None
+            return False
         words = text.split()
         # Agreement needs two decodes from the same start; a request cut to the newest audio starts elsewhere.
         self._stable = stable_words(self._words, words) if request.start == self.open_start else []
@@ -174,7 +174,7 @@ class Tentative:
         self._shown_end, self._covered_to = request.end, out.speech_end
         before = self.partial.text if self.partial else ""
         self.partial = Partial(request.start / RATE, request.end / RATE, " ".join(words)) if words else None
-        return self.partial if " ".join(words) != before else None
+        return " ".join(words) != before
 
     def moved(self, open_start: int) -> list[tuple[str, str]]:
         """The open part now starts at ``open_start`` (a slice closed, or silence was dropped): the tentative

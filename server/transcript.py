@@ -102,4 +102,6 @@ def to_txt(job: JobRecord) -> str:
 
 
 def to_json(job: JobRecord, view: dict[str, Any]) -> str:
-    return json.dumps({**view, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"
+    """The job view with its timed segments; a live recording's tentative text is never part of a download."""
+    final = {key: value for key, value in view.items() if key != "partial"}
+    return json.dumps({**final, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"

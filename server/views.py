@@ -12,8 +12,9 @@ from .scheduler import Requirement, Scheduler, WorkerState
 from .store import JobRecord, SliceRecord
 
 
-def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
-    """A job in full: status, progress, transcript so far, every slice, and whether it waits for workers."""
+def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A job in full: status, progress, transcript so far, every slice, and whether it waits for workers.
+    ``partial`` is a live recording's tentative text of its open part (``{start, end, text}``, never stored)."""
     done = sum(s.status == "done" for s in job.slices)
     failed = sum(s.status == "failed" for s in job.slices)
     open_slices = [s for s in job.slices if s.status in ("queued", "leased")]
@@ -25,6 +26,7 @@ def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
         "duration": round(job.duration, 3),
         "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
         "transcript": transcript.join_text(job.slices),
+        "partial": partial,
         "progress": {"done": done, "failed": failed, "total": len(job.slices)},
         "eta_s": eta_s(job.id, open_slices, requirement, scheduler),
         "waiting_for_workers": bool(open_slices) and not servable,

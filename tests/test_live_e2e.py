@@ -5,6 +5,7 @@ itself in Debian's Chromium, whose fake microphone plays a corpus recording."""
 from __future__ import annotations
 
 import re
+import time
 import wave
 
 import numpy as np
@@ -44,11 +45,13 @@ def chunks_of(samples: np.ndarray, rate: int = RATE) -> list[bytes]:
 
 
 class FakePage:
-    """A Socket.IO client that records live the way web/live.js does."""
+    """A Socket.IO client that records live the way web/live.js does; it keeps the tentative text pushed to it."""
 
     def __init__(self, server: Server):
         self.server = server
+        self.partials: list[dict] = []
         self.sio = socketio.Client()
+        self.sio.on("partial", self.partials.append)
         self.sio.connect(server.url, transports=["websocket"], wait_timeout=10)
 
     def call(self, event: str, data: dict) -> dict:
@@ -215,6 +218,35 @@ def test_a_dropped_connection_loses_nothing_when_the_page_resends(site):
     upload = site.submit(corpus_file(JFK))
     assert stored_audio(site, live["job"]) == stored_audio(site, upload)
     forget(site, live["job"], upload)
+
+
+def test_tentative_text_comes_while_speaking_and_goes_at_stop(site):
+    """HARVARD's first 8 s streamed at the speed it is spoken, to a server with a real worker: before any slice
+    closes, the page is pushed tentative text of the open part (its start and end within the audio sent) that
+    reads like the recording's first sentence, and the job view carries the latest; after Stop it is null,
+    and the final text is the slice's own."""
+    page = FakePage(site)
+    live = page.start()
+    chunks = chunks_of(load(HARVARD))[:32]
+    began = time.monotonic()
+    for seq, chunk in enumerate(chunks):
+        page.call("live_chunk", {**live, "seq": seq, "pcm": chunk})
+        time.sleep(max(0.0, began + (seq + 1) * 0.25 - time.monotonic()))
+    view = site.job(live["job"])
+    assert view["slices"] == [] and view["recording"], "no slice has closed yet"
+    shown = [p["partial"] for p in page.partials if p["job"] == live["job"] and p["partial"]]
+    print("tentative texts pushed:", [p["text"] for p in shown])
+    assert shown, "tentative text was pushed while speaking"
+    assert all(0 <= p["start"] < p["end"] <= 8.0 for p in shown)
+    assert wer("A gold ring will please most any girl.", shown[-1]["text"].split(".")[0] + ".") <= 25.0
+    assert view["partial"] is None or view["partial"]["text"] == shown[-1]["text"]
+    assert page.stop(live, len(chunks) - 1)["finished"]
+    assert site.job(live["job"])["partial"] is None
+    done = site.wait_job(live["job"])
+    assert done["partial"] is None and "partial" not in site.get(f"/api/jobs/{live['job']}/transcript.json").json()
+    assert wer("A gold ring will please most any girl. The long journey home took a year.", done["transcript"]) <= 25
+    page.close()
+    forget(site, live["job"])
 
 
 def test_live_requests_are_checked(site):
