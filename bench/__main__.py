@@ -3,10 +3,13 @@
 Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``before`` (this
 code against the core as it was before the benchmark work, ``bench/before.py``), ``scaleout`` (1 to
 16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload,
-and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), and ``engines``
-(each engine's speed and WER, ``bench/engines.py``). No part named: all of them.
+and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), ``width`` (time
+and WER at 1 to 32 slots on the long recordings one by one and on the joined workload, ``bench/width.py``),
+``engines`` (each engine's speed and WER, ``bench/engines.py``), ``install`` (the size of a fresh venv for each
+requirements file, ``bench/install.py``) and ``ceiling`` (how many simulated workers one server coordinates,
+``bench/ceiling.py``). No part named: all of them.
 Each part writes ``bench/results/<part>.md`` (a markdown table with the machine described), ``<part>.json``
-(the raw numbers) and, for compare and scaleout, ``<part>.png``.
+(the raw numbers) and, for compare, scaleout and width, ``<part>.png``.
 
 ``--quick`` runs every part on a few seconds of audio, once, for CI (tests/test_bench.py): it checks that the
 bench still works, and its numbers mean nothing, so they go to ``bench/results/tmp/quick`` (not committed)
@@ -34,13 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import before, compare, machine, memory, report, scaleout, splitter, workload  # noqa: E402
+from bench import before, ceiling, compare, machine, memory, report, scaleout, splitter, width, workload  # noqa: E402
 from bench.cluster import Spec  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-PARTS = ("compare", "before", "scaleout", "memory", "splitter", "engines")
+PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "engines", "install", "ceiling")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("parts", nargs="*", metavar="PART", help=f"what to run: {', '.join(PARTS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="a few seconds of audio, one run: a smoke test")
     p.add_argument("--runs", type=int,
-                   help="runs per side (default: 5 for compare, 3 for before, 2 for scaleout, 3 for splitter; "
-                        "quick: 1)")
+                   help="runs per side (default: 5 for compare, 3 for before, 2 for scaleout, 3 for splitter, "
+                        "1 for width; quick: 1)")
     p.add_argument("--before", default=before.BEFORE, metavar="COMMIT",
                    help=f"the earlier code the before part runs (default {before.BEFORE})")
     p.add_argument("--out", type=Path,
@@ -64,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    # The engines part is its own full-length program: --quick leaves it out unless it is named.
-    parts = args.parts or [p for p in PARTS if not (args.quick and p == "engines")]
+    # The engines and install parts are their own full-length programs: --quick leaves them out unless named.
+    parts = args.parts or [p for p in PARTS if not (args.quick and p in ("engines", "install"))]
     args.out = args.out or (RESULTS / "tmp" / "quick" if args.quick else RESULTS)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                 if part == "engines":
                     _engines(args)
                     continue
+                if part == "install":
+                    from bench import install
+                    install.main(["--out", str(args.out / "install.md")])
+                    continue
                 title, body, raw = PART_RUNNERS[part](args, scratch / part, workloads)
             except Exception:  # one broken part must not cost the others' results
                 log(f"{part}: FAILED\n{traceback.format_exc()}")
@@ -101,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                 report.compare_plot(raw, out / "compare.png")
             elif part == "scaleout":
                 report.scaleout_plot(raw, out / "scaleout.png")
+            elif part == "ceiling":
+                ceiling.plot(raw, out / "ceiling.png")
+            elif part == "width":
+                report.width_plot(raw, out / "width.png")
             log(body)
             log(f"{part}: done in {time.perf_counter() - t0:.0f} s; wrote {out / part}.md")
     finally:
@@ -119,11 +130,13 @@ def _have_commit(rev: str) -> bool:
 def _compare(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
     if args.quick:
         work = workload.build(workloads, target_s=10, longest_first=False)
-        result = compare.run(tmp, work, runs=args.runs or 1, log=log)
+        long = sorted(width.long_recordings(), key=lambda r: r.seconds)[:1]
+        result = compare.run(tmp, work, runs=args.runs or 1, log=log, long=long)
     else:
         work = workload.build(workloads)
         warmup = workload.build(workloads, target_s=30, longest_first=False)
-        result = compare.run(tmp, work, runs=args.runs or 5, warmup=warmup.path, log=log)
+        result = compare.run(tmp, work, runs=args.runs or 5, warmup=warmup.path, log=log,
+                             long=width.long_recordings())
     return "Scatterscribe against faster-whisper", report.compare_markdown(result), result
 
 
@@ -167,8 +180,27 @@ def _before(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, 
     return "Before and after the benchmark work", report.before_markdown(result), result
 
 
+def _ceiling(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    if args.quick:
+        result = ceiling.run(tmp, counts=(4,), pages=2, window_s=3, slices_per_job=40, log=log)
+    else:
+        result = ceiling.run(tmp, log=log)
+    return "One server's ceiling", ceiling.markdown(result), result
+
+
+def _width(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    recordings = width.long_recordings()
+    if args.quick:  # the shortest long recording, two widths
+        recordings = sorted(recordings, key=lambda r: r.seconds)[:1]
+        work = workload.build(workloads, target_s=10, longest_first=False)
+        result = width.run(tmp, recordings, work, runs=args.runs or 1, widths=(1, 4), log=log)
+    else:
+        result = width.run(tmp, recordings, workload.build(workloads), runs=args.runs or 1, log=log)
+    return "Accuracy and speed at every width", width.markdown(result), result
+
+
 PART_RUNNERS = {"compare": _compare, "before": _before, "scaleout": _scaleout, "memory": _memory,
-                "splitter": _splitter}
+                "splitter": _splitter, "width": _width, "ceiling": _ceiling}
 
 
 def _engines(args: argparse.Namespace) -> None:

@@ -4,6 +4,11 @@ Sides: faster-whisper's plain ``transcribe`` (2 threads), its ``BatchedInference
 8), and Scatterscribe end to end with 1 worker × 2 threads and 2 workers × 1 thread. Each run takes every side
 once, in an order that rotates from run to run, so a burst of load from elsewhere falls on all sides alike;
 each side's speed-up over the plain run is taken within the same run, and the report gives medians.
+
+Given ``long`` recordings (the corpus's recordings of 20 s or more, ``bench/width.py``), each run also plays
+them one by one through every side, as a user with a few long files would: on natural recordings, unlike the
+joined workload of unrelated ones, the batched pipeline is as accurate as plain ``transcribe``, and the peer to
+beat on speed.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tests.support import wer
+
 from . import workload
 from .baselines import Baselines
 from .cluster import Cluster, Spec
+from .width import Recording, words_of
 
 PLAIN, BATCHED = "plain", "batched"
 
@@ -42,6 +50,10 @@ class SideResult:
     speedup: list[float] = field(default_factory=list)  # plain's time / this side's time, run by run
     wer: workload.Score | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)  # Scatterscribe: stats of each job
+    long_s: list[float] = field(default_factory=list)  # the long recordings one by one: summed time, per run
+    long_speedup: list[float] = field(default_factory=list)
+    long_wer: float | None = None  # pooled over every long recording
+    long_wer_trusted: float | None = None  # pooled over those of tiers A, A-, B
 
     @property
     def median_s(self) -> float:
@@ -58,11 +70,14 @@ class CompareResult:
     recordings: int
     runs: int
     sides: dict[str, SideResult]
+    long_recordings: int = 0
+    long_total_s: float = 0.0
 
 
 def run(tmp: Path, work: workload.Workload, runs: int, warmup: Path | None = None,
-        log: Callable[[str], None] = print) -> CompareResult:
-    """``runs`` rounds over every side (after one untimed round on ``warmup`` if given)."""
+        log: Callable[[str], None] = print, long: list[Recording] | None = None) -> CompareResult:
+    """``runs`` rounds over every side (after one untimed round on ``warmup`` if given); with ``long``
+    (the corpus's long recordings), each round also plays those one by one through every side."""
     baselines = Baselines(threads=2)
     clusters = {key: Cluster(spec, tmp / key) for key, spec in CLUSTERS.items()}
     try:
@@ -92,7 +107,27 @@ def run(tmp: Path, work: workload.Workload, runs: int, warmup: Path | None = Non
                     f"WER {results[key].wer.trusted:.2f} %")
             for key in sides:
                 results[key].speedup.append(times[PLAIN] / times[key])
-        return CompareResult(work.seconds, len(work.parts), runs, results)
+            if not long:
+                continue
+            long_times: dict[str, float] = {}
+            for key in order[r % len(order):] + order[: r % len(order)]:
+                texts = []
+                long_times[key] = 0.0
+                for rec in long:
+                    wall, text, _ = sides[key](rec.path)
+                    long_times[key] += wall
+                    texts.append(words_of(text))
+                side = results[key]
+                side.long_s.append(long_times[key])
+                side.long_wer = wer([rec.reference for rec in long], texts)
+                trusted = [(rec, t) for rec, t in zip(long, texts, strict=True) if rec.trusted]
+                side.long_wer_trusted = wer([rec.reference for rec, _ in trusted], [t for _, t in trusted])
+                log(f"  run {r + 1}/{runs}: {LABELS[key]}: {len(long)} long recordings one by one: "
+                    f"{long_times[key]:.2f} s, WER {side.long_wer:.2f} %")
+            for key in sides:
+                results[key].long_speedup.append(long_times[PLAIN] / long_times[key])
+        return CompareResult(work.seconds, len(work.parts), runs, results, len(long or []),
+                             sum(rec.seconds for rec in long or []))
     finally:
         for cluster in clusters.values():
             cluster.stop()

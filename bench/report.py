@@ -77,9 +77,32 @@ def compare_markdown(result: CompareResult) -> str:
         f"time meanwhile, HTTP and Socket.IO included: {cpu_share:.2%}",
         "",
     ]
+    if result.long_recordings:
+        lines += long_markdown(result)
     for key in compare.CLUSTERS:
         lines += breakdown_markdown(sides[key])
     return "\n".join(lines)
+
+
+def long_markdown(result: CompareResult) -> list[str]:
+    """The long recordings one by one: every side's summed time and pooled WER."""
+    sides = result.sides
+    lines = [f"The corpus's {result.long_recordings} recordings of 20 s or more ({result.long_total_s:.0f} s), "
+             "uploaded (or, for faster-whisper, transcribed) one after the other, in each run: summed time, "
+             "median over the runs; speed-up over plain within each run; WER pooled over the recordings, "
+             "every tier and tiers A/A-/B. Natural recordings, unlike the joined workload: here the batched "
+             "pipeline's WER is plain's, and it is the peer to beat on speed.", "",
+             "| side | time (s) | speed-up vs plain | WER % all | WER % A/A-/B |", "|---|---:|---:|---:|---:|"]
+    for side in sides.values():
+        lines.append(f"| {side.label} | {statistics.median(side.long_s):.1f} | "
+                     f"{statistics.median(side.long_speedup):.2f}× | {side.long_wer:.2f} | "
+                     f"{side.long_wer_trusted:.2f} |")
+    ours = sides["ss-2x1"]
+    vs_batched = statistics.median(b / s for b, s in zip(sides[BATCHED].long_s, ours.long_s, strict=True))
+    lines += ["", f"{ours.label} on the long recordings: `BatchedInferencePipeline`'s time / ours = "
+                  f"{vs_batched:.2f}; WER {ours.long_wer:.2f} % against plain's {sides[PLAIN].long_wer:.2f} %.",
+              ""]
+    return lines
 
 
 def breakdown_markdown(side: compare.SideResult) -> list[str]:
@@ -232,3 +255,32 @@ def before_markdown(result: BeforeResult) -> str:
                      f"{result.workload_s / side.median_s:.0f}× | {side.median_speedup:.2f}× | "
                      f"{side.wer.trusted:.2f} ({side.wer.all:.2f}) |")
     return "\n".join(lines) + "\n"
+
+
+# --- width --------------------------------------------------------------------------------------------------
+
+
+def width_plot(result, path: Path) -> None:
+    """WER and time against the slots in all, the faster-whisper baselines as lines."""
+    from .width import BATCHED, PLAIN
+
+    sides = result.sides
+    widths = [s for s in sides.values() if s.slots]
+    slots = [s.slots for s in widths]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for axis, attr, title in ((left, "long_wer_all", "WER %, long recordings one by one"),
+                              (right, "long_median_s", "seconds, long recordings one by one")):
+        axis.plot(slots, [getattr(s, attr) for s in widths], "o-", color="#2a4d8f", label="Scatterscribe")
+        axis.axhline(getattr(sides[PLAIN], attr), color="#999999", linestyle="--", label="plain transcribe")
+        axis.axhline(getattr(sides[BATCHED], attr), color="#cc8844", linestyle=":", label="batched pipeline")
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(slots, [str(n) for n in slots])
+        axis.set_xlabel("slots in all")
+        axis.set_title(title, fontsize=9)
+        axis.set_ylim(bottom=0)
+        axis.legend(fontsize=8)
+    fig.suptitle(f"Width: {len(result.recordings)} long corpus recordings ({result.long_total_s:.0f} s), "
+                 "tiny.en int8", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

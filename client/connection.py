@@ -3,7 +3,8 @@
 The server sends a slice whenever this worker has a free slot (it announced ``slots`` when connecting), so
 there is no polling: each slot is a thread that takes the next slice from a local queue, transcribes it and
 answers with ``call('result')``. An engine that can decode several slices at once (``transcribe_batch``) gets
-one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch. A
+one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch (a slice
+it could not decode comes back as its exception and is reported alone). A
 heartbeat thread keeps the leases alive. When the connection drops, slices still held are void (the server has
 already queued them again); python-socketio reconnects with backoff.
 
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import socketio
 
-from .engines import Engine
+from .engines import Engine, Segment
 from .tentative import TentativeBox, TentativeWork
 
 log = logging.getLogger("scatterscribe.worker")
@@ -49,6 +50,15 @@ def decode_wav(data: bytes) -> np.ndarray:
             raise ValueError("slice audio is not 16 kHz mono 16-bit")
         frames = w.readframes(w.getnframes())
     return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def segment_payload(seg: Segment) -> dict[str, Any]:
+    """A segment as the ``result`` payload carries it (the Words contract): times in seconds of the slice
+    audio, its words (empty for engines without word times) and its average log probability (or None)."""
+    return {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text,
+            "words": [{"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word,
+                       "probability": w.probability} for w in seg.words],
+            "avg_logprob": seg.avg_logprob}
 
 
 @dataclass
@@ -269,8 +279,11 @@ class Worker:
         elapsed = time.perf_counter() - t0
         seconds = sum(len(x) for x in samples) / 16000
         for work, audio, segments in zip(live, samples, results, strict=True):
-            answer = self._answer(work, [{"start": round(seg.start, 3), "end": round(seg.end, 3),
-                                          "text": seg.text} for seg in segments], elapsed, len(live))
+            if isinstance(segments, Exception):  # this slice alone failed; its batch-mates are answered
+                log.error("slice %s/%d: transcription failed: %s", work.job, work.index, segments)
+                self._report_error(work, segments)
+                continue
+            answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live))
             # One line per slice; a batch's slices share its time, so the speed is the batch's.
             log.info("slice %s/%d: %.1f s of audio in %.2f s (batch of %d, %.1f s of audio, %.1fx real time)%s",
                      work.job, work.index, len(audio) / 16000, elapsed, len(live), seconds,
@@ -312,7 +325,7 @@ class Worker:
             for seg in self.engine.transcribe(samples):
                 if self._void(work):
                     raise Cancelled
-                segments.append({"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text})
+                segments.append(segment_payload(seg))
         except Cancelled:
             log.info("slice %s/%d: cancelled", work.job, work.index)
             return

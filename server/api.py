@@ -10,8 +10,9 @@ import tempfile
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import audio, transcript
+from . import audio, corrections, disk, redo, transcript
 from .audio import AudioError
+from .config import ROOT
 from .coordinator import Coordinator, JobError
 from .ids import is_job_id
 from .scheduler import Requirement
@@ -65,6 +66,12 @@ def create_job():
                           "chunked) are not accepted (curl -F audio=@file.wav and browsers send a length)")
     if not request.mimetype.startswith("multipart/form-data"):
         return error(400, "send the recording as multipart/form-data with the WAV file in the field 'audio'")
+    coord = coordinator()
+    # Before a byte of it is read: while it is converted, an upload takes about twice its size on disk.
+    refusal = disk.refusal(coord.uploads_dir, 2 * (request.content_length or 0),
+                           coord.settings.server.min_free_disk_mb)
+    if refusal:
+        return error(507, refusal)
     upload = request.files.get("audio")
     if upload is None:
         fields = sorted(set(request.files) | set(request.form))
@@ -74,7 +81,6 @@ def create_job():
         requirement = _requirement()
     except JobError as exc:
         return error(400, str(exc))
-    coord = coordinator()
     job_id, path = coord.new_upload_path()
     os.link(upload.stream.name, path)  # UploadRequest wrote it in uploads/: give it the job's name, no copy
     try:
@@ -88,7 +94,70 @@ def create_job():
 
 @bp.get("/api/jobs")
 def list_jobs():
-    return jsonify({"jobs": coordinator().jobs_view()})
+    """Recent jobs, newest first; ``?q=words``: only those whose name or text holds them."""
+    query = " ".join(request.args.get("q", "").split())[:200]
+    return jsonify({"jobs": coordinator().jobs_view(query=query), "query": query})
+
+
+def refused(exc: corrections.Refused) -> tuple[Response, int]:
+    return jsonify({"error": str(exc), **exc.extra}), exc.status
+
+
+@bp.patch("/api/jobs/<job:job_id>")
+def rename_job(job_id: str):
+    """``{"name": ...}``: give a job another name."""
+    try:
+        name = corrections.parse_name(request.get_data(cache=False))
+        corrections.rename(coordinator(), job_id, name)
+    except corrections.Refused as exc:
+        return refused(exc)
+    return jsonify({"id": job_id, "name": name})
+
+
+@bp.patch("/api/jobs/<job:job_id>/slices/<int:index>/segments/<int:number>")
+def correct_segment(job_id: str, index: int, number: int):
+    """``{"text", "was"}`` or ``{"restore": true, "was"}``: correct a segment's text, or undo the correction
+    (see ``corrections``); 409 when the segment no longer reads ``was``."""
+    try:
+        change = corrections.parse(_small_body(corrections.MAX_BODY_BYTES))
+        return jsonify(corrections.correct(coordinator(), job_id, index, number, change))
+    except corrections.Refused as exc:
+        return refused(exc)
+
+
+@bp.post("/api/jobs/<job:job_id>/slices/<int:index>/redo")
+def redo_slice(job_id: str, index: int):
+    """Transcribe a done or failed slice again; optional JSON ``{"engine", "model", "replace_corrections"}``."""
+    try:
+        request_ = redo.parse(_small_body(4096))
+        coordinator().transcribe_again(job_id, index, request_)
+    except corrections.Refused as exc:
+        return refused(exc)
+    return jsonify({"slice": index, "status": "queued", "engine": request_.asked.engine,
+                    "model": request_.asked.model}), 202
+
+
+def _small_body(limit: int) -> bytes:
+    """The request's body, refused unread (413) past ``limit`` bytes."""
+    if (request.content_length or 0) > limit:
+        raise corrections.Refused(413, f"the request body is over {limit // 1024} KB; this request needs far less")
+    return request.get_data(cache=False)[:limit + 1]
+
+
+@bp.get("/api/worker-setup")
+def worker_setup():
+    """What the page needs to write the command that starts a worker against this server: where the worker
+    token is kept (relative to the repository when it is inside it), or null when the server was given its
+    token (then only whoever started it knows it)."""
+    settings = coordinator().settings
+    if settings.server.token:
+        return jsonify({"token_file": None})
+    path = settings.data_path.resolve() / "worker-token"
+    try:
+        shown = str(path.relative_to(ROOT.resolve()))
+    except ValueError:
+        shown = str(path)
+    return jsonify({"token_file": shown})
 
 
 @bp.get("/api/jobs/<job:job_id>")
@@ -113,7 +182,7 @@ def get_transcript(job_id: str, ext: str):
     if job is None:
         return error(404, f"no job {job_id!r}")
     if ext == "txt":
-        body = transcript.to_txt(job)
+        body = transcript.to_txt(job, timestamps=request.args.get("timestamps", "") not in ("", "0", "false"))
     elif ext == "srt":
         body = transcript.to_srt(job)
     elif ext == "vtt":
@@ -183,6 +252,9 @@ def unexpected_error(exc: Exception):
     """A bug or a full disk: log it, answer JSON, keep serving."""
     if isinstance(exc, HTTPException):
         return http_error(exc)
+    if disk.is_full(exc):
+        log.error("request %s %s: %s (%s)", request.method, request.path, disk.FULL, exc)
+        return error(507, f"{disk.FULL}: this request could not be stored; try again once space is freed")
     log.exception("request %s %s failed", request.method, request.path)
     return error(500, f"the server failed on this request ({type(exc).__name__}); it is logged and the server "
                       "keeps running")

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, request
 from flask_socketio import SocketIO
 
-from . import api
+from . import api, strict_json
 from .config import ROOT, Settings
 from .coordinator import Coordinator
 from .events import PageNamespace, WorkerNamespace, token_matches
@@ -51,11 +51,11 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     app.request_class = api.UploadRequest
     app.url_map.converters["job"] = JobIdConverter  # every route's job id is checked here, before any handler
     app.config["MAX_CONTENT_LENGTH"] = int(settings.server.max_upload_mb * 2**20)
-    app.json.sort_keys = False
+    app.json = strict_json.FlaskJSON(app)
     # A 28 s slice is ~0.9 MB of WAV; the default 1 MB limit would drop anything longer, so set it on purpose.
     socketio = SocketIO(app, async_mode="eventlet" if _eventlet_patched() else "threading",
                         max_http_buffer_size=int(settings.server.max_message_mb * 2**20),
-                        ping_interval=10, ping_timeout=20, cors_allowed_origins=[])
+                        ping_interval=10, ping_timeout=20, cors_allowed_origins=[], json=strict_json.SocketIOJSON)
 
     if socketio.async_mode == "eventlet":
         from eventlet import tpool

@@ -36,6 +36,7 @@ class ServerSettings:
     access_token: str = ""  # if set, the page and the API ask for it (set it when serving a LAN)
     max_upload_mb: float = 512.0
     max_duration_min: float = 240.0
+    min_free_disk_mb: float = 100.0  # uploads and live audio are refused (507) rather than fill the disk past this
     max_message_mb: float = 16.0  # Socket.IO max_http_buffer_size: a 28 s WAV slice is ~0.9 MB
     max_text_chars: int = 20_000  # longest text a worker may return for one slice
     log_level: str = "info"

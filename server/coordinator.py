@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -17,10 +18,11 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, splitter, transcript, views
+from . import audio, disk, redo, splitter, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
+from .payloads import Result, SliceFailure
 from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
 from .store import JobRecord, SliceRecord, Store
 from .timing import JobTiming
@@ -28,6 +30,11 @@ from .timing import JobTiming
 log = logging.getLogger("scatterscribe")
 
 NO_SPEECH = "no speech found"
+#: After a write to the store failed (a full disk), slices are not handed out again for this long: a worker
+#: would transcribe a slice whose result cannot be stored yet.
+STORE_BACKOFF_S = 2.0
+#: What the store raises when a write cannot be made (SQLite errors; OSError for a full disk).
+STORE_ERRORS = (sqlite3.Error, OSError)
 
 
 class Emitter(Protocol):
@@ -123,6 +130,8 @@ class Coordinator:
         self._timing: dict[str, JobTiming] = {}  # job id → where its time goes, while it runs
         self._replan_tried: set[tuple[str, float, int]] = set()  # re-cuts that could not be made; not retried
         self._preparing: dict[str, int] = {}  # job id → idle slots an upload being decoded and split counts on
+        self._unsaved: set[str] = set()  # jobs whose derived state (status) could not be stored; tick retries
+        self._hold_until = 0.0  # no hand-out before this (clock) time: a store write just failed
         self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
 
     # --- jobs ------------------------------------------------------------------------------------------------
@@ -174,6 +183,9 @@ class Coordinator:
             job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
         try:
             self.open_job(job, last_round=idle)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)  # nothing was queued: the store write came first
+            raise
         finally:
             with self.lock:  # its slices are queued (and handed out) now: they count for themselves
                 self._preparing.pop(job_id, None)
@@ -233,13 +245,41 @@ class Coordinator:
 
     def _queue(self, job: JobRecord, last_round: int = 0) -> None:
         """Queue a job's unfinished slices; the last ``last_round`` go longest first (``hand_out_order``)."""
-        requirement = Requirement(job.engine, job.model)
         waiting = [s for s in job.slices if s.status not in ("done", "failed")]
         for n in hand_out_order([s.seconds for s in waiting], last_round):
             s = waiting[n]
             key = SliceKey(job.id, s.index)
             self._pieces[key] = s.pieces
-            self.scheduler.submit(key, s.seconds, requirement, attempts=s.attempts)
+            self.scheduler.submit(key, s.seconds, redo.slice_requirement(job, s), attempts=s.attempts)
+
+    def transcribe_again(self, job_id: str, index: int, request: redo.Redo) -> None:
+        """Send a done or failed slice to be transcribed again (``redo``); its old text stays until the new
+        one comes. Raises ``corrections.Refused`` when it may not be."""
+        with self.lock:
+            job = self.store.get_job(job_id)
+            s = None if job is None else next((s for s in job.slices if s.index == index), None)
+            if job is None or s is None:
+                raise redo.Refused(404, f"no job {job_id!r}" if job is None else
+                                   f"job {job_id} has no slice {index}: it has {len(job.slices)} (numbered from 0)")
+            redo.check(s, request)
+            values = {"status": "queued", "worker": "", "error": "", "attempts": 0, "edits": {},
+                      "asked_engine": request.asked.engine, "asked_model": request.asked.model}
+            self.store.update_slice(job_id, index, **values)
+            s = replace(s, **values)
+            self._queue(replace(job, slices=[s]))
+            log.info("job %s: slice %d sent to be transcribed again%s", job_id, index,
+                     f" by {request.asked.engine} {request.asked.model}".rstrip() if s.asked_engine or
+                     s.asked_model else "")
+            self._after_slice_change(job_id)
+            self._push_jobs()
+            self.dispatch()
+
+    def job_changed(self, job_id: str) -> None:
+        """Something a person changed (a correction, a new name): push the job to its pages and the jobs list
+        to every page."""
+        with self.lock:
+            self._push_job(job_id)
+            self._push_jobs()
 
     def resume(self) -> int:
         """After a restart: queue again every slice that was not finished (finished ones are kept as they are),
@@ -269,10 +309,11 @@ class Coordinator:
         if not is_job_id(job_id):
             return False
         with self.lock:
+            found = self.store.delete_job(job_id)  # first: if it fails, the job is still whole and still queued
             self._unqueue(job_id)
             self._audio.pop(job_id, None)
             self._timing.pop(job_id, None)
-            found = self.store.delete_job(job_id)
+            self._unsaved.discard(job_id)
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             self._push_jobs()
             return found
@@ -346,8 +387,8 @@ class Coordinator:
             previous = end
         merged += now.slices[previous:]
         merged = [replace(s, index=i) for i, s in enumerate(merged)]
+        self.store.replace_slices(job.id, merged)  # first: if it fails, the old slices are still queued
         self._unqueue(job.id)  # the old slices leave the queue (none is out: checked above)
-        self.store.replace_slices(job.id, merged)
         now.slices = merged
         self._queue(now)
         log.info("job %s: %d waiting slice(s) cut again into %d to fit the connected workers' %.1f s", job.id,
@@ -380,59 +421,59 @@ class Coordinator:
         with self.lock:
             return self.scheduler.heartbeat(worker_id, self.clock())
 
-    def result(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        """A worker's text for a slice. Returns the acknowledgement sent back to the worker."""
-        try:
-            lease_id, key = str(data["lease"]), SliceKey(str(data["job"]), int(data["index"]))
-            text = str(data.get("text", ""))
-            segments = list(data.get("segments") or [])
-            elapsed = float(data.get("elapsed", 0.0))
-            batch = min(64, max(1, int(data.get("batch", 1))))
-        except (KeyError, TypeError, ValueError):
-            return {"ok": False, "error": "malformed result"}
-        limit = self.settings.server.max_text_chars
-        segment_chars = sum(len(str(seg.get("text", ""))) for seg in segments if isinstance(seg, dict))
-        if len(text) > limit or len(segments) > limit // 2 or segment_chars > limit:
-            return self.error(worker_id, {**data, "error": f"result text over {limit} characters"})
+    def result(self, worker_id: str, result: Result) -> dict[str, Any]:
+        """A worker's text for a slice (parsed and bounded by ``payloads``). Returns the acknowledgement sent
+        back to the worker. The store is written first and the scheduler told only then: a result that cannot
+        be stored (a full disk) leaves the slice as it was, and it goes back to the queue at once."""
+        key, lease_id = result.ref.key, result.ref.lease
         with self.lock:
             t0 = time.perf_counter()
             state = self.scheduler.workers.get(worker_id)
-            outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
-            if outcome.key is None:
+            if not self.scheduler.holds(worker_id, lease_id, key):
                 log.warning("ignored a result for slice %s from %s: it does not hold that lease", key,
                             state.info.name if state else worker_id)
                 return {"ok": False, "error": "you do not hold this slice"}
-            pieces = self._pieces.pop(key)
+            shifted = transcript.shift_segments([seg.as_dict() for seg in result.segments], self._pieces[key])
             try:
-                shifted = transcript.shift_segments(segments, pieces)
-            except (TypeError, ValueError, AttributeError):
-                shifted = []
-            self.store.finish_slice(key.job_id, key.index, text=" ".join(text.split()), segments=shifted,
-                                    worker=state.info.name, engine=str(data.get("engine", state.info.engine)),
-                                    model=str(data.get("model", state.info.model)), elapsed=round(elapsed, 3),
-                                    error="", finished_at=time.time())
+                self.store.finish_slice(key.job_id, key.index, text=" ".join(result.text.split()),
+                                        segments=shifted, worker=state.info.name,
+                                        engine=result.engine or state.info.engine,
+                                        model=result.model if result.model is not None else state.info.model,
+                                        elapsed=round(result.elapsed_s, 3), error="", finished_at=time.time())
+            except STORE_ERRORS as exc:
+                reason = disk.FULL if disk.is_full(exc) else f"the server could not store it ({exc})"
+                log.error("slice %s/%d: the result from %s was not stored (%s); the slice goes back to the queue",
+                          key.job_id, key.index, state.info.name, exc)
+                self._release(lease_id, f"its result could not be stored: {reason}")
+                return {"ok": False, "error": f"{reason}: this result was not stored; the slice will be sent "
+                                              "again"}
+            outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
+            self._pieces.pop(key, None)
             for lease in outcome.cancelled:
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
                 other = self.scheduler.workers.get(lease.worker_id)
                 log.info("slice %s/%d: done by %s; cancel sent to %s for its copy", key.job_id, key.index,
                          state.info.name, other.info.name if other else lease.worker_id)
             timing = self._timing.setdefault(key.job_id, JobTiming())
-            timing.answered(lease_id, self.clock(), elapsed, batch)
+            timing.answered(lease_id, self.clock(), result.elapsed_s, result.batch)
             timing.merge_s += time.perf_counter() - t0
             # The freed slot gets its next slice first; then the job is pushed once, with both changes.
             if key.job_id in self.dispatch(changed=key.job_id):
                 self._save_timing(key.job_id)
             return {"ok": True}
 
-    def error(self, worker_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    def _release(self, lease_id: str, reason: str) -> None:
+        """Give a lease back without counting the try (the server, not the worker, failed), and hand nothing
+        out for ``STORE_BACKOFF_S``. Under the lock."""
+        self._hold_until = self.clock() + STORE_BACKOFF_S
+        self._apply([self.scheduler.release(lease_id, reason)])
+        self._push_workers()
+
+    def error(self, worker_id: str, failure: SliceFailure) -> dict[str, Any]:
         """A worker could not transcribe a slice: it goes to another worker, or fails after max_attempts."""
-        try:
-            lease_id, key = str(data["lease"]), SliceKey(str(data["job"]), int(data["index"]))
-            reason = str(data.get("error", "unknown error"))[:500]
-        except (KeyError, TypeError, ValueError):
-            return {"ok": False, "error": "malformed error report"}
         with self.lock:
-            outcome = self.scheduler.fail(worker_id, lease_id, key, reason, self.clock())
+            outcome = self.scheduler.fail(worker_id, failure.ref.lease, failure.ref.key, failure.reason,
+                                          self.clock())
             if outcome.key is None:
                 return {"ok": False, "error": "you do not hold this slice"}
             self._apply([outcome])
@@ -445,6 +486,10 @@ class Coordinator:
         self.replan_unservable()
         with self.lock:
             self._apply(self.scheduler.reap(self.clock()))
+            for job_id in sorted(self._unsaved):  # a job whose status could not be stored: try again
+                self._unsaved.discard(job_id)
+                if self._after_slice_change(job_id):
+                    self._save_timing(job_id)
             self.dispatch()
 
     # --- handing out -----------------------------------------------------------------------------------------
@@ -455,7 +500,8 @@ class Coordinator:
         Returns the jobs this finished."""
         with self.lock:
             touched: dict[str, None] = {}
-            for lease in self.scheduler.assign(self.clock()):
+            now = self.clock()
+            for lease in self.scheduler.assign(now) if now >= self._hold_until else []:
                 self._send(lease)
                 touched[lease.key.job_id] = None
             if changed is not None:
@@ -475,6 +521,9 @@ class Coordinator:
             return finished
 
     def _send(self, lease: Lease) -> None:
+        """Send a leased slice to its worker. If that fails after the lease is made (the store cannot record it,
+        the emit fails), the lease is given back at once rather than holding the worker's slot until it
+        expires."""
         t0 = time.perf_counter()
         key = lease.key
         worker = self.scheduler.workers[lease.worker_id].info
@@ -482,14 +531,21 @@ class Coordinator:
             payload = self._slice_audio(key)
         except (OSError, ValueError) as exc:  # the job's audio is gone: nobody can ever do this slice
             log.error("slice %s: cannot read audio: %s", key, exc)
-            self.scheduler.fail(lease.worker_id, lease.id, key, f"audio unreadable: {exc}", self.clock())
+            self._apply([self.scheduler.fail(lease.worker_id, lease.id, key, f"audio unreadable: {exc}",
+                                             self.clock())])
             return
         task = self.scheduler.tasks[key]
-        if not lease.duplicate:
-            self.store.update_slice(key.job_id, key.index, status="leased", worker=worker.name,
-                                    attempts=task.attempts)
-        self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index, "seconds": task.seconds,
-                            "audio": payload}, to=lease.worker_id, namespace="/worker")
+        try:
+            if not lease.duplicate:
+                self.store.update_slice(key.job_id, key.index, status="leased", worker=worker.name,
+                                        attempts=task.attempts)
+            self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index,
+                                "seconds": task.seconds, "audio": payload}, to=lease.worker_id, namespace="/worker")
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the worker must not lose its slot to it
+            log.error("slice %s/%d: could not be sent to %s (%s); back to the queue", key.job_id, key.index,
+                      worker.name, exc)
+            self._release(lease.id, f"could not be sent: {disk.FULL if disk.is_full(exc) else exc}")
+            return
         timing = self._timing.setdefault(key.job_id, JobTiming())
         timing.sent(lease.id, self.clock(), time.perf_counter() - t0)
 
@@ -508,14 +564,22 @@ class Coordinator:
             if outcome.key is None:
                 continue
             key = outcome.key
-            if outcome.status == SliceStatus.QUEUED:
-                self.store.update_slice(key.job_id, key.index, status="queued", worker="", error=outcome.reason)
-            elif outcome.status == SliceStatus.FAILED:
-                self._pieces.pop(key, None)
-                self.store.update_slice(key.job_id, key.index, status="failed", worker="", error=outcome.reason,
-                                        finished_at=time.time())
-                log.warning("slice %s failed: %s", key, outcome.reason)
             touched.add(key.job_id)
+            if outcome.status == SliceStatus.FAILED:
+                self._pieces.pop(key, None)
+                log.warning("slice %s failed: %s", key, outcome.reason)
+            try:
+                if outcome.status == SliceStatus.QUEUED:
+                    self.store.update_slice(key.job_id, key.index, status="queued", worker="",
+                                            error=outcome.reason)
+                elif outcome.status == SliceStatus.FAILED:
+                    self.store.update_slice(key.job_id, key.index, status="failed", worker="",
+                                            error=outcome.reason, finished_at=time.time())
+            except STORE_ERRORS as exc:
+                # The scheduler has it right; the store catches up at the slice's next change (a queued slice
+                # is stored as leased when it is sent again) or, for a failure, when the status is retried.
+                log.error("slice %s/%d: its state could not be stored: %s", key.job_id, key.index, exc)
+                self._unsaved.add(key.job_id)
         for job_id in touched:
             if self._after_slice_change(job_id):
                 self._save_timing(job_id)
@@ -537,8 +601,9 @@ class Coordinator:
                 job.status, job.error, job.finished_at = status, error, time.time()
                 if not failed and not any(s.text.strip() for s in job.slices):
                     job.note = NO_SPEECH  # every slice came back without words: say so, as for silence
-                self.store.update_job(job_id, status=status, error=error, finished_at=job.finished_at,
-                                      note=job.note)
+                if not self._store_status(job_id, status=status, error=error, finished_at=job.finished_at,
+                                          note=job.note):
+                    return False
                 self._audio.pop(job_id, None)
                 log.info("job %s %s: %d slices, %d failed", job_id, status, len(states), len(failed))
                 self._push_jobs()
@@ -546,18 +611,31 @@ class Coordinator:
         elif any(s in ("leased", "done", "failed") for s in states):
             if job.status != "running":
                 job.status = "running"
-                self.store.update_job(job_id, status="running")
+                self._store_status(job_id, status="running")
         # The job as just stored, without reading it back: this runs after every hand-out and result.
         self.emit("job", views.job_view(job, self.scheduler, self.partials.get(job_id)), to=f"job:{job_id}",
                   namespace="/")
         return finished
+
+    def _store_status(self, job_id: str, **values: Any) -> bool:
+        """Store a job's derived state; on failure (a full disk) :meth:`tick` recomputes and stores it again."""
+        try:
+            self.store.update_job(job_id, **values)
+            return True
+        except STORE_ERRORS as exc:
+            log.error("job %s: its status could not be stored (%s); trying again", job_id, exc)
+            self._unsaved.add(job_id)
+            return False
 
     def _save_timing(self, job_id: str) -> None:
         """Write where a finished job's time went into its stats (see ``timing``)."""
         timing = self._timing.pop(job_id, None)
         job = self.store.get_job(job_id)
         if timing is not None and job is not None:
-            self.store.update_job(job_id, stats={**job.stats, **timing.stats()})
+            try:
+                self.store.update_job(job_id, stats={**job.stats, **timing.stats()})
+            except STORE_ERRORS as exc:  # only statistics: not worth a retry
+                log.error("job %s: its timing could not be stored: %s", job_id, exc)
 
     # --- views -----------------------------------------------------------------------------------------------
 
@@ -566,9 +644,12 @@ class Coordinator:
             job = self.store.get_job(job_id)
             return None if job is None else views.job_view(job, self.scheduler, self.partials.get(job_id))
 
-    def jobs_view(self, limit: int = 50) -> list[dict[str, Any]]:
+    def jobs_view(self, limit: int = 50, query: str = "") -> list[dict[str, Any]]:
+        """The newest jobs (those whose name or text holds ``query``, if given), each with its first words."""
         with self.lock:
-            return [views.job_summary(job, counts) for job, counts in self.store.list_jobs(limit)]
+            jobs = self.store.list_jobs(limit, query)
+            first = self.store.first_texts([job.id for job, _ in jobs])
+            return [views.job_summary(job, counts, first.get(job.id, "")) for job, counts in jobs]
 
     def workers_view(self) -> list[dict[str, Any]]:
         with self.lock:

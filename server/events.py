@@ -12,12 +12,12 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
 
+from . import payloads
 from .api import display_name
 from .coordinator import Coordinator
-from .ids import is_job_id
 from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
-from .scheduler import WorkerInfo
+from .payloads import PayloadError
 
 log = logging.getLogger("scatterscribe")
 
@@ -27,23 +27,6 @@ def token_matches(given: Any, expected: str) -> bool:
     if not expected or not isinstance(given, str):
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
-def _text(value: Any, limit: int, default: str = "") -> str:
-    text = "".join(ch for ch in str(value if value is not None else default) if ch.isprintable())
-    return text[:limit] or default
-
-
-def worker_info(auth: dict[str, Any]) -> WorkerInfo:
-    """What a connecting worker says about itself, bounded and cleaned."""
-    try:
-        slots = min(64, max(1, int(auth.get("slots", 1))))
-        max_slice_s = min(3600.0, max(1.0, float(auth.get("max_slice_s", 30.0))))
-    except (TypeError, ValueError):
-        raise ConnectionRefusedError("slots and max_slice_s must be numbers") from None
-    return WorkerInfo(name=_text(auth.get("name"), 64, "worker"), engine=_text(auth.get("engine"), 32, "unknown"),
-                      model=_text(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s,
-                      tentative=auth.get("tentative") is True)
 
 
 class WorkerNamespace(Namespace):
@@ -62,7 +45,11 @@ class WorkerNamespace(Namespace):
         if not token_matches(auth.get("token"), self.token):
             log.warning("refused a worker from %s: wrong or missing token", request.remote_addr)
             raise ConnectionRefusedError("wrong or missing worker token")
-        self.coordinator.worker_connected(request.sid, worker_info(auth))
+        try:
+            info = payloads.worker_info(auth)
+        except PayloadError as exc:
+            raise ConnectionRefusedError(str(exc)) from None
+        self.coordinator.worker_connected(request.sid, info)
         # Work goes out once the connection is acknowledged, not from inside the handshake.
         self.socketio.start_background_task(self._dispatch_soon, request.sid)
 
@@ -81,22 +68,35 @@ class WorkerNamespace(Namespace):
         return {"ok": self.coordinator.heartbeat(request.sid)}
 
     def on_result(self, data: Any) -> dict[str, Any]:
-        """Sent by a worker with the text of a slice it holds."""
-        if not isinstance(data, dict):
-            return {"ok": False, "error": "malformed result"}
-        return self.coordinator.result(request.sid, data)
+        """Sent by a worker with the text of a slice it holds. A result for a slice it holds that cannot be
+        used (a number out of range, text over the limit) counts as an error for that slice, so the slice goes
+        to another worker at once instead of waiting for its lease to run out."""
+        try:
+            ref = payloads.slice_ref(data)
+        except PayloadError as exc:
+            return {"ok": False, "error": f"malformed result: {exc}"}
+        try:
+            result = payloads.result(data, ref, self.coordinator.settings.server.max_text_chars)
+        except PayloadError as exc:
+            return self.coordinator.error(request.sid, payloads.SliceFailure(ref, f"unusable result: {exc}"))
+        return self.coordinator.result(request.sid, result)
 
     def on_slice_error(self, data: Any) -> dict[str, Any]:
         """Sent by a worker that could not transcribe a slice it holds."""
-        if not isinstance(data, dict):
-            return {"ok": False, "error": "malformed error report"}
-        return self.coordinator.error(request.sid, data)
+        try:
+            ref = payloads.slice_ref(data)
+        except PayloadError as exc:
+            return {"ok": False, "error": f"malformed error report: {exc}"}
+        return self.coordinator.error(request.sid, payloads.slice_failure(data, ref))
 
     def on_tentative_text(self, data: Any) -> None:
         """Sent by a worker with the tentative text of a live recording's open part it was asked for
-        (``{id, job, text}``); anything else is ignored (tentative text is optional)."""
-        if isinstance(data, dict):
-            self.captions.answered(request.sid, data)
+        (``{id, job, text}``); a malformed one is dropped (tentative text is optional: the next one comes)."""
+        try:
+            answer = payloads.tentative_text(data, self.coordinator.settings.server.max_text_chars)
+        except PayloadError:
+            return
+        self.captions.answered(request.sid, answer)
 
 
 class PageNamespace(Namespace):
@@ -114,25 +114,32 @@ class PageNamespace(Namespace):
             raise ConnectionRefusedError("access token required")
 
     def on_watch(self, data: Any) -> dict[str, Any] | None:
-        """Sent by a page that shows a job: it gets the job now and every change after."""
-        job_id = str((data or {}).get("job", "")) if isinstance(data, dict) else ""
-        view = self.coordinator.job_view(job_id) if is_job_id(job_id) else None
+        """Sent by a page that shows a job: it gets the job now and every change after (None: no such job)."""
+        try:
+            job_id = payloads.watched_job(data)
+        except PayloadError:
+            return None
+        view = self.coordinator.job_view(job_id)
         if view is not None:
             join_room(f"job:{job_id}")
         return view
 
     def on_unwatch(self, data: Any) -> None:
         """Sent by a page that stops showing a job."""
-        job_id = str((data or {}).get("job", "")) if isinstance(data, dict) else ""
-        leave_room(f"job:{job_id}")
+        try:
+            leave_room(f"job:{payloads.watched_job(data)}")
+        except PayloadError:
+            pass
 
     # --- live recordings (see LiveJobs and README "Live mode") ---------------------------------------------
 
     def on_live_start(self, data: Any) -> dict[str, Any]:
         """``{name, sample_rate}``: start a live recording → ``{job, key, ack}``; the page watches the job."""
-        if not isinstance(data, dict):
-            return {"error": "send {name, sample_rate}"}
-        answer = self.live.start(display_name(str(data.get("name") or "")), data.get("sample_rate"))
+        try:
+            start = payloads.live_start(data)
+        except PayloadError as exc:
+            return {"error": str(exc)}
+        answer = self.live.start(display_name(start.name), start.sample_rate)
         if "job" in answer:
             join_room(f"job:{answer['job']}")
         return answer
@@ -140,17 +147,35 @@ class PageNamespace(Namespace):
     def on_live_chunk(self, data: Any) -> dict[str, Any]:
         """``{job, key, seq, pcm}`` (16-bit little-endian mono PCM) → ``{ack}``: all chunks up to ``ack`` are
         stored."""
-        return self.live.chunk(data) if isinstance(data, dict) else {"ack": -1, "error": "malformed chunk"}
+        try:
+            ref = payloads.live_ref(data)
+        except PayloadError as exc:
+            return {"ack": -1, "error": f"malformed chunk: {exc}"}
+        try:
+            chunk = payloads.live_chunk(data)
+        except PayloadError as exc:
+            return self.live.refuse(ref, str(exc))
+        return self.live.chunk(chunk)
 
     def on_live_stop(self, data: Any) -> dict[str, Any]:
         """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq`` → ``{ack, finished}``."""
-        return self.live.stop(data) if isinstance(data, dict) else {"ack": -1, "error": "malformed stop"}
+        try:
+            ref = payloads.live_ref(data)
+        except PayloadError as exc:
+            return {"ack": -1, "error": f"malformed stop: {exc}"}
+        try:
+            stop = payloads.live_stop(data)
+        except PayloadError as exc:
+            return self.live.refuse(ref, str(exc))
+        return self.live.stop(stop)
 
     def on_live_resume(self, data: Any) -> dict[str, Any]:
         """``{job, key}`` after a reconnect → ``{ack}``: the page resends every chunk after ``ack``."""
-        if not isinstance(data, dict):
-            return {"ack": -1, "error": "malformed resume"}
-        answer = self.live.resume(data)
+        try:
+            ref = payloads.live_ref(data)
+        except PayloadError as exc:
+            return {"ack": -1, "error": f"malformed resume: {exc}"}
+        answer = self.live.resume(ref)
         if "error" not in answer:
-            join_room(f"job:{data['job']}")
+            join_room(f"job:{ref.job}")
         return answer

@@ -353,6 +353,10 @@ class LiveSession:
             return None
         return self._finish()
 
+    def end(self, reason: str) -> Update:
+        """Finish now with the audio that has arrived, telling the page ``reason`` (the disk is full)."""
+        return self._finish()._replace(error=reason)
+
     def _advance(self, samples: np.ndarray) -> Update:
         self.samples_out += len(samples)
         self.splitter.feed(samples)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from . import audio
 from .coordinator import Coordinator
 from .live import LiveSession
+from .payloads import TentativeText
 from .scheduler import Requirement
 from .tentative import Tentative, TentativeOptions, pick_worker, speech_end
 
@@ -82,18 +83,14 @@ class LiveCaptions:
             if tentative is not None:
                 self._drop(job_id, tentative.finish(), push=False)
 
-    def answered(self, worker_id: str, data: dict[str, Any]) -> None:
-        """``tentative_text {id, job, text}`` from a worker; shown if current (see ``Tentative.answered``)."""
-        request_id, job_id, text = data.get("id"), data.get("job"), data.get("text")
-        if not (isinstance(request_id, str) and isinstance(job_id, str) and isinstance(text, str)):
-            return
-        if len(text) > self.coordinator.settings.server.max_text_chars:
-            return
+    def answered(self, worker_id: str, answer: TentativeText) -> None:
+        """A worker's ``tentative_text``; shown if current (see ``Tentative.answered``)."""
+        job_id = answer.job
         with self.coordinator.lock:
             tentative = self.recordings.get(job_id)
             if tentative is None:
                 return
-            changed = tentative.answered(worker_id, request_id, text)
+            changed = tentative.answered(worker_id, answer.id, answer.text)
             if tentative.partial is not None:
                 self.coordinator.partials[job_id] = tentative.partial.view()
             else:

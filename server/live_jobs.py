@@ -17,11 +17,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import audio
-from .coordinator import Coordinator, fit_to_workers
+from . import audio, disk
+from .coordinator import STORE_ERRORS, Coordinator, fit_to_workers
 from .ids import new_job_id
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
 from .live_captions import LiveCaptions
+from .payloads import LiveChunk, LiveRef, LiveStop
 from .store import JobRecord
 
 log = logging.getLogger("scatterscribe")
@@ -89,6 +90,7 @@ class LiveJobs:
         self.opts = opts
         self.clock = clock
         self.sessions: dict[str, _Live] = {}
+        self._unclosed: set[str] = set()  # recordings stopped by a full disk whose job could not be closed yet
         self.captions = captions  # tentative text of the open parts; None: none
 
     # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
@@ -120,46 +122,67 @@ class LiveJobs:
             log.info("job %s: live recording started at %d Hz", job_id, sample_rate)
             return {"job": job_id, "key": live.key, "ack": -1, "max_chunk_bytes": session.max_chunk_bytes}
 
-    def chunk(self, data: dict[str, Any]) -> dict[str, Any]:
-        """``{job, key, seq, pcm}`` → ``{ack}``; a refusal adds ``error``, an ended recording ``finished``."""
-        return self._request(data, lambda session, now: session.chunk(data.get("seq"), data.get("pcm"), now))
+    def chunk(self, chunk: LiveChunk) -> dict[str, Any]:
+        """``{job, key, seq, pcm}`` → ``{ack}``; a refusal adds ``error``, an ended recording ``finished``.
+        Below ``min_free_disk_mb`` of free space the recording ends with the audio it has."""
+        floor = self.coordinator.settings.server.min_free_disk_mb
 
-    def stop(self, data: dict[str, Any]) -> dict[str, Any]:
+        def act(session: LiveSession, now: float) -> Update:
+            if disk.refusal(self.coordinator.jobs_dir, len(chunk.pcm), floor):
+                return session.end(f"{disk.FULL}: the recording was stopped at {session.duration_s:.1f} s, "
+                                   "with everything before kept")
+            return session.chunk(chunk.seq, chunk.pcm, now)
+        return self._request(chunk.ref, act)
+
+    def stop(self, stop: LiveStop) -> dict[str, Any]:
         """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq``. The last slice is closed and
         sent at once when every chunk is here; else when the missing ones come (or at the idle timeout)."""
-        return self._request(data, lambda session, now: session.stop(data.get("last_seq"), now))
+        return self._request(stop.ref, lambda session, now: session.stop(stop.last_seq, now))
 
-    def resume(self, data: dict[str, Any]) -> dict[str, Any]:
+    def refuse(self, ref: LiveRef, reason: str) -> dict[str, Any]:
+        """A request about this recording that could not be read: refused with ``reason``; nothing changes."""
+        def refused(session: LiveSession, now: float) -> Update:
+            raise ChunkError(reason)
+        return self._request(ref, refused)
+
+    def resume(self, ref: LiveRef) -> dict[str, Any]:
         """``{job, key}`` after a reconnect: what the server has (``ack``), so the page resends the rest."""
         with self.coordinator.lock:
             try:
-                _, live = self._find(data)
+                _, live = self._find(ref)
             except ChunkError as exc:
                 return {"ack": -1, "error": str(exc), "finished": True}
             live.session.last_heard = self.clock()
             return {"ack": live.session.ack, "stopping": live.session.last_seq is not None}
 
-    def _request(self, data: dict[str, Any], act: Callable[[LiveSession, float], Update]) -> dict[str, Any]:
+    def _request(self, ref: LiveRef, act: Callable[[LiveSession, float], Update]) -> dict[str, Any]:
         with self.coordinator.lock:
             try:
-                job_id, live = self._find(data)
+                job_id, live = self._find(ref)
             except ChunkError as exc:
                 return {"ack": -1, "error": str(exc), "finished": True}
+            acked = live.session.ack
             try:
                 update = act(live.session, self.clock())
             except ChunkError as exc:  # refused; nothing changed
                 return {"ack": live.session.ack, "error": str(exc)}
-            return self._apply(job_id, live, update)
+            try:
+                return self._apply(job_id, live, update)
+            except STORE_ERRORS as exc:  # the audio or the job could not be written: a full disk
+                log.error("job %s: live audio could not be stored (%s); ending the recording", job_id, exc)
+                self._close(job_id, live)
+                self._unclosed.add(job_id)
+                self._close_unclosed()
+                reason = disk.FULL if disk.is_full(exc) else "the server could not store the audio"
+                return {"ack": acked, "finished": True,
+                        "error": f"{reason}: the recording was stopped, with the audio stored until then kept"}
 
-    def _find(self, data: dict[str, Any]) -> tuple[str, _Live]:
-        job_id = data.get("job")
-        live = self.sessions.get(job_id) if isinstance(job_id, str) else None
-        key = data.get("key")
-        if live is None or not isinstance(key, str) or not hmac.compare_digest(key.encode(),
-                                                                               live.key.encode()):
+    def _find(self, ref: LiveRef) -> tuple[str, _Live]:
+        live = self.sessions.get(ref.job)
+        if live is None or not hmac.compare_digest(ref.key.encode(), live.key.encode()):
             raise ChunkError("no such live recording here: it has ended (or the server restarted and closed "
                              "it with the audio it had)")
-        return job_id, live
+        return ref.job, live
 
     # --- applying what the session decided ------------------------------------------------------------------
 
@@ -202,6 +225,7 @@ class LiveJobs:
         """Called every second: a recording whose page has been silent for ``idle_timeout_s`` is closed with
         the audio it has, and its job finishes."""
         with self.coordinator.lock:
+            self._close_unclosed()
             now = self.clock()
             for job_id, live in list(self.sessions.items()):
                 update = live.session.expire(now)
@@ -215,20 +239,36 @@ class LiveJobs:
     def recover(self) -> int:
         """Close every live recording a previous run left open: its page's session died with that run, so the
         audio on disk is all there will be. Its rest is cut and queued like the end of any recording."""
-        coord = self.coordinator
-        jobs = coord.store.recording_jobs()
+        jobs = self.coordinator.store.recording_jobs()
         for job in jobs:
-            path = coord.audio_path(job.id)
-            samples = Pcm16File.repair(path) if path.exists() else 0
-            splitter = LiveSplitter(coord.settings.splitter, self.opts)
-            if samples:  # at start-up, before any client is served: no need to leave the event loop
-                splitter.feed(np.asarray(audio.open_pcm16(path)))
-            done_to = max((s.end for s in job.slices), default=0.0)
-            splitter.open_frame = math.ceil(round(done_to * audio.TARGET_RATE) / splitter.frame_len)
-            slices = splitter.close(final=True)
-            duration = samples / audio.TARGET_RATE
-            coord.extend_job(job.id, slices, duration)
-            coord.end_recording(job.id, duration, {"threshold_db": round(splitter.threshold_db, 1),
-                                                   "closed": "the server restarted while it was recording"})
-            log.info("job %s: live recording left open by a previous run closed at %.1f s", job.id, duration)
+            self._close_from_disk(job.id, "the server restarted while it was recording")
         return len(jobs)
+
+    def _close_unclosed(self) -> None:
+        """Close the jobs of recordings a full disk stopped, as far as the disk now allows."""
+        for job_id in sorted(self._unclosed):
+            try:
+                self._close_from_disk(job_id, "the server's disk was full")
+                self._unclosed.discard(job_id)
+            except STORE_ERRORS as exc:
+                log.error("job %s: still cannot close its live recording: %s", job_id, exc)
+
+    def _close_from_disk(self, job_id: str, why: str) -> None:
+        """End a recording whose session is gone with the audio its file holds: the rest after its last slice
+        is cut and queued like the end of any recording."""
+        coord = self.coordinator
+        job = coord.store.get_job(job_id)
+        if job is None or not job.recording:
+            return
+        path = coord.audio_path(job.id)
+        samples = Pcm16File.repair(path) if path.exists() else 0
+        splitter = LiveSplitter(coord.settings.splitter, self.opts)
+        if samples:  # rare (a restart, a full disk): reading the recording once on the event loop is fine
+            splitter.feed(np.asarray(audio.open_pcm16(path)))
+        done_to = max((s.end for s in job.slices), default=0.0)
+        splitter.open_frame = math.ceil(round(done_to * audio.TARGET_RATE) / splitter.frame_len)
+        slices = splitter.close(final=True)
+        duration = samples / audio.TARGET_RATE
+        coord.extend_job(job.id, slices, duration)
+        coord.end_recording(job.id, duration, {"threshold_db": round(splitter.threshold_db, 1), "closed": why})
+        log.info("job %s: live recording closed at %.1f s (%s)", job.id, duration, why)

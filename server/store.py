@@ -8,11 +8,14 @@ they belong to, and a restarted server puts every unfinished slice back in the q
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
+
+from . import strict_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -72,6 +75,11 @@ class SliceRecord:
     error: str = ""
     elapsed: float | None = None
     finished_at: float | None = None
+    #: Corrections, by segment number ("0", "1", ...): {"original", "at"}; the corrected text is in
+    #: ``segments`` and ``text`` themselves (so every reader gets it), the worker's text is kept here.
+    edits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    asked_engine: str = ""  # what a "transcribe again" asked of workers ('' = what the job asks)
+    asked_model: str = ""
 
     @property
     def seconds(self) -> float:
@@ -99,13 +107,31 @@ class JobRecord:
     slices: list[SliceRecord] = field(default_factory=list)
 
 
-_JSON_COLUMNS = {"pieces", "segments", "stats"}
+_JSON_COLUMNS = {"pieces", "segments", "stats", "edits"}
 _JOB_COLUMNS = [f.name for f in fields(JobRecord) if f.name != "slices"]
 _SLICE_COLUMNS = ["idx" if f.name == "index" else f.name for f in fields(SliceRecord)]
 
 
+def _clamp(value: Any, low: float, high: float) -> Any:
+    """A stored segment time, put inside its slice when it is not a finite number there."""
+    if not isinstance(value, (int, float)) or value != value:
+        return low
+    return min(high, max(low, value))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float inside it dropped (from dicts) or made None (in lists)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items() if not (isinstance(v, float) and not math.isfinite(v))}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _encode(column: str, value: Any) -> Any:
-    return json.dumps(value) if column in _JSON_COLUMNS else value
+    return strict_json.dumps(value) if column in _JSON_COLUMNS else value
 
 
 def _decode(column: str, value: Any) -> Any:
@@ -133,6 +159,29 @@ class Store:
         columns = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "recording" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN recording INTEGER NOT NULL DEFAULT 0")
+        slice_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(slices)")}
+        for name, kind in [("edits", "TEXT NOT NULL DEFAULT '{}'"), ("asked_engine", "TEXT NOT NULL DEFAULT ''"),
+                           ("asked_model", "TEXT NOT NULL DEFAULT ''")]:
+            if name not in slice_columns:  # corrections and "transcribe again" (server/corrections.py, redo.py)
+                self._db.execute(f"ALTER TABLE slices ADD COLUMN {name} {kind}")
+        self._scrub_non_finite()
+
+    def _scrub_non_finite(self) -> None:
+        """Versions before workers' numbers were checked stored what a worker sent: an ``Infinity`` (not JSON:
+        it made the job unreadable to browsers) or a negative time. Make such values what they should have
+        been: an unknown ``elapsed``, segment times inside their slice, non-finite stats dropped."""
+        with self._tx() as db:
+            db.execute("UPDATE slices SET elapsed = NULL WHERE elapsed < 0 OR elapsed > 1e300")
+            suspect = "LIKE '%Infinity%' OR {0} LIKE '%NaN%'"
+            for row in db.execute(f"SELECT job_id, idx, start, end, segments FROM slices "
+                                  f"WHERE segments {suspect.format('segments')}").fetchall():
+                segments = [{**seg, **{k: _clamp(seg.get(k), row["start"], row["end"]) for k in ("start", "end")}}
+                            for seg in json.loads(row["segments"]) if isinstance(seg, dict)]
+                db.execute("UPDATE slices SET segments = ? WHERE job_id = ? AND idx = ?",
+                           [strict_json.dumps(_finite(segments)), row["job_id"], row["idx"]])
+            for row in db.execute(f"SELECT id, stats FROM jobs WHERE stats {suspect.format('stats')}").fetchall():
+                db.execute("UPDATE jobs SET stats = ? WHERE id = ?",
+                           [strict_json.dumps(_finite(json.loads(row["stats"]))), row["id"]])
 
     def close(self) -> None:
         with self._lock:
@@ -219,10 +268,17 @@ class Store:
                           db.execute("SELECT * FROM slices WHERE job_id = ? ORDER BY idx", [job_id])]
             return job
 
-    def list_jobs(self, limit: int = 50) -> list[tuple[JobRecord, dict[str, int]]]:
-        """The newest jobs (without their slices) and how many of their slices are in each status."""
+    def list_jobs(self, limit: int = 50, query: str = "") -> list[tuple[JobRecord, dict[str, int]]]:
+        """The newest jobs (without their slices) and how many of their slices are in each status; with
+        ``query``, only those whose name or text holds it (any case)."""
         with self._tx() as db:
-            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
+            if query:
+                like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                rows = db.execute(
+                    "SELECT * FROM jobs WHERE name LIKE ?1 ESCAPE '\\' OR id IN (SELECT job_id FROM slices "
+                    "WHERE text LIKE ?1 ESCAPE '\\') ORDER BY created_at DESC LIMIT ?2", [like, limit]).fetchall()
+            else:
+                rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
             counts: dict[str, dict[str, int]] = {}
             ids = [r["id"] for r in rows]
             if ids:
@@ -230,6 +286,17 @@ class Store:
                                     f"({','.join('?' * len(ids))}) GROUP BY job_id, status", ids):
                     counts.setdefault(r["job_id"], {})[r["status"]] = r["n"]
             return [(self._job(r), counts.get(r["id"], {})) for r in rows]
+
+    def first_texts(self, job_ids: list[str]) -> dict[str, str]:
+        """Each job's first done slice that holds text: its text, by job id (jobs without one are left out)."""
+        if not job_ids:
+            return {}
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT s.job_id, s.text FROM slices s WHERE s.job_id IN ({','.join('?' * len(job_ids))}) "
+                "AND s.idx = (SELECT MIN(idx) FROM slices WHERE job_id = s.job_id AND status = 'done' "
+                "AND text != '')", job_ids)
+            return {r["job_id"]: r["text"] for r in rows}
 
     def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that were still queued or running (with their slices), oldest first: what a restart resumes."""
@@ -269,6 +336,16 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                try:
+                    self.db.execute("COMMIT")
+                except sqlite3.Error:
+                    # A COMMIT that fails (a full disk) leaves the transaction open, and every later BEGIN of
+                    # this connection would fail: roll it back so the store works again once space returns.
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
+            elif self.db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
+                self.db.execute("ROLLBACK")
         finally:
             self.lock.release()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import transcript
+from . import paragraphs, redo, transcript
 from .scheduler import Requirement, Scheduler, WorkerState
 from .store import JobRecord, SliceRecord
 
@@ -19,7 +19,7 @@ def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | Non
     failed = sum(s.status == "failed" for s in job.slices)
     open_slices = [s for s in job.slices if s.status in ("queued", "leased")]
     requirement = Requirement(job.engine, job.model)
-    servable = all(scheduler.can_serve(requirement, s.seconds) for s in open_slices)
+    servable = all(scheduler.can_serve(redo.slice_requirement(job, s), s.seconds) for s in open_slices)
     return {
         "id": job.id, "name": job.name, "source": job.source, "status": job.status,
         "recording": job.recording, "created_at": job.created_at, "finished_at": job.finished_at,
@@ -34,9 +34,32 @@ def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | Non
                     "pieces": [[round(a, 3), round(b, 3)] for a, b in s.pieces], "status": s.status,
                     "text": s.text, "worker": s.worker, "engine": s.engine, "model": s.model,
                     "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "finished_at": s.finished_at,
-                    "segments": s.segments}
+                    "segments": s.segments, "edits": s.edits, "asked_engine": s.asked_engine,
+                    "asked_model": s.asked_model}
                    for s in job.slices],
+        "paragraphs": paragraph_view(job.slices),
     }
+
+
+def paragraph_view(slices: list[SliceRecord]) -> list[dict[str, Any]]:
+    """The transcript's paragraphs (:mod:`paragraphs`), as the page draws them: each with its start time, its
+    speaker once speakers are known, and its items as ``[slice index, segment number]`` pairs, where -1 stands
+    for the whole slice (one still out, a failed one, or one whose text came without times)."""
+    items, refs = [], []
+    for s in sorted(slices, key=lambda s: s.index):
+        if s.status == "done" and s.segments:
+            for n, seg in enumerate(s.segments):
+                items.append(seg)
+                refs.append([s.index, n])
+        elif s.status != "done" or s.text.strip():
+            items.append({"start": s.start, "end": s.end, "text": s.text if s.status == "done" else ""})
+            refs.append([s.index, -1])
+    out = []
+    for para in paragraphs.group(items):
+        first = items[para[0]]
+        out.append({"start": round(float(first["start"]), 3), "speaker": first.get("speaker"),
+                    "items": [refs[i] for i in para]})
+    return out
 
 
 def eta_s(job_id: str, open_slices: list[SliceRecord], requirement: Requirement,
@@ -60,12 +83,20 @@ def eta_s(job_id: str, open_slices: list[SliceRecord], requirement: Requirement,
     return round((ahead + sum(s.seconds for s in open_slices)) / total, 1)
 
 
-def job_summary(job: JobRecord, counts: dict[str, int]) -> dict[str, Any]:
-    """A line of the recent-jobs list; ``counts`` is its slices per status."""
+#: How many words of its transcript a past job shows.
+FIRST_WORDS = 14
+
+
+def job_summary(job: JobRecord, counts: dict[str, int], first_text: str = "") -> dict[str, Any]:
+    """A line of the recent-jobs list; ``counts`` is its slices per status, ``first_text`` the text of its
+    first slice that has some (its first words are shown)."""
+    words = first_text.split()
+    first_words = " ".join(words[:FIRST_WORDS]) + ("…" if len(words) > FIRST_WORDS else "")
     return {"id": job.id, "name": job.name, "source": job.source, "status": job.status,
             "recording": job.recording, "created_at": job.created_at, "duration": round(job.duration, 3),
             "progress": {"done": counts.get("done", 0), "failed": counts.get("failed", 0),
-                         "total": sum(counts.values())}}
+                         "total": sum(counts.values())},
+            "first_words": first_words}
 
 
 def worker_view(worker_id: str, state: WorkerState, now: float) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import requests
+import socketio
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,11 +159,11 @@ class Server(Process):
     """``python -m server`` on a free port with its own data folder."""
 
     def __init__(self, tmp: Path, local_workers: int = 0, config: Path | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT):
+                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT, python: str = PYTHON):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp / "data"
-        args = [PYTHON, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
+        args = [python, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
                 "--local-workers", str(local_workers)]
         if config is not None:
             args += ["--config", str(config)]
@@ -225,3 +227,33 @@ class Worker(Process):
                                                          "--threads", str(threads), *extra]
         env = {"SCATTERSCRIBE_TOKEN": token} if token is not None else {"SCATTERSCRIBE_TOKEN": ""}
         super().__init__(args, server.log_path.parent / f"worker-{name}.log", env=env, cwd=cwd)
+
+
+class RawWorker:
+    """A hand-driven worker connection with the valid token: records the slices it is sent, answers nothing
+    unless the test makes it."""
+
+    def __init__(self, server: Server, name: str, max_slice_s: float = 30.0):
+        self.slices: list[dict] = []
+        self.sio = socketio.Client()
+        self.sio.on("slice", lambda data: self.slices.append(data), namespace="/worker")
+        self.sio.connect(server.url, namespaces=["/worker"], transports=["websocket"], wait_timeout=10,
+                         auth={"token": TOKEN, "name": name, "engine": "faster-whisper", "model": "tiny.en",
+                               "slots": 1, "max_slice_s": max_slice_s})
+
+    def wait_slice(self) -> dict:
+        data = wait_for(lambda: self.slices and self.slices[-1], 30, "a slice for the raw worker")
+        return {"lease": data["lease"], "job": data["job"], "index": data["index"]}
+
+    def result(self, held: dict, text: str, **changes) -> dict:
+        """Send a result for the slice ``held`` describes, with some of its fields changed. It is encoded with
+        Python's plain ``json``, which writes an infinity as the token ``Infinity`` as a hostile worker may: an app
+        created in this test process (tests/test_corrections.py) sets python-socketio's process-wide packet
+        encoder to the server's strict one, which would refuse to send it."""
+        from socketio import packet
+
+        strict, packet.Packet.json = packet.Packet.json, json
+        try:
+            return self.sio.call("result", {**held, **changes, "text": text}, namespace="/worker", timeout=10)
+        finally:
+            packet.Packet.json = strict

@@ -27,8 +27,10 @@ def test_quick_bench_writes_every_part(tmp_path):
         assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     compare = json.loads((tmp_path / "compare.json").read_text())
     assert set(compare["sides"]) == {"plain", "batched", "ss-1x2", "ss-2x1"}
+    assert compare["long_recordings"] == 1
     for key, side in compare["sides"].items():
         assert side["wall_s"] and all(t > 0 for t in side["wall_s"]) and side["wer"]["trusted"] < 30, key
+        assert side["long_s"] and side["long_wer"] is not None, key
     for run in compare["sides"]["ss-2x1"]["runs"]:
         assert {"decode_s", "split_s", "dispatch_s", "merge_s", "transcribe_s", "transfer_s"} <= set(run)
     scale = json.loads((tmp_path / "scaleout.json").read_text())
@@ -43,3 +45,35 @@ def test_quick_bench_writes_every_part(tmp_path):
     splitter = json.loads((tmp_path / "splitter.json").read_text())
     assert {"numpy", "silero", "pydub-1", "pydub-10"} == set(splitter["methods"])
     assert not any((tmp_path / "tmp").glob("2*")), "scratch data left behind"
+
+
+def test_quick_ceiling_measures_a_server_under_simulated_workers(tmp_path):
+    """The ceiling part starts a real server, simulated workers and pages (bench/swarm.py), and reports slices
+    returned per second, hand-out and push latencies and a py-spy profile of the server."""
+    command = [PYTHON, "-m", "bench", "ceiling", "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "ceiling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    raw = json.loads((tmp_path / "ceiling.json").read_text())
+    (point,) = raw["points"]
+    assert point["workers"] == 4 and point["results_per_s"] > 0 and point["errors"] == 0
+    assert point["handout_ms"][0] > 0 and point["pushes"] > 0
+    assert point["profile_self"], "py-spy saw nothing of the server"
+    assert "| workers |" in (tmp_path / "ceiling.md").read_text()
+
+
+def test_quick_width_bench_scores_every_width(tmp_path):
+    """The width part runs two widths and both faster-whisper baselines on the shortest long recording and a
+    short joined workload, and writes its table, raw numbers and plot; every side has a time, a WER per
+    recording and (for Scatterscribe) its slice counts."""
+    command = [PYTHON, "-m", "bench", "width", "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| Scatterscribe, 4 slots" in (tmp_path / "width.md").read_text()
+    assert (tmp_path / "width.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    width = json.loads((tmp_path / "width.json").read_text())
+    assert set(width["sides"]) == {"plain", "batched", "w1", "w4"}
+    for key, side in width["sides"].items():
+        assert side["long_s"] and side["joined_s"] and side["long_wer_all"] < 40, key
+        assert set(side["per_file_wer"]) == {r["name"] for r in width["recordings"]}, key
+    assert width["sides"]["w4"]["long_slices"] and width["sides"]["w1"]["slots"] == 1

@@ -5,16 +5,20 @@ are cut for idle workers when several arrive together."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import pytest
+import requests
 
+from server import payloads
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator, queued_runs
 from server.scheduler import Requirement, WorkerInfo
 from server.store import SliceRecord, Store
-from tests.support import Server, Worker, corpus_file
+from tests.support import Server, Worker, corpus_file, wait_for
 
 BUSH = "bush_radio_address_2008-11-01.wav"  # 127 s: five slices at the default 28 s
+JFK = "jfk_inaugural_excerpt.wav"  # 11 s: one slice
 
 
 def record(index: int, seconds: float, status: str = "queued") -> SliceRecord:
@@ -57,14 +61,19 @@ def submit(coord: Coordinator, name: str, requirement: Requirement = Requirement
     return coord.create_job(job_id, upload, name, requirement).id
 
 
+def result_for(sent: dict, text: str) -> payloads.Result:
+    """A worker's answer to the slice ``sent``, parsed as the server's Socket.IO handler parses it."""
+    data = {"lease": sent["lease"], "job": sent["job"], "index": sent["index"], "text": text}
+    return payloads.result(data, payloads.slice_ref(data), 20_000)
+
+
 def answer_all(coord: Coordinator, worker_id: str, text=lambda data: f"<{data['seconds']:.2f}>") -> None:
     """Answer every slice sent to ``worker_id`` (more come as slots free up) until none is left."""
     answered = {data["lease"] for data in coord.emit_log.slices_for(worker_id)
                 if coord.scheduler.leases.get(data["lease"]) is None}  # answered or lost before
     while waiting := [d for d in coord.emit_log.slices_for(worker_id) if d["lease"] not in answered]:
         data = waiting[0]
-        ack = coord.result(worker_id, {"lease": data["lease"], "job": data["job"], "index": data["index"],
-                                       "text": text(data)})
+        ack = coord.result(worker_id, result_for(data, text(data)))
         assert ack == {"ok": True}
         answered.add(data["lease"])
 
@@ -81,7 +90,7 @@ def test_waiting_slices_are_cut_again_for_short_workers_and_finished_ones_kept(c
     coord.worker_connected("w-long", WorkerInfo("long", max_slice_s=30.0))
     coord.dispatch()
     first = coord.emit_log.slices_for("w-long")[0]
-    coord.result("w-long", {"lease": first["lease"], "job": job_id, "index": 0, "text": "slice zero"})
+    coord.result("w-long", result_for(first, "slice zero"))
     assert coord.store.get_job(job_id).slices[1].status == "leased"
     coord.worker_disconnected("w-long")  # slice 1 back to the queue
 
@@ -122,7 +131,7 @@ def test_a_job_with_a_slice_out_is_not_renumbered_until_it_comes_back(coordinato
     assert held["index"] == len(before.slices) - 1 and held["seconds"] <= 12.0
     assert coord.replan_unservable() == 0
     assert [s.pieces for s in coord.store.get_job(job_id).slices] == [s.pieces for s in before.slices]
-    coord.result("w-tiny", {"lease": held["lease"], "job": job_id, "index": held["index"], "text": "the end"})
+    coord.result("w-tiny", result_for(held, "the end"))
     assert coord.replan_unservable() == 1
     after = coord.store.get_job(job_id)
     assert all(s.seconds <= 12.0 + 1e-6 for s in after.slices)
@@ -214,3 +223,76 @@ def test_a_job_submitted_before_any_worker_is_finished_by_a_worker_with_a_short_
     pieces = [p for s in job["slices"] for p in s["pieces"]]
     assert all(a < b <= c for (a, b), (c, _) in zip(pieces, pieces[1:], strict=False))
     assert "cut again" in server.log()
+
+
+class FailingStore(Store):
+    """A real store whose next ``fail`` writes of the named kind raise what SQLite raises on a full disk. The
+    real full disk (a tmpfs) is in tests/test_disk_full.py; a failure at this exact point cannot be timed
+    there."""
+
+    def __init__(self, path, method: str):
+        super().__init__(path)
+        self.method, self.fail = method, 0
+
+    def _maybe_fail(self, method: str) -> None:
+        if method == self.method and self.fail > 0:
+            self.fail -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def update_slice(self, *args, **values):
+        self._maybe_fail("update_slice")
+        return super().update_slice(*args, **values)
+
+    def finish_slice(self, *args, **values):
+        self._maybe_fail("finish_slice")
+        return super().finish_slice(*args, **values)
+
+
+@pytest.mark.parametrize("method", ["update_slice", "finish_slice"])
+def test_a_write_that_fails_gives_the_lease_back_at_once(tmp_path, method):
+    """The slice cannot be marked sent (update_slice) or its result cannot be stored (finish_slice): either way
+    the lease is given back at once, the worker's slot is free, the try is not counted, nothing goes out for a
+    moment, and then the job goes on and finishes."""
+    settings = Settings(server=ServerSettings(data_dir=str(tmp_path / "data")))
+    emit, clock = Recorder(), {"now": 0.0}
+    store = FailingStore(tmp_path / "state.db", method)
+    coord = Coordinator(settings, store, emit, clock=lambda: clock["now"])
+    coord.emit_log = emit
+    job_id = submit(coord, JFK)
+    coord.worker_connected("w", WorkerInfo("w"))
+    store.fail = 1
+    coord.dispatch()
+    if method == "finish_slice":
+        sent = emit.slices_for("w")[0]
+        assert coord.result("w", result_for(sent, "ask not"))["error"].startswith("the server's disk is full")
+    assert coord.scheduler.workers["w"].free_slots == 1 and not coord.scheduler.leases
+    assert list(coord.scheduler.queue) == [(job_id, 0)] and coord.scheduler.tasks[(job_id, 0)].attempts == 0
+    sent_before = len(emit.slices_for("w"))
+    coord.dispatch()
+    assert len(emit.slices_for("w")) == sent_before, "nothing goes out while the store just failed"
+    clock["now"] = 3.0
+    coord.tick()
+    answer_all(coord, "w", text=lambda data: "ask not")
+    assert coord.store.get_job(job_id).status == "done"
+
+
+def test_deleting_a_job_removes_its_audio_and_calls_back_its_slices(tmp_path):
+    """DELETE /api/jobs/<id> while a worker holds one of its slices: 200, the job and its folder are gone, the
+    worker is sent `cancel` and drops the slice, and its slot is free again at once."""
+    server = Server(tmp_path)
+    worker = Worker(server, "slow", "--engine", "sleep", "--model", "2")  # 2 s of sleep per audio second
+    try:
+        server.wait_workers(1)
+        job_id = server.submit(corpus_file("ljspeech_LJ001-0001.wav"))
+        wait_for(lambda: server.workers()[0]["busy"] == 1, 30, "the worker to hold the slice")
+        folder = server.data_dir / "jobs" / job_id
+        assert (folder / "audio.wav").exists()
+        response = requests.delete(f"{server.url}/api/jobs/{job_id}", timeout=30)
+        assert response.status_code == 200 and response.json() == {"deleted": job_id}
+        assert not folder.exists()
+        assert server.get(f"/api/jobs/{job_id}").status_code == 404
+        assert server.workers()[0]["busy"] == 0
+        wait_for(lambda: f"slice {job_id}/0: cancelled" in worker.log(), 60, "the worker to drop the slice")
+    finally:
+        worker.stop()
+        server.stop()

@@ -10,7 +10,19 @@ import pytest
 import requests
 import socketio
 
-from tests.support import ROOT, TOKEN, Server, Worker, corpus_file, free_port, manifest, wait_for, wer, write_config
+from tests.support import (
+    ROOT,
+    TOKEN,
+    Server,
+    Worker,
+    corpus_file,
+    free_port,
+    manifest,
+    normalise,
+    wait_for,
+    wer,
+    write_config,
+)
 
 #: Long corpus recordings with trustworthy references (tier C is for timing only).
 LONG = sorted(name for name, row in manifest().items() if float(row["seconds"]) > 20 and row["tier"] != "C")
@@ -32,6 +44,26 @@ def test_split_and_scattered_text_is_as_good_as_the_whole_file(cluster, whole_fi
     assert {s["worker"] for job in jobs.values() for s in job["slices"]} == {"alpha", "beta"}
     for job in jobs.values():
         assert job["transcript"] == " ".join(s["text"] for s in job["slices"] if s["text"])
+
+
+def test_every_word_is_timed_on_the_recording(cluster):
+    """A recording cut into several slices: every segment carries its words, each with a probability and
+    times on the recording's timeline inside its own slice, in order across the job; the words spell the
+    segment's text; the JSON export carries them and each segment's avg_logprob."""
+    server, _ = cluster
+    job = server.wait_job(server.submit(corpus_file("librivox_shakespeare_sonnet_001.wav")))
+    assert job["status"] == "done" and len(job["slices"]) >= 2
+    last = 0.0
+    for s in job["slices"]:
+        for seg in s["segments"]:
+            assert seg["words"] and isinstance(seg["avg_logprob"], float)
+            assert normalise(" ".join(w["word"] for w in seg["words"])) == normalise(seg["text"])
+            for w in seg["words"]:
+                assert max(s["start"], last) <= w["start"] <= w["end"] <= s["end"] + 0.05
+                assert 0.0 <= w["probability"] <= 1.0 and w["word"] == w["word"].strip()
+                last = w["start"]
+    exported = server.get(f"/api/jobs/{job['id']}/transcript.json").json()["segments"]
+    assert exported and all(seg["words"] and "avg_logprob" in seg for seg in exported)
 
 
 def test_pages_see_the_transcript_grow_in_order(cluster):

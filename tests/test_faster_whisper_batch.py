@@ -72,3 +72,71 @@ def test_words_are_grouped_into_sentences():
     segments = sentence_segments(words, offset_s=10.0, max_segment_s=5.0)
     assert [s.text for s in segments] == [" Hello there.", " A long", " one"]
     assert segments[0].start == 10.0 and segments[0].end == 10.9 and segments[1].start == 11.2
+
+
+def early_stop(seconds_of_address: float, sonnet: str) -> np.ndarray:
+    """The end of the radio address, then the start of a sonnet: Whisper without timestamps stops at "Thank you
+    for listening", so the sonnet comes only from a continuation round prompted with the text so far."""
+    return np.concatenate([samples("bush_radio_address_2008-11-01.wav")[-int(seconds_of_address * SAMPLE_RATE):],
+                           samples(sonnet)[:14 * SAMPLE_RATE]])
+
+
+def refuse_fallback(audio):
+    raise AssertionError("the careful path was not needed here")
+
+
+def test_continuations_with_prompts_of_different_lengths_decode_every_item(whisper_model):
+    """Two slices that both stop early after different lengths of the address, so their continuation prompts
+    (the text so far) differ in length, decoded as one batch: CTranslate2 decodes a batch only when
+    <|startoftranscript|> sits at one position in every prompt, and before the continuation round grouped
+    prompts by length this raised for the whole batch. Both slices come back whole, each with its own
+    sonnet, without the careful path."""
+    audios = [early_stop(8, "librivox_shakespeare_sonnet_001.wav"),
+              early_stop(12, "librivox_shakespeare_sonnet_002.wav")]
+    first, second = BatchTranscriber(whisper_model._model, refuse_fallback).transcribe(audios)
+    first_text, second_text = normalise(text_of(first)), normalise(text_of(second))
+    assert "thank you for listening" in first_text and "fairest creatures" in first_text
+    assert "thank you for listening" in second_text and "winters shall besiege" in second_text
+    before_first = first_text.split("thank you for listening")[0].split()
+    before_second = second_text.split("thank you for listening")[0].split()
+    assert len(before_first) < len(before_second), "the texts so far, hence the prompts, differ in length"
+
+
+class RefusesBatches(BatchTranscriber):
+    """A decoder that raises for any batch of more than one slice, and for a slice of exactly ``bad_len``
+    samples: CTranslate2 errors cannot be provoked on purpose with real audio, so this stands in for one."""
+
+    bad_len = -1
+
+    def _decode_group(self, model, audios, prompts):
+        if len(audios) > 1 or any(len(a) == self.bad_len for a in audios):
+            raise RuntimeError("the decoder refused this batch")
+        return super()._decode_group(model, audios, prompts)
+
+
+def test_a_batch_that_raises_is_decoded_slice_by_slice(whisper_model):
+    """When decoding a batch raises, each slice is decoded alone: every good slice still gets its text, and a
+    slice that fails alone gets its own exception in its place, never its batch-mates'."""
+    jfk, ljs, bad = (samples("jfk_inaugural_excerpt.wav"), samples("ljspeech_LJ001-0001.wav"),
+                     samples("ljspeech_LJ001-0014.wav"))
+    transcriber = RefusesBatches(whisper_model._model, refuse_fallback)
+    transcriber.bad_len = len(bad)
+    first, failed, second = transcriber.transcribe([jfk, bad, ljs])
+    assert isinstance(failed, RuntimeError)
+    assert wer(manifest()["jfk_inaugural_excerpt.wav"]["reference"], text_of(first)) < 15
+    assert wer(manifest()["ljspeech_LJ001-0001.wav"]["reference"], text_of(second)) < 15
+
+
+def test_segments_carry_their_words_both_ways(whisper_model):
+    """The batched path and the careful path (``transcribe``) both give every segment its words: stripped,
+    each inside its segment's time span, spelling its text, with a probability in [0, 1], and the decode's
+    average log probability."""
+    audio = samples("jfk_inaugural_excerpt.wav")
+    for segments in (whisper_model.transcribe_batch([audio])[0], list(whisper_model.transcribe(audio))):
+        assert segments
+        for seg in segments:
+            assert seg.words and isinstance(seg.avg_logprob, float) and seg.avg_logprob < 0
+            assert normalise(" ".join(w.word for w in seg.words)) == normalise(seg.text)
+            for w in seg.words:
+                assert seg.start - 0.01 <= w.start <= w.end <= seg.end + 0.01
+                assert w.word == w.word.strip() and 0.0 <= w.probability <= 1.0

@@ -16,6 +16,7 @@ from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
 from server.live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Sequencer, StreamResampler
 from server.live_jobs import LiveJobs, Pcm16File
+from server.payloads import live_chunk, live_stop
 from server.splitter import SplitOptions, analyse, speech_regions
 from server.store import Store
 from tests.support import corpus_file, manifest
@@ -294,7 +295,7 @@ def test_a_live_jobs_length_follows_its_audio_at_most_once_a_second(tmp_path):
     for seq in range(16):  # 4 s of audio, a chunk every 250 ms
         clock["now"] = seq * 0.25
         del pushed[:]
-        assert jobs.chunk({"job": job_id, "key": key, "seq": seq, "pcm": quiet}) == {"ack": seq}
+        assert jobs.chunk(live_chunk({"job": job_id, "key": key, "seq": seq, "pcm": quiet})) == {"ack": seq}
         lists = [data for event, data in pushed if event == "jobs"]
         views = [data for event, data in pushed if event == "job"]
         if lists:
@@ -306,7 +307,7 @@ def test_a_live_jobs_length_follows_its_audio_at_most_once_a_second(tmp_path):
     assert seen == [0, 4, 8, 12], "once a second, from the first chunk"
     assert jobs.coordinator.job_view(job_id)["duration"] == 3.25
     clock["now"] = 4.0
-    assert jobs.stop({"job": job_id, "key": key, "last_seq": 15})["finished"]
+    assert jobs.stop(live_stop({"job": job_id, "key": key, "last_seq": 15}))["finished"]
     view = jobs.coordinator.job_view(job_id)
     assert view["duration"] == 4.0 and not view["recording"]
 

@@ -10,9 +10,8 @@ import json
 import wave
 
 import numpy as np
-import pytest
 
-from server import audio, transcript
+from server import audio, payloads, transcript
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
 from server.live_captions import LiveCaptions
@@ -42,9 +41,14 @@ class Site:
     def worker(self, worker_id: str, **info) -> None:
         self.coord.worker_connected(worker_id, WorkerInfo(worker_id, **{"tentative": True, **info}))
 
+    def answer(self, worker_id: str, request: dict, text) -> None:
+        """The worker's answer to ``request``, as its event reaches the captions (parsed at the edge)."""
+        data = {"id": request["id"], "job": request["job"], "text": text}
+        self.captions.answered(worker_id, payloads.tentative_text(data, 20_000))
+
     def take(self, event: str, to: str | None = None) -> list[dict]:
         """The ``event``s sent so far (to ``to``, if given), removed from ``sent``."""
-        found = [data for e, data, dest in self.sent if e == event and (to is None or dest == to)]
+        found = [{**data, "_to": dest} for e, data, dest in self.sent if e == event and (to is None or dest == to)]
         self.sent = [s for s in self.sent if not (s[0] == event and (to is None or s[2] == to))]
         return found
 
@@ -64,14 +68,15 @@ def stream(site: Site, job: dict, pcm: np.ndarray, first_seq: int, answer=None) 
     requests = []
     for n, first in enumerate(range(0, len(pcm), CHUNK)):
         site.now = (first_seq + n + 1) * 0.25
-        reply = site.live.chunk({**job, "seq": first_seq + n, "pcm": pcm[first : first + CHUNK].tobytes()})
+        reply = site.live.chunk(payloads.live_chunk({**job, "seq": first_seq + n,
+                                                     "pcm": pcm[first : first + CHUNK].tobytes()}))
         assert "error" not in reply, reply
         for request in site.take("tentative"):
             request["_end"] = site.live.sessions[job["job"]].session.samples_out  # the audio stored then
             requests.append(request)
             text = answer(request) if answer else None
             if text is not None:
-                site.captions.answered(request["to"] if "to" in request else "w", {**request, "text": text})
+                site.answer(request["_to"], request, text)
     return requests
 
 
@@ -135,7 +140,7 @@ def test_a_closed_slice_takes_the_free_slot_and_its_tentative_text_goes(tmp_path
     while not slices:  # stream until the first slice closes; each request is answered when the next one goes
         for request in stream(site, job, pcm[seq * CHUNK : (seq + 1) * CHUNK], seq):
             for earlier in out:
-                site.captions.answered("w", {**earlier, "text": "A gold ring"})
+                site.answer("w", earlier, "A gold ring")
             out = [request]
         seq += 1
         slices = site.take("slice", to="w")
@@ -144,12 +149,13 @@ def test_a_closed_slice_takes_the_free_slot_and_its_tentative_text_goes(tmp_path
     views = [v for v in site.take("job") if v["slices"]]
     assert views and views[0]["partial"] is None, "the push showing the slice has no tentative text"
     assert [c["lease"] for c in site.take("cancel", to="w")] == [out[0]["id"]], "the request out is called back"
-    site.captions.answered("w", {**out[0], "text": "A gold ring will"})
+    site.answer("w", out[0], "A gold ring will")
     assert site.coord.job_view(job["job"])["partial"] is None, "its late answer is not shown"
     more = stream(site, job, pcm[seq * CHUNK : (seq + 8) * CHUNK], seq)
     assert more == [], "the only slot holds the slice: no tentative work"
     lease = slices[0]
-    site.coord.result("w", {"lease": lease["lease"], "job": job["job"], "index": 0, "text": "final words"})
+    data = {"lease": lease["lease"], "job": job["job"], "index": 0, "text": "final words"}
+    site.coord.result("w", payloads.result(data, payloads.slice_ref(data), 20_000))
     seq += 8
     after = stream(site, job, pcm[seq * CHUNK : (seq + 8) * CHUNK], seq)
     end_of_slice = site.coord.job_view(job["job"])["slices"][0]["end"]
@@ -165,23 +171,27 @@ def test_stop_ends_the_tentative_text(tmp_path):
     requests = stream(site, job, speech()[: 3 * RATE], 0, answer=lambda r: "A gold ring")
     late = stream(site, job, speech()[3 * RATE : 4 * RATE], 12)
     assert site.coord.job_view(job["job"])["partial"]["text"] == "A gold ring"
-    assert site.live.stop({**job, "last_seq": 15})["finished"]
+    assert site.live.stop(payloads.live_stop({**job, "last_seq": 15}))["finished"]
     assert site.coord.job_view(job["job"])["partial"] is None
     final = site.take("job")[-1]
     assert final["partial"] is None and final["recording"] is False
     for request in late:
-        site.captions.answered("w", {**request, "text": "too late"})
+        site.answer("w", request, "too late")
     assert site.coord.job_view(job["job"])["partial"] is None and requests
 
 
-@pytest.mark.parametrize("data", [{}, {"id": 1, "job": "x", "text": "t"}, {"id": "x", "job": None, "text": "t"},
-                                  {"id": "x", "job": "0123456789abcdef", "text": ["t"]},
-                                  {"id": "x", "job": "0123456789abcdef", "text": "t" * 30_000}])
-def test_malformed_answers_are_ignored(tmp_path, data):
-    """An answer that is not {id, job, text} strings, or whose text is over max_text_chars, changes nothing."""
+def test_an_answer_from_another_worker_or_for_another_job_is_not_shown(tmp_path):
+    """Only the worker that was asked may answer a request, and only for the job it was about."""
     site = Site(tmp_path)
     site.worker("w")
+    site.worker("other")
     job = start(site)
-    stream(site, job, speech()[: 2 * RATE], 0)
-    site.captions.answered("w", data)
+    asked = stream(site, job, speech()[: 3 * RATE], 0)[-1]
+    stranger = "w" if asked["_to"] == "other" else "other"
+    other = start(site)
+    site.answer(stranger, asked, "stolen")
+    site.answer(asked["_to"], {**asked, "job": other["job"]}, "misfiled")
     assert site.coord.job_view(job["job"])["partial"] is None
+    assert site.coord.job_view(other["job"])["partial"] is None
+    site.answer(asked["_to"], asked, "A gold ring")
+    assert site.coord.job_view(job["job"])["partial"]["text"] == "A gold ring"

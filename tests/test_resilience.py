@@ -7,9 +7,8 @@ import re
 import signal
 
 import pytest
-import socketio
 
-from tests.support import ROOT, TOKEN, Server, Worker, corpus_file, manifest, wait_for, wer, write_config
+from tests.support import ROOT, RawWorker, Server, Worker, corpus_file, manifest, wait_for, wer, write_config
 
 BUSH = "bush_radio_address_2008-11-01.wav"  # 127 s: five slices
 JFK = "jfk_inaugural_excerpt.wav"
@@ -163,27 +162,6 @@ def test_a_hung_worker_is_overtaken_by_a_duplicate(tmp_path):
         server.stop()
 
 
-class RawWorker:
-    """A hand-driven worker connection with the valid token: records the slices it is sent, answers nothing
-    unless the test makes it."""
-
-    def __init__(self, server: Server, name: str, max_slice_s: float = 30.0):
-        self.slices: list[dict] = []
-        self.sio = socketio.Client()
-        self.sio.on("slice", lambda data: self.slices.append(data), namespace="/worker")
-        self.sio.connect(server.url, namespaces=["/worker"], transports=["websocket"], wait_timeout=10,
-                         auth={"token": TOKEN, "name": name, "engine": "faster-whisper", "model": "tiny.en",
-                               "slots": 1, "max_slice_s": max_slice_s})
-
-    def wait_slice(self) -> dict:
-        data = wait_for(lambda: self.slices and self.slices[-1], 30, "a slice for the raw worker")
-        return {"lease": data["lease"], "job": data["job"], "index": data["index"]}
-
-    def result(self, held: dict, text: str, **changes) -> dict:
-        """Send a result for the slice ``held`` describes, with some of its fields changed."""
-        return self.sio.call("result", {**held, **changes, "text": text}, namespace="/worker", timeout=10)
-
-
 def test_forged_and_oversized_results_are_refused(tmp_path):
     """A connected worker cannot answer for a slice it does not hold (made-up lease, someone else's lease,
     another job); an oversized text counts as an error; the real worker's text is what the job keeps."""
@@ -198,7 +176,9 @@ def test_forged_and_oversized_results_are_refused(tmp_path):
         thief = RawWorker(server, "thief", max_slice_s=1.0)  # connected, but no slice fits it
         refused = {"ok": False, "error": "you do not hold this slice"}
         assert forger.result(lease, "forged words", lease="0" * 32) == refused
-        assert forger.result(lease, "forged words", job="someotherjob0000") == refused
+        assert forger.result(lease, "forged words", job="0123456789abcdef") == refused  # another job
+        assert forger.result(lease, "forged words", job="someotherjob0000") == {
+            "ok": False, "error": "malformed result: job must be a job id (16 hex digits)"}
         assert forger.result(lease, "forged words", index=1) == refused
         assert thief.result(lease, "forged words") == refused  # a stolen lease id
         assert server.job(job_id)["slices"][0]["status"] == "leased"

@@ -1,7 +1,11 @@
 """Reassembly: slices back in order, times back on the recording's timeline, subtitles well formed."""
 
+import json
 import random
 import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.store import JobRecord, SliceRecord
 from server.transcript import join_text, shift_segments, timed_segments, to_original_time, to_srt, to_vtt
@@ -67,3 +71,61 @@ def test_srt_and_vtt_are_well_formed():
     assert re.match(r"1\n00:00:00,500 --> 00:00:07,000\nword0\n\n2\n00:00:10,500 --> 00:00:17,000\nword1\n$", srt)
     vtt = to_vtt(job)
     assert vtt.startswith("WEBVTT\n\n00:00:00.500 --> 00:00:07.000\nword0\n")
+
+
+def test_words_map_through_the_pieces_with_their_probability():
+    """A segment's words move to the recording's timeline through the slice's pieces, as its own times do,
+    stripped of Whisper's leading space, with their probability and the segment's avg_logprob kept."""
+    pieces = [(10.0, 12.0), (20.0, 25.0)]
+    worker = [{"start": 0.5, "end": 3.5, "text": " Hello there.", "avg_logprob": -0.25,
+               "words": [{"start": 0.5, "end": 1.0, "word": " Hello", "probability": 0.9},
+                         {"start": 2.5, "end": 3.5, "word": " there.", "probability": 0.75}]}]
+    [segment] = shift_segments(worker, pieces)
+    assert segment == {"start": 10.5, "end": 21.5, "text": "Hello there.", "avg_logprob": -0.25,
+                       "words": [{"start": 10.5, "end": 11.0, "word": "Hello", "probability": 0.9},
+                                 {"start": 20.5, "end": 21.5, "word": "there.", "probability": 0.75}]}
+
+
+def test_malformed_words_are_left_out_not_fatal():
+    """Words that are not objects, have no text, or carry times that are not finite numbers are dropped; the
+    rest of the segment is kept; times never go backwards; a probability outside [0, 1] is clamped; a
+    non-finite avg_logprob becomes null."""
+    pieces = [(0.0, 10.0)]
+    words = ["x", {"word": "", "start": 1, "end": 2}, {"word": "a", "start": float("nan"), "end": 2},
+             {"word": "b", "start": 3.0, "end": 3.5, "probability": 7}, {"word": "c", "start": 2.0, "end": 1.0},
+             {"word": "d", "start": True, "end": 4.0}, {"word": " e ", "start": 4.0, "end": 4.5}]
+    [segment] = shift_segments([{"start": 0, "end": 5, "text": "b c e", "avg_logprob": float("-inf"),
+                                 "words": words}], pieces)
+    assert [w["word"] for w in segment["words"]] == ["b", "c", "e"]
+    assert segment["words"][0]["probability"] == 1.0 and segment["avg_logprob"] is None
+    starts = [w["start"] for w in segment["words"]]
+    assert starts == sorted(starts) and all(w["end"] >= w["start"] for w in segment["words"])
+    assert shift_segments([{"start": 0, "end": 1, "text": "x", "words": "nope"}], pieces)[0]["words"] == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["start", "end", "word", "probability"]),
+                                st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(),
+                                          st.text(max_size=5), st.none(), st.booleans()), max_size=4),
+                max_size=8))
+def test_any_words_come_out_well_formed(words):
+    """Whatever a worker sends as words, the stored ones are JSON-safe: finite times inside the slice's pieces,
+    starts never decreasing, ends not before starts, non-empty stripped words, probabilities in [0, 1]."""
+    pieces = [(5.0, 7.0), (9.0, 12.0)]
+    [segment] = shift_segments([{"start": 0.0, "end": 5.0, "text": "t", "words": words}], pieces)
+    json.dumps(segment, allow_nan=False)
+    last = 5.0
+    for w in segment["words"]:
+        assert 5.0 <= last <= w["start"] <= w["end"] <= 12.0
+        assert w["word"] == w["word"].strip() and w["word"] and 0.0 <= w["probability"] <= 1.0
+        last = w["start"]
+
+
+def test_exported_segments_always_carry_words():
+    """Every segment of the JSON export has ``words`` and ``avg_logprob``, even one stored before words were
+    kept, and a failed slice's marker."""
+    job = make_job([0], n=2)
+    job.slices[0].segments = [{"start": 0.5, "end": 7.0, "text": "word0"}]  # as stored by an older server
+    job.slices[1].status = "failed"
+    for segment in timed_segments(job):
+        assert segment["words"] == [] and segment["avg_logprob"] is None

@@ -7,19 +7,36 @@ the ones that mean nothing to it (the README's "Engines" section says which).
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple, Protocol
+import math
+from typing import Any, Iterable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
 SAMPLE_RATE = 16000
+#: Longest word sent to the server (its payload check refuses longer ones; a real word is far shorter).
+MAX_WORD_CHARS = 200
+
+
+class Word(NamedTuple):
+    """One aligned word, in seconds from the start of the audio the engine was given; ``word`` is the plain
+    word with its punctuation (Whisper's leading space stripped); ``probability`` in [0, 1]."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
 
 
 class Segment(NamedTuple):
-    """Timed text, in seconds from the start of the audio the engine was given."""
+    """Timed text, in seconds from the start of the audio the engine was given. ``words``: its words with their
+    times, empty for an engine without word times; ``avg_logprob``: the decoder's average log probability of
+    its tokens, None where the engine has none."""
 
     start: float
     end: float
     text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float | None = None
 
 
 class Engine(Protocol):
@@ -34,6 +51,30 @@ class Engine(Protocol):
         """Segments of ``audio`` (float32, mono, 16 kHz), yielded as they are decoded so a caller can stop
         early (the slice was cancelled)."""
         ...
+
+
+def words_of(words: Iterable[Any]) -> tuple[Word, ...]:
+    """Whisper's aligned words (faster-whisper's objects or openai-whisper's dicts) as ``Word``s: leading space
+    stripped, empty ones dropped, probability a finite number in [0, 1] (JSON has no NaN)."""
+    out = []
+    for w in words:
+        get = w.get if isinstance(w, dict) else (lambda key, w=w: getattr(w, key))
+        text = str(get("word")).strip()[:MAX_WORD_CHARS]
+        p = float(get("probability"))
+        if text:
+            start = max(0.0, float(get("start")))
+            out.append(Word(round(start, 3), round(max(start, float(get("end"))), 3), text,
+                            round(min(1.0, max(0.0, p)), 3) if math.isfinite(p) else 0.0))
+    return tuple(out)
+
+
+def logprob(value: Any) -> float | None:
+    """An average log probability as a finite float, or None (JSON has no NaN or infinity)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(min(0.0, v), 4) if math.isfinite(v) else None
 
 
 def pcm16_bytes(audio: np.ndarray) -> bytes:

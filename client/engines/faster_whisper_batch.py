@@ -13,10 +13,13 @@ What the batched pipeline lacks, and this adds back:
   cheap decoder pass) show where the text stops; when that is more than ``remainder_s`` before the end of the
   slice, the rest is decoded again, prompted with the text so far, in a second batched round.
 * **Segments with times.** The aligned words are grouped into sentence segments, so subtitles keep their
-  timing.
+  timing; each segment carries its words (start, end, probability) and the decode's average log probability.
 * **Failed decodes.** A result that is too repetitive (gzip compression ratio) or too unlikely (average log
   probability) goes through ``WhisperModel.transcribe`` with its temperature fallback, as a lone slice would.
 * **Silence.** A result Whisper itself calls no-speech is dropped, with the same thresholds as ``transcribe``.
+* **One bad slice fails only itself.** Continuation prompts of different lengths are decoded in groups of one
+  length (CTranslate2 wants the start token at one position across a batch), and a batch that still raises is
+  decoded again slice by slice; only a slice that fails alone is reported as failed.
 
 This uses faster-whisper's own building blocks (``encode``, ``get_prompt``, ``find_alignment``), pinned at the
 version in requirements.txt.
@@ -24,13 +27,17 @@ version in requirements.txt.
 
 from __future__ import annotations
 
+import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
 
-from .base import SAMPLE_RATE, Segment
+from .base import MAX_WORD_CHARS, SAMPLE_RATE, Segment, Word, logprob
+
+log = logging.getLogger("scatterscribe.worker")
 
 #: Punctuation that ends a sentence, and so a segment.
 SENTENCE_END = (".", "?", "!")
@@ -57,12 +64,13 @@ class _Decoded:
     text_tokens: list[int]
     avg_logprob: float
     no_speech_prob: float
-    words: list[dict]  # {"word", "start", "end"} in seconds of the decoded audio
+    words: list[dict]  # {"word", "start", "end", "probability"}, in seconds of the decoded audio
 
 
-def sentence_segments(words: list[dict], offset_s: float, max_segment_s: float) -> list[Segment]:
+def sentence_segments(words: list[dict], offset_s: float, max_segment_s: float,
+                      avg_logprob: float | None = None) -> list[Segment]:
     """Group aligned words into segments that end at a sentence end (or run no longer than ``max_segment_s``),
-    shifted by ``offset_s``."""
+    shifted by ``offset_s``; each keeps its words and the decode's ``avg_logprob``."""
     segments: list[Segment] = []
     current: list[dict] = []
     for word in words:
@@ -71,16 +79,33 @@ def sentence_segments(words: list[dict], offset_s: float, max_segment_s: float) 
         current.append(word)
         text = word["word"].rstrip()
         if text.endswith(SENTENCE_END) or word["end"] - current[0]["start"] >= max_segment_s:
-            segments.append(_segment(current, offset_s))
+            segments.append(_segment(current, offset_s, avg_logprob))
             current = []
     if current:
-        segments.append(_segment(current, offset_s))
+        segments.append(_segment(current, offset_s, avg_logprob))
     return segments
 
 
-def _segment(words: list[dict], offset_s: float) -> Segment:
+def _segment(words: list[dict], offset_s: float, avg_logprob: float | None) -> Segment:
     start, end = offset_s + float(words[0]["start"]), offset_s + float(words[-1]["end"])
-    return Segment(round(start, 3), round(end, 3), "".join(w["word"] for w in words))
+    timed = tuple(Word(round(max(0.0, offset_s + float(w["start"])), 3),
+                       round(max(0.0, offset_s + float(w["start"]), offset_s + float(w["end"])), 3),
+                       w["word"].strip()[:MAX_WORD_CHARS], _probability(w.get("probability")))
+                  for w in words if w["word"].strip())
+    return Segment(round(start, 3), round(end, 3), "".join(w["word"] for w in words), timed, logprob(avg_logprob))
+
+
+def _probability(value) -> float:
+    """A word's probability as a plain float in [0, 1] (never NaN: a word of no token averages nothing)."""
+    p = float(value) if value is not None else 0.0
+    return round(min(1.0, max(0.0, p)), 3) if math.isfinite(p) else 0.0
+
+
+def shifted(segment: Segment, offset_s: float) -> Segment:
+    """A segment and its words moved ``offset_s`` later."""
+    return segment._replace(start=round(segment.start + offset_s, 3), end=round(segment.end + offset_s, 3),
+                            words=tuple(w._replace(start=round(w.start + offset_s, 3),
+                                                   end=round(w.end + offset_s, 3)) for w in segment.words))
 
 
 class BatchTranscriber:
@@ -108,16 +133,34 @@ class BatchTranscriber:
         self._parallel_model = side_by_side
         self._pool = ThreadPoolExecutor(self.parallel, "decoder") if self.parallel > 1 else None
 
-    def transcribe(self, audios: list[np.ndarray]) -> list[list[Segment]]:
-        """Segments of each slice (float32, mono, 16 kHz), in seconds from the start of that slice."""
+    def transcribe(self, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
+        """Segments of each slice (float32, mono, 16 kHz), in seconds from the start of that slice. A slice that
+        cannot be decoded gets the exception in its place; its batch-mates are unharmed."""
         parts = min(self.parallel, len(audios))
         if parts <= 1:
-            return self._transcribe(self.model, audios)
+            return self._isolated(self.model, audios)
         dealt = [audios[k::parts] for k in range(parts)]
-        results: list[list[Segment]] = [[] for _ in audios]
-        for k, part in enumerate(self._pool.map(lambda batch: self._transcribe(self._parallel_model, batch),
+        results: list[list[Segment] | Exception] = [[] for _ in audios]
+        for k, part in enumerate(self._pool.map(lambda batch: self._isolated(self._parallel_model, batch),
                                                 dealt)):
             results[k::parts] = part
+        return results
+
+    def _isolated(self, model, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
+        """The batch decoded together; if that raises, each slice alone, so one bad slice fails only itself."""
+        try:
+            return list(self._transcribe(model, audios))
+        except Exception as exc:  # noqa: BLE001 - any decoder error: retry the slices apart
+            if len(audios) == 1:
+                return [exc]
+            log.warning("a batch of %d slices failed (%s: %s); decoding them one by one", len(audios),
+                        type(exc).__name__, exc)
+        results: list[list[Segment] | Exception] = []
+        for audio in audios:
+            try:
+                results += self._transcribe(model, [audio])
+            except Exception as exc:  # noqa: BLE001 - reported for this slice alone
+                results.append(exc)
         return results
 
     def _transcribe(self, model, audios: list[np.ndarray]) -> list[list[Segment]]:
@@ -135,15 +178,14 @@ class BatchTranscriber:
                 if verdict == "silence":
                     continue
                 if verdict == "failed":
-                    results[i] += [Segment(round(s.start + offset, 3), round(s.end + offset, 3), s.text)
-                                   for s in self.fallback(audio)]
+                    results[i] += [shifted(s, offset) for s in self.fallback(audio)]
                     continue
                 if not d.words:  # no alignment: keep the text, without times inside the slice
                     end = offset + len(audio) / SAMPLE_RATE
                     text = self.tokenizer.decode(d.text_tokens)
-                    results[i].append(Segment(round(offset, 3), round(end, 3), text))
+                    results[i].append(Segment(round(offset, 3), round(end, 3), text, (), logprob(d.avg_logprob)))
                     continue
-                results[i] += sentence_segments(d.words, offset, opts.max_segment_s)
+                results[i] += sentence_segments(d.words, offset, opts.max_segment_s, d.avg_logprob)
                 spoken_to = max(float(w["end"]) for w in d.words)
                 if len(audio) / SAMPLE_RATE - spoken_to > opts.remainder_s:
                     cut = int(spoken_to * SAMPLE_RATE)
@@ -167,13 +209,29 @@ class BatchTranscriber:
         return "ok"
 
     def _decode(self, model, audios: list[np.ndarray], previous: list[list[int]]) -> list[_Decoded]:
-        """One encoder pass and one beam search over the batch, then word times from the alignment."""
+        """Each slice decoded after its own text so far (``previous``). CTranslate2 decodes a batch only when
+        ``<|startoftranscript|>`` sits at one position in every prompt, so the slices are decoded in groups of
+        equal prompt length: the first round is one group (no text yet); a continuation round has one group
+        per length of text so far (it encodes its shorter audio anew anyway)."""
+        prompts = [model.get_prompt(self.tokenizer, tokens, without_timestamps=True) for tokens in previous]
+        groups: dict[int, list[int]] = {}
+        for k, prompt in enumerate(prompts):
+            groups.setdefault(len(prompt), []).append(k)
+        decoded: list[_Decoded | None] = [None] * len(audios)
+        for members in groups.values():
+            found = self._decode_group(model, [audios[k] for k in members], [prompts[k] for k in members])
+            for k, d in zip(members, found, strict=True):
+                decoded[k] = d
+        return decoded  # type: ignore[return-value] - every slot is filled: the groups cover every slice
+
+    def _decode_group(self, model, audios: list[np.ndarray], prompts: list[list[int]]) -> list[_Decoded]:
+        """One encoder pass and one beam search over slices whose prompts have one length, then word times
+        from the alignment."""
         from faster_whisper.transcribe import pad_or_trim
 
         tokenizer = self.tokenizer
         features = np.stack([pad_or_trim(model.feature_extractor(a)[..., :-1]) for a in audios])
         encoded = model.encode(features)
-        prompts = [model.get_prompt(tokenizer, tokens, without_timestamps=True) for tokens in previous]
         results = model.model.generate(encoded, prompts, beam_size=self.options.beam_size,
                                        max_length=model.max_length, return_scores=True,
                                        return_no_speech_prob=True, suppress_blank=True,

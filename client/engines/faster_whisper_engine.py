@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .base import Segment
+from .base import Segment, logprob, words_of
 
 BUNDLED_MODEL = "tiny.en"
 
@@ -61,13 +61,16 @@ class FasterWhisperEngine:
         self._tentative = TentativeDecoder(self._model)
 
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
-        segments, _info = self._model.transcribe(audio, language="en", beam_size=self.beam_size)
+        segments, _info = self._model.transcribe(audio, language="en", beam_size=self.beam_size,
+                                                 word_timestamps=True)
         for seg in segments:
-            yield Segment(float(seg.start), float(seg.end), seg.text)
+            yield Segment(float(seg.start), float(seg.end), seg.text, words_of(seg.words or []),
+                          logprob(seg.avg_logprob))
 
-    def transcribe_batch(self, audios: list[np.ndarray]) -> list[list[Segment]]:
+    def transcribe_batch(self, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
         """Segments of several slices, decoded together in one batch (see ``faster_whisper_batch``): one
-        window per slice instead of ``transcribe``'s frequent second window. The worker prefers it."""
+        window per slice instead of ``transcribe``'s frequent second window. The worker prefers it. A slice
+        that cannot be decoded gets its exception in its place (the worker reports it for that slice alone)."""
         return self._batch.transcribe(audios)
 
     def transcribe_tentative(self, audio: np.ndarray, prefix: str = "") -> str:

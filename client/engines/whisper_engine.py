@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .base import Segment
+from .base import Segment, logprob, words_of
 
 DEFAULT_MODEL = "tiny.en"
 
@@ -59,6 +59,10 @@ class WhisperEngine:
         # One slice is at most one 30 s window, which whisper decodes in one go: segments come at the end.
         with self._lock:
             result = self._model.transcribe(np.asarray(audio, dtype=np.float32), language="en",
-                                            fp16=self._fp16, beam_size=self.beam_size or None, verbose=None)
+                                            fp16=self._fp16, beam_size=self.beam_size or None, verbose=None,
+                                            word_timestamps=True)
         for seg in result["segments"]:
-            yield Segment(float(seg["start"]), float(seg["end"]), str(seg["text"]))
+            # Word timestamps move segment edges onto word times, which can fall a frame before 0.
+            start = max(0.0, float(seg["start"]))
+            yield Segment(start, max(start, float(seg["end"])), str(seg["text"]), words_of(seg.get("words", [])),
+                          logprob(seg.get("avg_logprob")))

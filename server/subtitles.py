@@ -1,0 +1,225 @@
+"""Subtitles people can read: a transcript's timed segments cut into cues, wrapped into lines, and timed.
+
+Pure: segments in, :class:`Cue` objects and ``.srt``/``.vtt`` text out. The rules (:class:`CueOptions`) are the
+common broadcast ones: at most 2 lines of at most 42 characters, at most 7 s on screen, at least 1 s unless the
+next cue starts sooner, and no faster than 20 characters a second to read where the pause after the words
+leaves room for it. Cues are cut at word times, at a sentence end where one falls in reach, else at a clause
+end, else at a pause between words; a long pause always ends a cue, so no cue stays up over silence.
+
+Words come from each segment's ``words`` (the engine's word times). A segment without them, or whose text no
+longer has as many words as its timed words (a correction that added or removed words), has its time shared
+out over its words by their length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, NamedTuple, Sequence
+
+SENTENCE_END = (".", "?", "!", "…")
+CLAUSE_END = (",", ";", ":", "—", "–")
+_CLOSERS = "\"')]»”’"
+
+
+@dataclass(frozen=True)
+class CueOptions:
+    """What a cue may hold and how long it stays up."""
+
+    max_line_chars: int = 42
+    max_lines: int = 2
+    max_cue_s: float = 7.0
+    min_cue_s: float = 1.0  # unless the next cue starts sooner
+    max_chars_per_s: float = 20.0  # reading speed, met by staying up longer where the next cue leaves room
+    hard_pause_s: float = 1.5  # a pause between words this long always ends the cue
+    soft_pause_s: float = 0.3  # a pause this long is a fair place to cut when no punctuation is in reach
+
+
+class Word(NamedTuple):
+    start: float
+    end: float
+    text: str
+    speaker: Any = None
+
+
+class Cue(NamedTuple):
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines)
+
+
+def _ends_with(token: str, marks: tuple[str, ...]) -> bool:
+    return token.rstrip(_CLOSERS).endswith(marks)
+
+
+def _chunks(token: str, size: int) -> list[str]:
+    """A token longer than a line (a URL) cut into line-sized pieces; anything else as it is."""
+    return [token[i:i + size] for i in range(0, len(token), size)] if len(token) > size else [token]
+
+
+def segment_words(segment: dict[str, Any], opts: CueOptions = CueOptions()) -> list[Word]:
+    """A segment's words with times inside the segment, never going backwards."""
+    start = float(segment.get("start", 0.0))
+    end = max(start, float(segment.get("end", start)))
+    tokens = str(segment.get("text", "")).split()
+    speaker = segment.get("speaker")
+    timed = [w for w in (segment.get("words") or []) if isinstance(w, dict)]
+    words: list[Word] = []
+    if timed and len(timed) == len(tokens):
+        for token, w in zip(tokens, timed, strict=True):
+            a = min(max(float(w.get("start", start)), start), end)
+            b = min(max(float(w.get("end", a)), a), end)
+            words.append(Word(a, b, token, speaker))
+    else:  # share the segment's time out by length (a space counts as one character)
+        total = sum(len(t) + 1 for t in tokens) or 1
+        t = start
+        for token in tokens:
+            step = (end - start) * (len(token) + 1) / total
+            words.append(Word(t, t + step, token, speaker))
+            t += step
+    out: list[Word] = []
+    last = start
+    for w in words:
+        pieces = _chunks(w.text, opts.max_line_chars)
+        a, b = max(w.start, last), max(w.end, last)
+        step = (b - a) / len(pieces)
+        for n, piece in enumerate(pieces):
+            out.append(Word(a + n * step, a + (n + 1) * step, piece, speaker))
+        last = a
+    return out
+
+
+def wrap(tokens: Sequence[str], opts: CueOptions = CueOptions()) -> tuple[str, ...] | None:
+    """The tokens as at most ``max_lines`` (2) lines of at most ``max_line_chars``; None when they do not fit.
+    One line when it fits; two lines break after punctuation where that keeps them near balanced, else in the
+    middle."""
+    text = " ".join(tokens)
+    if len(text) <= opts.max_line_chars:
+        return (text,) if text else None
+    if opts.max_lines < 2:
+        return None
+    best: tuple[float, tuple[str, str]] | None = None
+    for p in range(1, len(tokens)):
+        first, second = " ".join(tokens[:p]), " ".join(tokens[p:])
+        if len(first) > opts.max_line_chars or len(second) > opts.max_line_chars:
+            continue
+        score = abs(len(first) - len(second))
+        if _ends_with(tokens[p - 1], SENTENCE_END + CLAUSE_END):
+            score -= 20
+        if best is None or score < best[0]:
+            best = (score, (first, second))
+    return None if best is None else best[1]
+
+
+def _cut_after(words: Sequence[Word], i: int, j: int, opts: CueOptions) -> int:
+    """Where the cue that starts at ``words[i]`` ends, given that ``words[i..j]`` is the most that fits and more
+    words follow: the last sentence end in reach, else the last clause end, else the last pause, else ``j``;
+    a place that would leave a cue shorter than ``min_cue_s`` only when nothing else is in reach."""
+    def rank(k: int) -> int:
+        token = words[k].text
+        if _ends_with(token, SENTENCE_END):
+            return 3
+        if _ends_with(token, CLAUSE_END):
+            return 2
+        return 1 if words[k + 1].start - words[k].end >= opts.soft_pause_s else 0
+
+    long_enough = [k for k in range(i, j + 1) if words[k].end - words[i].start >= opts.min_cue_s]
+    candidates = long_enough or list(range(i, j + 1))
+    return max(candidates, key=lambda k: (rank(k), k))
+
+
+def _runs(words: Sequence[Word], opts: CueOptions) -> Iterable[Sequence[Word]]:
+    """The words split where a cue must end: a long pause, or a change of speaker."""
+    first = 0
+    for k in range(1, len(words) + 1):
+        if k == len(words) or words[k].start - words[k - 1].end >= opts.hard_pause_s \
+                or words[k].speaker != words[k - 1].speaker:
+            yield words[first:k]
+            first = k
+
+
+def _cues_of(words: Sequence[Word], opts: CueOptions) -> list[Cue]:
+    """Cues for words that may run together (no hard break among them), before timing."""
+    cues = []
+    i = 0
+    while i < len(words):
+        j = i
+        while j + 1 < len(words) and words[j + 1].end - words[i].start <= opts.max_cue_s and \
+                wrap([w.text for w in words[i:j + 2]], opts) is not None:
+            j += 1
+        cut = j if j == len(words) - 1 else _cut_after(words, i, j, opts)
+        lines = wrap([w.text for w in words[i:cut + 1]], opts) or (words[i].text,)
+        cues.append(Cue(words[i].start, words[cut].end, lines))
+        i = cut + 1
+    return cues
+
+
+def failure_cue(item: dict[str, Any], opts: CueOptions = CueOptions()) -> Cue:
+    """A failed slice as one cue at its start: its time span and reason, cut to fit two lines."""
+    start = float(item["start"])
+    span = f"[{item.get('span', '')} could not be transcribed:".replace("[ ", "[")
+    first = span if len(span) <= opts.max_line_chars else "[could not be transcribed:"
+    reason = str(item.get("error") or "failed")
+    limit = opts.max_line_chars - 1
+    second = (reason if len(reason) <= limit else reason[:limit - 1].rstrip() + "…") + "]"
+    return Cue(start, max(start, float(item["end"])), (first, second))
+
+
+def _timed(cues: list[Cue], opts: CueOptions, duration_s: float | None) -> list[Cue]:
+    """Each cue stays up at least ``min_cue_s`` and long enough to read, never past the next cue's start, never
+    longer than ``max_cue_s``."""
+    out = []
+    for n, cue in enumerate(cues):
+        limit = cue.start + opts.max_cue_s
+        if n + 1 < len(cues):
+            limit = min(limit, cues[n + 1].start)
+        elif duration_s is not None:
+            limit = min(limit, max(duration_s, cue.end))
+        chars = len(cue.text)
+        want = max(cue.end, cue.start + opts.min_cue_s, cue.start + chars / opts.max_chars_per_s)
+        out.append(Cue(cue.start, max(cue.start, min(want, limit)), cue.lines))
+    return out
+
+
+def cues(items: Sequence[dict[str, Any]], opts: CueOptions = CueOptions(),
+         duration_s: float | None = None) -> list[Cue]:
+    """Cues for a transcript's timed items in recording order: segments (``start``, ``end``, ``text``, and
+    ``words`` where known) and failed slices (``failed: True``, with ``span`` and ``error``)."""
+    raw: list[Cue] = []
+    pending: list[Word] = []
+
+    def flush() -> None:
+        for run in _runs(pending, opts):
+            raw.extend(_cues_of(run, opts))
+        pending.clear()
+
+    for item in items:
+        if item.get("failed"):
+            flush()
+            raw.append(failure_cue(item, opts))
+        else:
+            pending.extend(segment_words(item, opts))
+    flush()
+    return _timed(raw, opts, duration_s)
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = int(round(max(0.0, seconds) * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_srt(cue_list: Sequence[Cue]) -> str:
+    return "\n".join(f"{n}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n" + "\n".join(c.lines) + "\n"
+                     for n, c in enumerate(cue_list, 1))
+
+
+def to_vtt(cue_list: Sequence[Cue]) -> str:
+    body = "\n".join(f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n" + "\n".join(c.lines) + "\n"
+                     for c in cue_list)
+    return "WEBVTT\n\n" + body

@@ -1,0 +1,211 @@
+"""Corrections (server/corrections.py) and the other edits a person makes to a job through the API: a segment's
+text (kept with the worker's original, restorable, refused when stale), a job's name, a slice transcribed
+again (server/redo.py), and the search of past jobs.
+
+The app runs in process (Flask's test client); the jobs are stored as a worker would have left them, since
+these routes only read and write the store: the real worker's path through them is in tests/test_job_page.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server import corrections
+from server.app import create_app
+from server.config import ServerSettings, Settings
+from server.store import JobRecord, SliceRecord
+
+JOB = "0123456789abcdef"
+OTHER = "fedcba9876543210"
+
+
+def done_slice(index: int, texts: list[str]) -> SliceRecord:
+    start = 10.0 * index
+    segments = [{"start": start + 2 * n, "end": start + 2 * n + 1.5, "text": t,
+                 "words": [], "avg_logprob": None} for n, t in enumerate(texts)]
+    return SliceRecord(index, start, start + 9, [(start, start + 9)], status="done", text=" ".join(texts),
+                       segments=segments, worker="w", engine="faster-whisper", model="tiny.en")
+
+
+def make_jobs(store) -> None:
+    store.create_job(JobRecord(JOB, "meeting.wav", "upload", 1000.0, status="done", duration=30.0, slices=[
+        done_slice(0, ["Hello there.", "The president frequencies."]),
+        done_slice(1, ["Second slice speaks."]),
+        SliceRecord(2, 20.0, 29.0, [(20.0, 29.0)], status="failed", error="boom"),
+    ]))
+    store.create_job(JobRecord(OTHER, "lecture_100%.wav", "upload", 2000.0, status="done", duration=10.0,
+                               slices=[done_slice(0, ["Nothing about meetings_here."])]))
+
+
+@pytest.fixture
+def app(tmp_path):
+    flask_app, _ = create_app(Settings(server=ServerSettings(data_dir=str(tmp_path / "data"), local_workers=0)))
+    coord = flask_app.extensions["scatterscribe"]
+    make_jobs(coord.store)
+    yield flask_app
+    coord.store.close()
+
+
+def patch(client, path: str, body) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    response = client.patch(path, data=data, content_type="application/json")
+    return response.status_code, response.get_json()
+
+
+SEG = f"/api/jobs/{JOB}/slices/0/segments/1"
+
+
+def test_a_correction_is_the_text_everywhere_and_the_original_is_kept(app):
+    """After a correction the job's text, its segment, the .txt, the .srt and the search of past jobs use it;
+    the original stays in the slice's edits and in the .json segment; restoring puts it back."""
+    client = app.test_client()
+    status, answer = patch(client, SEG, {"text": "The resonant  frequencies.", "was": "The president frequencies."})
+    assert status == 200 and answer == {"slice": 0, "segment": 1, "text": "The resonant frequencies.",
+                                        "edited": True, "original": "The president frequencies."}
+    view = client.get(f"/api/jobs/{JOB}").get_json()
+    assert "Hello there. The resonant frequencies. Second slice speaks." in view["transcript"]
+    assert view["slices"][0]["segments"][1]["text"] == "The resonant frequencies."
+    assert view["slices"][0]["edits"]["1"]["original"] == "The president frequencies."
+    for ext in ("txt", "srt", "vtt"):
+        body = client.get(f"/api/jobs/{JOB}/transcript.{ext}").get_data(as_text=True)
+        assert "resonant" in body and "president" not in body, ext
+    segments = client.get(f"/api/jobs/{JOB}/transcript.json").get_json()["segments"]
+    assert segments[1]["edited"] is True and segments[1]["original"] == "The president frequencies."
+    assert [j["id"] for j in client.get("/api/jobs?q=RESONANT").get_json()["jobs"]] == [JOB]
+    assert client.get("/api/jobs?q=president").get_json()["jobs"] == []
+
+    status, answer = patch(client, SEG, {"restore": True, "was": "The resonant frequencies."})
+    assert status == 200 and answer["text"] == "The president frequencies." and answer["edited"] is False
+    assert client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]["edits"] == {}
+
+
+def test_an_edit_made_on_a_stale_view_is_refused_with_the_current_text(app):
+    """Two pages show the same segment; the first saves; the second's edit, based on the old text, is refused
+    (409) with a sentence and the text it now holds, and the first page's correction stands."""
+    client = app.test_client()
+    assert patch(client, SEG, {"text": "First page's fix.", "was": "The president frequencies."})[0] == 200
+    status, answer = patch(client, SEG, {"text": "Second page's fix.", "was": "The president frequencies."})
+    assert status == 409 and answer["current"] == "First page's fix."
+    assert "changed since your page showed it" in answer["error"]
+    assert client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]["segments"][1]["text"] == "First page's fix."
+
+
+@pytest.mark.parametrize(("path", "body", "status", "words"), [
+    (SEG, b"", 400, "no body"),
+    (SEG, b"text=hello", 400, "not JSON"),
+    (SEG, b"[1, 2]", 400, "not an object"),
+    (SEG, {"text": "x"}, 400, "'was'"),
+    (SEG, {"text": 5, "was": "The president frequencies."}, 400, "'text' must be a string"),
+    (SEG, {"text": "x" * 2001, "was": "The president frequencies."}, 400, "at most 2000"),
+    (SEG, {"text": "x", "was": "y", "colour": "red"}, 400, "unknown field"),
+    (SEG, {"restore": "yes", "was": "y"}, 400, "true or false"),
+    (f"/api/jobs/{JOB}/slices/9/segments/0", {"text": "x", "was": "y"}, 404, "no slice 9"),
+    (f"/api/jobs/{JOB}/slices/0/segments/5", {"text": "x", "was": "y"}, 404, "no segment 5"),
+    (f"/api/jobs/{JOB}/slices/2/segments/0", {"text": "x", "was": "y"}, 409, "it is failed"),
+    ("/api/jobs/00000000000000ff/slices/0/segments/0", {"text": "x", "was": "y"}, 404, "no job"),
+    (f"/api/jobs/{JOB}/slices/-1/segments/0", {"text": "x", "was": "y"}, 404, "nothing answers"),
+    (SEG, b"{" * 70_000, 413, "over 64 KB"),
+])
+def test_bad_corrections_get_a_4xx_with_a_sentence(app, path, body, status, words):
+    """Every bad correction (README: "Bad input") is answered with its status and a sentence saying what is
+    wrong; nothing is stored."""
+    client = app.test_client()
+    got, answer = patch(client, path, body)
+    assert got == status and words in answer["error"], answer
+    assert client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]["edits"] == {}
+
+
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=50),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                 max_leaves=8).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"text": st.text(max_size=80)},
+                          optional={"was": st.sampled_from(["The president frequencies.", "Hello there.", ""]),
+                                    "restore": st.booleans()}).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(index=st.integers(-2, 4), number=st.integers(-2, 4), body=BODIES)
+def test_any_correction_request_gets_a_sentence_or_is_stored_as_sent(app, index, number, body):
+    """Whatever the body and whichever slice and segment: a 4xx with a sentence, or a 200 after which the
+    segment holds exactly the text sent (cleaned to one line); the original is never lost."""
+    client = app.test_client()
+    before = client.get(f"/api/jobs/{JOB}").get_json()
+    response = client.patch(f"/api/jobs/{JOB}/slices/{index}/segments/{number}", data=body,
+                            content_type="application/json")
+    answer = response.get_json()
+    assert response.status_code in (200, 400, 404, 409, 413), response.status_code
+    after = client.get(f"/api/jobs/{JOB}").get_json()
+    if response.status_code != 200:
+        assert isinstance(answer["error"], str) and len(answer["error"]) > 10
+        assert after["slices"] == before["slices"]
+        return
+    sent = json.loads(body)
+    segment = after["slices"][index]["segments"][number]
+    original = {0: ["Hello there.", "The president frequencies."], 1: ["Second slice speaks."]}[index][number]
+    expected = original if sent.get("restore") else corrections.clean(sent["text"])
+    assert segment["text"] == answer["text"] == expected
+    edit = after["slices"][index]["edits"].get(str(number))
+    assert (edit is None) == (expected == original) and (edit is None or edit["original"] == original)
+
+
+def test_a_job_is_renamed_and_bad_names_are_refused(app):
+    """PATCH /api/jobs/<id> {"name"} renames it (shown in the view and the list; the name is cleaned); an
+    empty, over-long or missing name gets a 400 with a sentence, an unknown job a 404."""
+    client = app.test_client()
+    status, answer = patch(client, f"/api/jobs/{JOB}", {"name": "  Board\nmeeting, March "})
+    assert status == 200 and answer["name"] == "Board meeting, March"
+    assert client.get(f"/api/jobs/{JOB}").get_json()["name"] == "Board meeting, March"
+    assert client.get("/api/jobs?q=board").get_json()["jobs"][0]["name"] == "Board meeting, March"
+    for body, words in [({"name": "  "}, "empty"), ({"name": "x" * 121}, "at most 120"), ({}, "'name'"),
+                        (b"nope", "not JSON"), ({"name": 3}, "'name'")]:
+        status, answer = patch(client, f"/api/jobs/{JOB}", body)
+        assert status == 400 and words in answer["error"], (body, answer)
+    assert patch(client, "/api/jobs/00000000000000ff", {"name": "x"})[0] == 404
+
+
+def test_past_jobs_are_searched_by_name_and_text_and_show_their_first_words(app):
+    """?q= matches names and text in any case, treating % and _ as themselves; every job lists its first
+    words."""
+    client = app.test_client()
+    listed = client.get("/api/jobs").get_json()["jobs"]
+    assert [j["id"] for j in listed] == [OTHER, JOB]
+    assert listed[1]["first_words"] == "Hello there. The president frequencies."
+    ids = lambda q: [j["id"] for j in client.get("/api/jobs", query_string={"q": q}).get_json()["jobs"]]  # noqa: E731
+    assert ids("MEETING") == [OTHER, JOB]  # one by its text, one by its name
+    assert ids("speaks") == [JOB] and ids("100%") == [OTHER] and ids("s_h") == [OTHER]
+    assert ids("%") == [OTHER] and ids("nowhere at all") == []
+
+
+def test_a_slice_is_sent_to_be_transcribed_again_unless_corrections_would_be_lost(app):
+    """A done slice goes back to the queue, asking for a named engine if told; its old text stays stored until
+    the new one comes; a corrected slice is redone only with replace_corrections; a slice already out, bad
+    JSON and unknown slices are refused with a sentence."""
+    client = app.test_client()
+    redo = f"/api/jobs/{JOB}/slices/1/redo"
+    response = client.post(redo, json={"engine": "sphinx"})
+    assert response.status_code == 202 and response.get_json()["engine"] == "sphinx"
+    view = client.get(f"/api/jobs/{JOB}").get_json()
+    s = view["slices"][1]
+    assert s["status"] == "queued" and s["asked_engine"] == "sphinx" and s["text"] == "Second slice speaks."
+    assert view["status"] == "running" and view["waiting_for_workers"] is True
+    again = client.post(redo)
+    assert again.status_code == 409 and "being transcribed already" in again.get_json()["error"]
+
+    patch(client, SEG, {"text": "Fixed.", "was": "The president frequencies."})
+    refused = client.post(f"/api/jobs/{JOB}/slices/0/redo")
+    assert refused.status_code == 409 and refused.get_json()["corrected"] is True
+    assert "replace_corrections" in refused.get_json()["error"]
+    assert client.post(f"/api/jobs/{JOB}/slices/0/redo", json={"replace_corrections": True}).status_code == 202
+    assert client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]["edits"] == {}
+    assert client.post(f"/api/jobs/{JOB}/slices/2/redo").status_code == 202  # a failed slice, tried again
+    for body, status in [(b"{bad", 400), (b'{"engine": "a b"}', 400), (b'{"speed": 2}', 400), (b"[]", 400)]:
+        response = client.post(f"/api/jobs/{OTHER}/slices/0/redo", data=body, content_type="application/json")
+        assert response.status_code == status and response.get_json()["error"], body
+    assert client.post(f"/api/jobs/{OTHER}/slices/7/redo").status_code == 404
