@@ -4,6 +4,7 @@
 
 import { copyText, JobView } from './job-view.js';
 import { Intake } from './intake.js';
+import { Captions } from './partial.js';
 import { renderJobs, renderWorkerCommand, renderWorkers } from './panels.js';
 
 const $ = (id) => document.getElementById(id);
@@ -27,11 +28,18 @@ function announce(text) {
 }
 
 const jobView = new JobView(announce);
+// Tentative words of a live recording, drawn into the transcript after the job card draws it.
+const captions = new Captions($('transcript'), { recordingHere: () => intake.recorder.recording });
+
+function showJob(view) {
+  jobView.render(view, state.workers);
+  captions.render(view);
+}
 
 function watch(id) {
   socket.emit('watch', { job: id }, (view) => {
     if (id !== state.jobId) return;
-    if (view) jobView.render(view, state.workers);
+    if (view) showJob(view);
     else jobView.showMissing(id);
   });
 }
@@ -94,7 +102,7 @@ socket.on('connect_error', (error) => {
 });
 socket.on('job', (view) => {
   if (view.id !== state.jobId) return;
-  jobView.render(view, state.workers);
+  showJob(view);
   intake.jobChanged(view);
   // The server broadcasts the jobs list when a job starts, grows or ends; progress in between comes from
   // here. The list shows the same fields as the card, so neither lags behind the other.
@@ -107,6 +115,7 @@ socket.on('job', (view) => {
     renderJobs(state.jobs, state.jobId);
   }
 });
+socket.on('partial', ({ job, partial }) => captions.update(job, partial));
 socket.on('workers', onWorkers);
 socket.on('jobs', onJobs);
 
