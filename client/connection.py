@@ -239,10 +239,16 @@ class Worker:
             return
         try:
             t0 = time.perf_counter()
-            text = self.engine.transcribe_tentative(decode_wav(work.audio), work.prefix)
+            # A slice that arrives meanwhile goes first: the decode is abandoned half-way (the engine's steps
+            # cannot be interrupted, so a slice may still wait for one of them).
+            text = self.engine.transcribe_tentative(decode_wav(work.audio), work.prefix,
+                                                    lambda: self._slices_waiting() or work.id in self.cancelled)
             elapsed = time.perf_counter() - t0
         except Exception:  # noqa: BLE001 - tentative text is optional; the server asks again
             log.exception("tentative %s: decode failed", work.job)
+            return
+        if text is None:
+            log.debug("tentative %s: abandoned after %.2f s: a slice came", work.job, elapsed)
             return
         sent = work.generation == self.generation and work.id not in self.cancelled and self.sio.connected
         if sent:

@@ -90,7 +90,7 @@ class LiveCaptions:
             tentative = self.recordings.get(job_id)
             if tentative is None:
                 return
-            changed = tentative.answered(worker_id, answer.id, answer.text)
+            changed = tentative.answered(worker_id, answer.id, answer.text, answer.elapsed_s)
             if tentative.partial is not None:
                 self.coordinator.partials[job_id] = tentative.partial.view()
             else:

@@ -248,16 +248,18 @@ class TentativeText:
     id: str
     job: str
     text: str
+    elapsed_s: float  # how long the decode took on the worker
 
 
 def tentative_text(data: Any, max_text_chars: int) -> TentativeText:
-    """``{id, job, text}``: the answer to a ``tentative`` request (``live_captions.py``)."""
+    """``{id, job, text, elapsed}``: the answer to a ``tentative`` request (``live_captions.py``)."""
     data = _dict(data, "the message")
     request_id = _field(data, "id")
     if not isinstance(request_id, str) or not _LEASE.fullmatch(request_id):
         raise PayloadError("id must be the id the request came with")
     return TentativeText(request_id, job_id(_field(data, "job")),
-                         text(_field(data, "text"), "text", max_text_chars))
+                         text(_field(data, "text"), "text", max_text_chars),
+                         number(_field(data, "elapsed", 0.0), "elapsed", 0.0, MAX_ELAPSED_S))
 
 
 # --- pages --------------------------------------------------------------------------------------------------

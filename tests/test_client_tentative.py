@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -22,6 +23,15 @@ HARVARD = "osr_us_000_0034_harvard_list72.wav"
 def wav(seconds: float) -> bytes:
     samples = np.asarray(audio.open_pcm16(corpus_file(HARVARD)))[: int(seconds * 16000)]
     return audio.wav_bytes(samples)
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def request(request_id: str, job: str, seconds: float) -> dict:
@@ -89,3 +99,22 @@ def test_slices_go_first_and_an_overtaken_request_is_dropped(engine, whisper_mod
     assert order[1].startswith("tentative job: 4.0 s of audio"), order
     assert any("dropped, overtaken" in r.getMessage() for r in caplog.records)
     assert len(order) == 2
+
+
+def test_a_tentative_decode_is_abandoned_half_way_when_a_slice_comes(caplog):
+    """A slice that arrives while a tentative decode runs makes the worker give the decode up at its next step
+    and decode the slice; the abandoned request gets no answer."""
+    caplog.set_level(logging.DEBUG, logger="scatterscribe.worker")
+    worker = Worker("http://127.0.0.1:9", "token", create_engine("sleep", model="0.5"), "test", slots=1)
+    worker._on_tentative(request("slow", "job", 4.0))  # 2 s of "decoding", asked half-way
+    thread = threading.Thread(target=worker._slot_loop, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        worker._on_slice({"lease": "lease-1", "job": "job", "index": 0, "audio": wav(0.5)})
+        assert wait_until(lambda: any(r.getMessage().startswith("slice job/0") for r in caplog.records), 10)
+    finally:
+        worker.stopped.set()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("abandoned" in m for m in messages), messages
+    assert not any(m.startswith("tentative job: 4.0 s of audio in") for m in messages), messages

@@ -37,6 +37,19 @@ def test_requests_go_about_once_a_second_while_new_speech_arrives():
     assert (second.start, second.end) == (0, 2.5 * S) and second.id != first.id
 
 
+def test_slow_decodes_space_the_requests_out():
+    """When a decode took 1.5 s on its worker, the next request waits 3 s (max_busy_share 0.5), so tentative
+    work takes at most half the worker's time; a quick decode leaves every_s as it is."""
+    t = Tentative(OPTS)
+    slow = asked(t, 0.0, 2.0)
+    t.answered("w", slow.id, "A gold", elapsed_s=1.5)
+    assert asked(t, 2.9, 4.0) is None and asked(t, 3.0, 4.1) is not None
+    quick = Tentative(OPTS)
+    first = asked(quick, 0.0, 2.0)
+    quick.answered("w", first.id, "A gold", elapsed_s=0.3)
+    assert asked(quick, 1.0, 3.0) is not None
+
+
 def test_no_request_while_no_new_speech_since_the_shown_answer():
     """Once an answer covers all the speech there is, a pause brings no request (the text would not change);
     new speech does."""
