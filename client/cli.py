@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -29,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "slots": 0,  # 0: one per thread
     "beam_size": 5,
     "max_slice_s": 0.0,  # 0: the engine's own limit
+    "diarize": False,  # send speaker voices with each result (needs requirements-diarize.txt)
     "log_level": "info",
 }
 
@@ -50,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(default: one per thread)")
     p.add_argument("--beam-size", type=int, help="beam size for Whisper decoding (faster-whisper, whisper)")
     p.add_argument("--max-slice-s", type=float, help="longest slice to accept (default: the engine's limit)")
+    p.add_argument("--diarize", action="store_const", const=True,
+                   help="also send the voices of each slice's speech, so the server can label speakers "
+                        "(needs: pip install -r requirements-diarize.txt)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -81,6 +86,15 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a worker; Ctrl-C or SIGTERM stops it with exit code 0 at any point (see ``_main``)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C until the worker is running
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         s = settings_from(args, dict(os.environ))
@@ -104,18 +118,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every slice; we log our own line
     log.info("loaded %s %s in %.1f s", engine.name, engine.model, time.perf_counter() - t0)
+    diarizer = None
+    if s["diarize"]:
+        t0 = time.perf_counter()
+        try:
+            from .diarize import VoiceEmbedder
+            diarizer = VoiceEmbedder()
+        except RuntimeError as exc:
+            print(f"worker: cannot load the voice encoder: {exc}", file=sys.stderr)
+            return 2
+        log.info("loaded the %s voice encoder in %.1f s", diarizer.name, time.perf_counter() - t0)
     worker = Worker(s["server"], s["token"], engine, s["name"], slots=s["slots"],
-                    max_slice_s=s["max_slice_s"] or None)
-    import signal
-
+                    max_slice_s=s["max_slice_s"] or None, diarizer=diarizer)
+    # Ctrl-C and SIGTERM alike: hand back what this worker holds, disconnect, exit 0 (worker.stop).
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
     try:
         worker.run()
     except TokenRefused as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        pass
     finally:
         worker.stop()
-    return 0
+    # Stopped, with everything it held handed back. A slice still being decoded is void, but the engine's
+    # threads would hold the exit until it is done (its thread pools are joined at exit): leave now.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -21,13 +21,16 @@ import threading
 import time
 import wave
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import socketio
 
 from .engines import Engine, Segment
 from .tentative import TentativeBox, TentativeWork
+
+if TYPE_CHECKING:
+    from .diarize import VoiceEmbedder
 
 log = logging.getLogger("scatterscribe.worker")
 
@@ -76,16 +79,20 @@ class Cancelled(Exception):
 
 class Worker:
     def __init__(self, server: str, token: str, engine: Engine, name: str, slots: int = 1,
-                 heartbeat_s: float = 5.0, max_slice_s: float | None = None):
+                 heartbeat_s: float = 5.0, max_slice_s: float | None = None,
+                 diarizer: VoiceEmbedder | None = None):
         self.server = server
         self.engine = engine
+        self.diarizer = diarizer
         self.name = name
         self.slots = slots
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
                      "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
-                     "tentative": hasattr(engine, "transcribe_tentative")}
+                     "diarize": diarizer is not None, "tentative": hasattr(engine, "transcribe_tentative")}
         self.work: queue.Queue[Work | object] = queue.Queue()  # slices, and WAKE for tentative requests
+        self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
+        self.held_lock = threading.Lock()
         self.tentative = TentativeBox()
         self.cancelled: set[str] = set()
         self.generation = 0
@@ -109,16 +116,24 @@ class Worker:
 
     def _on_connect_error(self, data: Any = None) -> None:
         message = data.get("message") if isinstance(data, dict) else str(data)
-        if message and "token" in message:
+        # Only a wrong token is final; "too many failed attempts" (someone else at this address guessing) passes.
+        if message and message.startswith("wrong or missing worker token"):
             self.refusal = message
 
     def _on_disconnect(self, reason: Any = None) -> None:
-        self.generation += 1  # whatever we hold now belongs to a dead connection
+        with self.held_lock:
+            self.generation += 1  # whatever we hold now belongs to a dead connection
+            self.held.clear()
+        if self.stopped.is_set():
+            log.info("disconnected from the server")
+            return
         log.warning("disconnected from the server (%s); reconnecting", reason or "connection lost")
 
     def _on_slice(self, data: dict[str, Any]) -> None:
-        self.work.put(Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"],
-                           self.generation))
+        with self.held_lock:
+            work = Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"], self.generation)
+            self.held[work.lease] = work
+        self.work.put(work)
 
     def _on_welcome(self, data: dict[str, Any]) -> None:
         """The server says how often it wants heartbeats (its lease timeout is built on that)."""
@@ -128,8 +143,12 @@ class Worker:
             pass
 
     def _on_cancel(self, data: dict[str, Any]) -> None:
-        if not self.tentative.cancel(str(data.get("lease"))):
-            self.cancelled.add(str(data.get("lease")))
+        lease = str(data.get("lease"))
+        if self.tentative.cancel(lease):  # a tentative request not started yet
+            return
+        self.cancelled.add(lease)
+        with self.held_lock:
+            self.held.pop(lease, None)
 
     def _on_tentative(self, data: dict[str, Any]) -> None:
         """A request for tentative text; it replaces this recording's older one if that has not started."""
@@ -168,7 +187,23 @@ class Worker:
                 raise TokenRefused(f"the server refused this worker: {self.refusal}")
 
     def stop(self) -> None:
+        """Stop working (Ctrl-C, SIGTERM): hand back the slices held, so the server queues them again at once
+        without counting a try against them, and disconnect. Results still being computed are not sent."""
+        if self.stopped.is_set():
+            return
         self.stopped.set()
+        with self.held_lock:
+            held = sorted(self.held)
+            self.held.clear()
+            self.generation += 1  # every slice in progress is void now
+        if held and self.sio.connected:
+            try:
+                answer = self.sio.call("hand_back", {"leases": held}, namespace=NAMESPACE, timeout=3)
+                log.info("stopping: handed back %d slice(s) (%s)", len(held),
+                         "taken" if isinstance(answer, dict) and answer.get("ok") else f"server: {answer}")
+            except socketio.exceptions.SocketIOError as exc:
+                log.warning("stopping: could not hand back %d slice(s) (%s); the server takes them back when "
+                            "the connection ends", len(held), exc)
         try:
             self.sio.disconnect()
         except Exception:  # noqa: BLE001 - already gone
@@ -289,7 +324,8 @@ class Worker:
                 log.error("slice %s/%d: transcription failed: %s", work.job, work.index, segments)
                 self._report_error(work, segments)
                 continue
-            answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live))
+            answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live),
+                                  audio)
             # One line per slice; a batch's slices share its time, so the speed is the batch's.
             log.info("slice %s/%d: %.1f s of audio in %.2f s (batch of %d, %.1f s of audio, %.1fx real time)%s",
                      work.job, work.index, len(audio) / 16000, elapsed, len(live), seconds,
@@ -299,14 +335,27 @@ class Worker:
     def _ident(work: Work) -> dict[str, Any]:
         return {"lease": work.lease, "job": work.job, "index": work.index}
 
-    def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float,
-                batch: int = 1) -> dict[str, Any] | None:
-        """Send a slice's text; ``elapsed`` is the wall time its transcription took (its whole batch's, when
-        it was decoded in a batch of ``batch`` slices)."""
+    def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float, batch: int = 1,
+                audio: np.ndarray | None = None) -> dict[str, Any] | None:
+        """Send a slice's text (and, with ``--diarize``, the voices of its speech); ``elapsed`` is the wall time
+        its transcription took (its whole batch's, when it was decoded in a batch of ``batch`` slices)."""
         text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
-        return self._send("result", {**self._ident(work), "text": text, "segments": segments,
-                                     "elapsed": elapsed, "batch": batch, "engine": self.engine.name,
-                                     "model": self.engine.model}, work)
+        payload = {**self._ident(work), "text": text, "segments": segments, "elapsed": elapsed, "batch": batch,
+                   "engine": self.engine.name, "model": self.engine.model}
+        if self.diarizer is not None and audio is not None and not self._void(work):
+            payload.update(self._voices(work, audio, segments))
+        return self._send("result", payload, work)
+
+    def _voices(self, work: Work, audio: np.ndarray, segments: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ``voices`` of a slice and the seconds they took; a failure is reported in ``voice_error`` and
+        never costs the slice its text."""
+        t0 = time.perf_counter()
+        try:
+            voices = self.diarizer.voices(audio, segments)
+        except Exception as exc:  # noqa: BLE001 - the text still goes; the server says why labels are missing
+            log.exception("slice %s/%d: voices failed", work.job, work.index)
+            return {"voice_error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"voices": voices, "voice_model": self.diarizer.name, "voice_s": time.perf_counter() - t0}
 
     @staticmethod
     def _delivery(answer: dict[str, Any] | None) -> str:
@@ -341,7 +390,7 @@ class Worker:
             return
         elapsed = time.perf_counter() - t0
         seconds = len(samples) / 16000
-        answer = self._answer(work, segments, elapsed)
+        answer = self._answer(work, segments, elapsed, audio=samples)
         log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
                  elapsed, seconds / max(elapsed, 1e-9), self._delivery(answer))
 
@@ -353,3 +402,7 @@ class Worker:
         except socketio.exceptions.SocketIOError as exc:
             log.warning("slice %s/%d: could not deliver the %s (%s)", work.job, work.index, event, exc)
             return None
+        finally:
+            with self.held_lock:
+                if work.generation == self.generation:
+                    self.held.pop(work.lease, None)

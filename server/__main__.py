@@ -16,6 +16,7 @@ import sys  # noqa: E402
 from .app import create_app, worker_token  # noqa: E402
 from .config import parse_args  # noqa: E402
 from .local_workers import LocalWorkers  # noqa: E402
+from .serving import Serving  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     log = logging.getLogger("scatterscribe")
     app, socketio = create_app(settings)
+    try:
+        serving = Serving(app, server)  # bound before local workers start, so their first try connects
+    except (ValueError, OSError) as exc:
+        log.error("cannot serve on %s:%d: %s", server.host, server.port, exc)
+        return 2
     if server.host not in ("127.0.0.1", "localhost", "::1") and not server.access_token:
         log.warning("serving on %s without an access token: anyone on the network can use the page and API "
                     "(set [server] access_token or SCATTERSCRIBE_ACCESS_TOKEN)", server.host)
@@ -39,22 +45,41 @@ def main(argv: list[str] | None = None) -> int:
                                settings.config_path)
         socketio.start_background_task(workers.supervise, socketio.sleep)
 
-    def shutdown(signum, frame):
-        if workers is not None:
-            workers.stop()
-        raise SystemExit(0)
+    stopping: list[str] = []
 
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    def on_signal(signum, frame):
+        # This runs wherever the event loop happens to be, often inside its hub, where nothing may wait (a
+        # blocking call there is what crashed the server with "do not call blocking functions from the
+        # mainloop"): it only asks the accept loop to end. The stopping itself happens below, in main's thread.
+        if not stopping:
+            stopping.append(signal.Signals(signum).name)
+            serving.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     token_note = "from settings" if server.token else f"in {settings.data_path / 'worker-token'}"
     log.info("Scatterscribe on http://%s:%d  (data: %s; worker token %s)", server.host, server.port,
              settings.data_path, token_note)
     try:
-        socketio.run(app, host=server.host, port=server.port, log_output=server.log_level == "debug")
+        serving.serve_forever()
     finally:
-        if workers is not None:
-            workers.stop()
+        stop(app, serving, workers, stopping[0] if stopping else "the server loop ended")
     return 0
+
+
+def stop(app, serving: Serving, workers: LocalWorkers | None, why: str) -> None:
+    """Stop in order, from main's green thread (where waiting is allowed): slices out go back to the queue in
+    the store, local workers are told (SIGTERM; killed after 5 s), every connection is closed (remote workers
+    and pages reconnect to the next server by themselves), and SQLite is closed."""
+    log = logging.getLogger("scatterscribe")
+    log.info("stopping (%s)", why)
+    coordinator = app.extensions["scatterscribe"]
+    released = coordinator.stop()
+    if workers is not None:
+        workers.stop(sleep=eventlet.sleep)
+    serving.close_all()
+    coordinator.store.close()
+    log.info("stopped; %d slice(s) that were out are back in the queue for the next start", released)
 
 
 if __name__ == "__main__":

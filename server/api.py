@@ -10,7 +10,7 @@ import tempfile
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import audio, corrections, disk, redo, transcript
+from . import audio, corrections, disk, redo, speaker_jobs, transcript
 from .audio import AudioError
 from .config import ROOT
 from .coordinator import Coordinator, JobError
@@ -79,12 +79,14 @@ def create_job():
         return error(400, f"no file in the form field 'audio'{got}")
     try:
         requirement = _requirement()
-    except JobError as exc:
+        speaker_count = speaker_jobs.parse_count(request.form.get("speakers"))
+    except (JobError, ValueError) as exc:
         return error(400, str(exc))
     job_id, path = coord.new_upload_path()
     os.link(upload.stream.name, path)  # UploadRequest wrote it in uploads/: give it the job's name, no copy
     try:
-        job = coord.create_job(job_id, path, display_name(upload.filename), requirement)
+        job = coord.create_job(job_id, path, display_name(upload.filename), requirement,
+                               speaker_count=speaker_count)
     except AudioError as exc:
         log.info("rejected upload %r: %s", display_name(upload.filename), exc)
         return error(400, str(exc))
@@ -112,6 +114,19 @@ def rename_job(job_id: str):
     except corrections.Refused as exc:
         return refused(exc)
     return jsonify({"id": job_id, "name": name})
+
+
+@bp.patch("/api/jobs/<job:job_id>/speakers/<int:speaker>")
+def rename_speaker(job_id: str, speaker: int):
+    """``{"name": "Alice"}``: what speaker ``speaker`` is called in the job's view and every download
+    (``{"name": null}``: "Speaker N" again)."""
+    try:
+        name = speaker_jobs.parse_rename(_small_body(4096))
+        return jsonify(coordinator().speakers.rename(job_id, speaker, name))
+    except speaker_jobs.Refused as exc:
+        return error(exc.status, str(exc))
+    except corrections.Refused as exc:  # the body was too large
+        return refused(exc)
 
 
 @bp.patch("/api/jobs/<job:job_id>/slices/<int:index>/segments/<int:number>")

@@ -6,6 +6,7 @@ import hmac
 import logging
 import os
 import secrets
+import time
 from typing import Any
 
 from flask import Flask, request
@@ -14,8 +15,9 @@ from flask_socketio import SocketIO
 from . import api, strict_json
 from .config import ROOT, Settings
 from .coordinator import Coordinator
-from .events import PageNamespace, WorkerNamespace, token_matches
+from .events import WRONG_WORKER_TOKEN, PageNamespace, WorkerNamespace
 from .ids import JobIdConverter
+from .limits import FailureThrottle, RefusalLog, TokenGate, Verdict
 from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .store import Store
@@ -68,21 +70,38 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         socketio.emit(event, data, to=to, namespace=namespace)
 
     store = Store(settings.data_path / "scatterscribe.db")
-    coordinator = Coordinator(settings, store, emit, run_blocking)
+    coordinator = Coordinator(settings, store, emit, run_blocking, spawn=socketio.start_background_task,
+                              sleep=socketio.sleep)
     app.extensions["scatterscribe"] = coordinator
     app.register_blueprint(api.bp)
 
     access_token = settings.server.access_token
+    # One throttle for both tokens: an address guessing either waits the same (limits.TokenGate).
+    throttle = FailureThrottle()
+    how = "open the page as /?access_token=TOKEN or send 'Authorization: Bearer TOKEN'"
+    access_gate = TokenGate(throttle, RefusalLog(log, "a request with a wrong or missing access token"),
+                            missing=f"this server needs its access token: {how}",
+                            wrong=f"wrong access token: {how}")
+    worker_gate = TokenGate(throttle, RefusalLog(log, "a worker"), missing=WRONG_WORKER_TOKEN,
+                            wrong=WRONG_WORKER_TOKEN)
 
-    def access_allowed(auth: dict[str, Any] | None = None) -> bool:
-        return not access_token or token_matches(_presented_access_token(auth), access_token)
+    def access_check(auth: dict[str, Any] | None = None) -> Verdict:
+        if not access_token:
+            return Verdict()
+        return access_gate.check(_presented_access_token(auth), access_token, request.remote_addr or "?",
+                                 time.monotonic())
 
     @app.before_request
     def check_access():
-        if access_token and request.endpoint != "static" and not access_allowed():
-            return api.error(401, "this server needs its access token: open the page as "
-                                  "/?access_token=TOKEN or send 'Authorization: Bearer TOKEN'")
-        return None
+        if request.endpoint == "static":
+            return None
+        verdict = access_check()
+        if not verdict.status:
+            return None
+        response, status = api.error(verdict.status, verdict.message)
+        if status == 429:
+            response.headers["Retry-After"] = verdict.message.rsplit(" ", 2)[-2]
+        return response, status
 
     @app.after_request
     def remember_access(response):
@@ -92,10 +111,10 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         return response
 
     captions = LiveCaptions(coordinator, settings.tentative)
-    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), settings.scheduler.heartbeat_s,
-                                          captions))
+    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), worker_gate,
+                                          settings.scheduler.heartbeat_s, captions))
     live = LiveJobs(coordinator, settings.live, captions=captions)
-    socketio.on_namespace(PageNamespace(coordinator, access_allowed, live))
+    socketio.on_namespace(PageNamespace(coordinator, access_check, live))
     coordinator.resume()
     live.recover()
 
@@ -104,6 +123,10 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         never ends the loop."""
         while True:
             socketio.sleep(1.0)
+            if coordinator.stopped:
+                return
+            for refusals in (access_gate.refusals, worker_gate.refusals):
+                refusals.flush(time.monotonic())
             for tick in (coordinator.tick, live.tick):  # leases, then live recordings gone quiet
                 try:
                     tick()

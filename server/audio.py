@@ -15,10 +15,13 @@ import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 import numpy as np
 from scipy.signal import resample_poly
+
+if TYPE_CHECKING:
+    from .channels import ChannelLevels
 
 TARGET_RATE = 16000
 MIN_RATE, MAX_RATE = 8000, 48000
@@ -145,8 +148,8 @@ def _parse_fmt(body: bytes) -> tuple[str, int, int, int]:
     return encoding, channels, rate, bits
 
 
-def _to_float_mono(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
-    """Raw little-endian bytes of whole frames → float32 mono in [-1, 1]."""
+def _to_float_frames(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
+    """Raw little-endian bytes of whole frames → float32 frames (n, channels) in [-1, 1]."""
     if fmt.encoding == "float":
         x = raw.view("<f4" if fmt.bits == 32 else "<f8").astype(np.float32)
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -159,8 +162,7 @@ def _to_float_mono(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
         x = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float32) / 8388608.0
     else:
         x = raw.view("<i4").astype(np.float32) / 2147483648.0
-    x = x.reshape(-1, fmt.channels)
-    return x.mean(axis=1) if fmt.channels > 1 else x[:, 0]
+    return x.reshape(-1, fmt.channels)
 
 
 def _resample_blocks(read_frames, total: int, rate: int, block_frames: int) -> Iterator[np.ndarray]:
@@ -198,8 +200,10 @@ class Converted:
 
 
 def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
-                     block_s: float = 30.0) -> Converted:
-    """Check ``src`` is a usable WAV and write it to ``dst`` as 16 kHz mono 16-bit PCM, block by block."""
+                     block_s: float = 30.0, channel_levels: ChannelLevels | None = None) -> Converted:
+    """Check ``src`` is a usable WAV and write it to ``dst`` as 16 kHz mono 16-bit PCM, block by block.
+    ``channel_levels``, when given, is fed each block of a multichannel recording's frames before they are
+    mixed down (``channels.py``: who speaks on which channel)."""
     size = src.stat().st_size
     with open(src, "rb") as f:
         fmt = read_wav_format(f, size)
@@ -212,7 +216,12 @@ def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
     with open(src, "rb") as f, wave.open(str(dst), "wb") as out:
         def read_frames(first: int, end: int) -> np.ndarray:
             f.seek(fmt.data_offset + first * fmt.frame_bytes)
-            return _to_float_mono(np.frombuffer(f.read((end - first) * fmt.frame_bytes), dtype=np.uint8), fmt)
+            x = _to_float_frames(np.frombuffer(f.read((end - first) * fmt.frame_bytes), dtype=np.uint8), fmt)
+            if fmt.channels == 1:
+                return x[:, 0]
+            if channel_levels is not None:
+                channel_levels.add(first, x, fmt.sample_rate)
+            return x.mean(axis=1)
 
         out.setnchannels(1)
         out.setsampwidth(2)

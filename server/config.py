@@ -37,6 +37,11 @@ class ServerSettings:
     max_upload_mb: float = 512.0
     max_duration_min: float = 240.0
     min_free_disk_mb: float = 100.0  # uploads and live audio are refused (507) rather than fill the disk past this
+    header_timeout_s: float = 10.0  # a request's line and headers must arrive within this (idle keep-alive too)
+    socket_timeout_s: float = 60.0  # longest wait for any read or write on a connection (> Socket.IO's 30 s ping)
+    min_upload_kb_s: float = 32.0  # after socket_timeout_s, a body slower than this on average gets 408
+    max_connections: int = 4000  # connections at once; those still waiting for headers make room first
+    max_connections_per_client: int = 256  # connections at once from one address (behind a proxy: raise it)
     max_message_mb: float = 16.0  # Socket.IO max_http_buffer_size: a 28 s WAV slice is ~0.9 MB
     max_text_chars: int = 20_000  # longest text a worker may return for one slice
     log_level: str = "info"

@@ -18,12 +18,13 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, disk, redo, splitter, transcript, views
+from . import audio, channels, disk, redo, speakers, splitter, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
 from .payloads import Result, SliceFailure
 from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
+from .speaker_jobs import SpeakerLabels
 from .store import JobRecord, SliceRecord, Store
 from .timing import JobTiming
 
@@ -54,17 +55,24 @@ class Prepared:
     threshold_db: float
     decode_s: float
     split_s: float
+    channel_turns: list[list[float]] | None = None  # who speaks when, when the channels hold different people
 
 
 def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_duration_s: float,
                   idle_slots: int) -> Prepared:
-    """Decode an upload to 16 kHz mono and plan its slices. CPU work: the caller runs it off the event loop."""
+    """Decode an upload to 16 kHz mono and plan its slices; a multichannel upload's levels per channel are kept
+    beside its audio and say whether its channels hold different people (``channels``). CPU work: the caller
+    runs it off the event loop."""
     t0 = time.perf_counter()
-    converted = audio.convert_to_pcm16(upload, dst, max_duration_s=max_duration_s)
+    levels = channels.ChannelLevels()
+    converted = audio.convert_to_pcm16(upload, dst, max_duration_s=max_duration_s, channel_levels=levels)
+    levels.save(dst.parent)
+    levels_db = levels.levels_db() if converted.source.channels > 1 else None
+    turns = channels.channel_turns(levels_db) if channels.separated(levels_db) else None
     t1 = time.perf_counter()
     analysis = splitter.analyse(audio.PcmFile(dst), opts)
     slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
-    return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
+    return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1, turns)
 
 
 def fit_to_workers(opts: splitter.SplitOptions, longest_s: float | None) -> splitter.SplitOptions:
@@ -110,7 +118,8 @@ def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE,
 class Coordinator:
     def __init__(self, settings: Settings, store: Store, emit: Emitter,
                  run_blocking: Callable[..., Any] = lambda fn, *a: fn(*a),
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, spawn: Callable[..., Any] | None = None,
+                 sleep: Callable[[float], Any] | None = None):
         self.settings = settings
         self.store = store
         self.emit = emit
@@ -132,6 +141,8 @@ class Coordinator:
         self._preparing: dict[str, int] = {}  # job id → idle slots an upload being decoded and split counts on
         self._unsaved: set[str] = set()  # jobs whose derived state (status) could not be stored; tick retries
         self._hold_until = 0.0  # no hand-out before this (clock) time: a store write just failed
+        self.stopped = False  # set by stop(): nothing more is handed out
+        self.speakers = SpeakerLabels(self, spawn, sleep)  # labels worked out in the background (``spawn``)
         self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
 
     # --- jobs ------------------------------------------------------------------------------------------------
@@ -151,8 +162,9 @@ class Coordinator:
         return self.job_dir(job_id) / "audio.wav"
 
     def create_job(self, job_id: str, upload: Path, name: str, requirement: Requirement,
-                   source: str = "upload") -> JobRecord:
-        """Decode and split an upload (off the event loop), store the job, queue its slices."""
+                   source: str = "upload", speaker_count: int | None = None) -> JobRecord:
+        """Decode and split an upload (off the event loop), store the job, queue its slices. ``speaker_count``:
+        how many people speak, when the user says (else the speaker labels estimate it)."""
         job_dir = self.job_dir(job_id)
         job_dir.mkdir()
         server = self.settings.server
@@ -179,6 +191,8 @@ class Coordinator:
             engine=requirement.engine, model=requirement.model, slices=slice_records(prepared.slices),
             stats={"decode_s": round(prepared.decode_s, 4), "split_s": round(prepared.split_s, 4),
                    "threshold_db": round(prepared.threshold_db, 1), "input": source_format.describe()})
+        by_channel = prepared.channel_turns if speaker_count in (None, source_format.channels) else None
+        job.speakers = speakers.initial_state(speaker_count, by_channel)
         if not job.slices:
             job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
         try:
@@ -195,6 +209,7 @@ class Coordinator:
 
     def open_job(self, job: JobRecord, last_round: int = 0) -> None:
         """Store a new job, queue its slices (the last ``last_round`` longest first) and tell the pages."""
+        job.speakers = job.speakers or speakers.initial_state(None)
         with self.lock:
             self.store.create_job(job)
             self._queue(job, last_round=last_round)
@@ -274,12 +289,13 @@ class Coordinator:
             self._push_jobs()
             self.dispatch()
 
-    def job_changed(self, job_id: str) -> None:
-        """Something a person changed (a correction, a new name): push the job to its pages and the jobs list
-        to every page."""
+    def job_changed(self, job_id: str, jobs_list: bool = True) -> None:
+        """Something a person changed (a correction, a new name), or the job's speakers: push the job to its
+        pages and (unless not ``jobs_list``) the jobs list to every page."""
         with self.lock:
             self._push_job(job_id)
-            self._push_jobs()
+            if jobs_list:
+                self._push_jobs()
 
     def resume(self) -> int:
         """After a restart: queue again every slice that was not finished (finished ones are kept as they are),
@@ -417,6 +433,32 @@ class Coordinator:
             self._push_open_jobs()
             self.dispatch()
 
+    def worker_leaving(self, worker_id: str, leases: tuple[str, ...]) -> int:
+        """A worker that is stopping hands back the slices it holds: they go back to the head of the queue at
+        once, the try not counted, and the worker gets nothing more. Returns how many it gave back."""
+        with self.lock:
+            state = self.scheduler.workers.get(worker_id)
+            if state is None:
+                return 0
+            mine = [lid for lid in leases if lid in state.leases]
+            self._apply([self.scheduler.release(lid, "its worker stopped") for lid in mine])
+            self.scheduler.remove_worker(worker_id, self.clock())  # holds nothing now: nothing is lost
+            log.info("worker %s is stopping; it handed back %d slice(s)", state.info.name, len(mine))
+            self._push_workers()
+            self._push_open_jobs()
+            self.dispatch()
+            return len(mine)
+
+    def stop(self) -> int:
+        """The server is stopping: every slice out goes back to the queue in the store (the try not counted),
+        so the next start sends it again at once, and nothing more is handed out. Returns how many."""
+        with self.lock:
+            self.stopped = True
+            self._hold_until = float("inf")
+            leases = sorted(self.scheduler.leases)
+            self._apply([self.scheduler.release(lid, "the server stopped") for lid in leases])
+            return len(leases)
+
     def heartbeat(self, worker_id: str) -> bool:
         with self.lock:
             return self.scheduler.heartbeat(worker_id, self.clock())
@@ -448,7 +490,9 @@ class Coordinator:
                 return {"ok": False, "error": f"{reason}: this result was not stored; the slice will be sent "
                                               "again"}
             outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
-            self._pieces.pop(key, None)
+            pieces = self._pieces.pop(key, None)
+            if pieces is not None:
+                self.speakers.slice_done(key.job_id, pieces, result)
             for lease in outcome.cancelled:
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
                 other = self.scheduler.workers.get(lease.worker_id)
@@ -570,8 +614,9 @@ class Coordinator:
                 log.warning("slice %s failed: %s", key, outcome.reason)
             try:
                 if outcome.status == SliceStatus.QUEUED:
+                    task = self.scheduler.tasks.get(key)  # its tries: a lease given back does not count
                     self.store.update_slice(key.job_id, key.index, status="queued", worker="",
-                                            error=outcome.reason)
+                                            error=outcome.reason, **({"attempts": task.attempts} if task else {}))
                 elif outcome.status == SliceStatus.FAILED:
                     self.store.update_slice(key.job_id, key.index, status="failed", worker="",
                                             error=outcome.reason, finished_at=time.time())
@@ -615,6 +660,8 @@ class Coordinator:
         # The job as just stored, without reading it back: this runs after every hand-out and result.
         self.emit("job", views.job_view(job, self.scheduler, self.partials.get(job_id)), to=f"job:{job_id}",
                   namespace="/")
+        if finished:
+            self.speakers.changed(job_id)  # its speakers are worked out once more, final now
         return finished
 
     def _store_status(self, job_id: str, **values: Any) -> bool:

@@ -5,9 +5,8 @@ Two namespaces: ``/worker`` for workers (token required) and ``/`` for pages (ac
 
 from __future__ import annotations
 
-import hmac
-import logging
-from typing import Any
+import time
+from typing import Any, Callable
 
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
@@ -15,36 +14,33 @@ from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_r
 from . import payloads
 from .api import display_name
 from .coordinator import Coordinator
+from .limits import TokenGate, Verdict
 from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .payloads import PayloadError
 
-log = logging.getLogger("scatterscribe")
-
-
-def token_matches(given: Any, expected: str) -> bool:
-    """Constant-time comparison, so the time taken says nothing about how much of a guess was right."""
-    if not expected or not isinstance(given, str):
-        return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+#: What a worker with a wrong or missing token is told; the worker program exits on it (code 3).
+WRONG_WORKER_TOKEN = "wrong or missing worker token"
 
 
 class WorkerNamespace(Namespace):
     """Events sent by workers."""
 
-    def __init__(self, coordinator: Coordinator, token: str, heartbeat_s: float, captions: LiveCaptions):
+    def __init__(self, coordinator: Coordinator, token: str, gate: TokenGate, heartbeat_s: float,
+                 captions: LiveCaptions):
         super().__init__("/worker")
         self.coordinator = coordinator
         self.token = token
+        self.gate = gate
         self.heartbeat_s = heartbeat_s
         self.captions = captions
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a worker when it connects: proves the shared token and announces itself."""
         auth = auth if isinstance(auth, dict) else {}
-        if not token_matches(auth.get("token"), self.token):
-            log.warning("refused a worker from %s: wrong or missing token", request.remote_addr)
-            raise ConnectionRefusedError("wrong or missing worker token")
+        verdict = self.gate.check(auth.get("token"), self.token, request.remote_addr or "?", time.monotonic())
+        if verdict.status:
+            raise ConnectionRefusedError(verdict.message)
         try:
             info = payloads.worker_info(auth)
         except PayloadError as exc:
@@ -55,6 +51,8 @@ class WorkerNamespace(Namespace):
 
     def _dispatch_soon(self, sid: str) -> None:
         self.socketio.sleep(0.05)
+        if self.coordinator.stopped:
+            return
         self.emit("welcome", {"heartbeat_s": self.heartbeat_s}, room=sid)
         self.coordinator.replan_unservable()  # a job waiting for shorter slices than it has gets them now
         self.coordinator.dispatch()
@@ -66,6 +64,15 @@ class WorkerNamespace(Namespace):
     def on_heartbeat(self, data: Any = None) -> dict[str, bool]:
         """Sent by workers every ``heartbeat_s`` while connected."""
         return {"ok": self.coordinator.heartbeat(request.sid)}
+
+    def on_hand_back(self, data: Any) -> dict[str, Any]:
+        """``{leases}``: sent by a worker that is stopping (Ctrl-C, SIGTERM) with the slices it holds; they go
+        back to the queue at once and the worker gets no more."""
+        try:
+            leases = payloads.hand_back(data)
+        except PayloadError as exc:
+            return {"ok": False, "error": f"malformed hand-back: {exc}"}
+        return {"ok": True, "handed_back": self.coordinator.worker_leaving(request.sid, leases)}
 
     def on_result(self, data: Any) -> dict[str, Any]:
         """Sent by a worker with the text of a slice it holds. A result for a slice it holds that cannot be
@@ -102,16 +109,18 @@ class WorkerNamespace(Namespace):
 class PageNamespace(Namespace):
     """Events sent by web pages."""
 
-    def __init__(self, coordinator: Coordinator, access_allowed, live: LiveJobs):
+    def __init__(self, coordinator: Coordinator, access_check: Callable[[dict[str, Any]], Verdict],
+                 live: LiveJobs):
         super().__init__("/")
         self.coordinator = coordinator
-        self.access_allowed = access_allowed
+        self.access_check = access_check
         self.live = live
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a page when it opens; refused without the access token when one is set."""
-        if not self.access_allowed(auth if isinstance(auth, dict) else {}):
-            raise ConnectionRefusedError("access token required")
+        verdict = self.access_check(auth if isinstance(auth, dict) else {})
+        if verdict.status:
+            raise ConnectionRefusedError(verdict.message)
 
     def on_watch(self, data: Any) -> dict[str, Any] | None:
         """Sent by a page that shows a job: it gets the job now and every change after (None: no such job)."""

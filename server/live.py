@@ -126,7 +126,7 @@ class StreamResampler:
         """16 kHz samples now certain, given the next input samples."""
         if self.up == self.down:
             return np.asarray(pcm, dtype="<i2")
-        # The same float conversion as the upload path (audio._to_float_mono for 16-bit PCM).
+        # The same float conversion as the upload path (audio._to_float_frames for 16-bit PCM).
         x = np.asarray(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.buffer = np.concatenate((self.buffer, x))
         end = (self.offset + len(self.buffer) - self.pad) // self.down * self.down

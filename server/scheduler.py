@@ -119,6 +119,7 @@ class WorkerInfo:
     slots: int = 1
     max_slice_s: float = 30.0
     tentative: bool = False  # it decodes tentative text of live recordings in a free slot (``tentative.py``)
+    diarize: bool = False  # it sends speaker voices with its results (``speaker_jobs.py``)
 
 
 @dataclass

@@ -37,6 +37,8 @@ DEFAULT_NAME = "Speaker {id}"
 MAX_NAME_CHARS = 60
 #: Most speakers a user may ask for (the upload's ``speakers`` field).
 MAX_SPEAKERS = 20
+#: Most voices one slice may carry (a 28 s slice has a dozen; one per 30 ms of a 30 s slice is 1000).
+MAX_VOICES_PER_SLICE = 1000
 
 
 @dataclass(frozen=True)
@@ -247,3 +249,82 @@ def check_name(name: Any) -> str:
     if len(cleaned) > MAX_NAME_CHARS:
         raise ValueError(f"the name is longer than {MAX_NAME_CHARS} characters")
     return cleaned
+
+
+# --- a job's speaker state ------------------------------------------------------------------------------------
+# Kept in the job's ``speakers`` column: {"method": "voice" | "channel", "requested": N or None, "turns": [[start,
+# end, id], ...], "next_id": n, "final": bool, "names": {"1": "Alice"}, "voiced": slices with voices,
+# "unvoiced": slices whose worker sent none, "errors": [why, ...]}.
+
+#: Why a job has no labels when its workers sent no voices.
+NO_VOICES = ("no speaker labels: the workers that transcribed this job do not compute voices (start a worker with "
+             "--diarize, after pip install -r requirements-diarize.txt)")
+
+
+def initial_state(requested: int | None, channel_turns: list[list[float]] | None = None) -> dict[str, Any]:
+    """A new job's speaker state: labelled by channel from the start when ``channel_turns`` are given (a stereo
+    recording whose channels hold different people: final at once), else waiting for voices."""
+    if channel_turns is not None:
+        ids = {int(t[2]) for t in channel_turns}
+        return {"method": "channel", "requested": requested, "turns": channel_turns,
+                "next_id": max(ids, default=0) + 1, "final": True, "names": {}}
+    return {"method": "voice", "requested": requested, "turns": [], "next_id": 1, "final": False, "names": {}}
+
+
+def relabelled(state: dict[str, Any], spans: Sequence[tuple[float, float]], labels: Sequence[int],
+               final: bool) -> dict[str, Any]:
+    """The state with new turns from clustered voices: ids kept where the people are the same (renamed ones
+    included); once ``final`` and while nobody has named anyone, numbered again in order of first appearance."""
+    ids, next_id = stable_ids(spans, labels, state.get("turns", []), int(state.get("next_id", 1)))
+    turns = sorted([round(s, 3), round(e, 3), i] for (s, e), i in zip(spans, ids, strict=True))
+    if final and not state.get("names"):
+        turns = renumbered(turns)
+        next_id = max((t[2] for t in turns), default=0) + 1
+    return {**state, "turns": turns, "next_id": next_id, "final": final}
+
+
+def view(state: dict[str, Any]) -> dict[str, Any]:
+    """What the job view says about speakers: ``status`` ("labelled", "waiting" while no slice with voices is
+    done, or "none" with a ``note`` saying why), the ``method``, whether the labels are ``final``, and the
+    speakers (``list``: id, name, seconds of speech)."""
+    method = state.get("method")
+    turns = state.get("turns") or []
+    names = state.get("names") or {}
+    unvoiced, voiced = int(state.get("unvoiced", 0)), int(state.get("voiced", 0))
+    out: dict[str, Any] = {"status": "labelled" if turns else "waiting", "method": method,
+                           "final": bool(state.get("final")), "requested": state.get("requested"),
+                           "list": speaker_list(turns, names), "note": ""}
+    if not method:
+        out.update(status="none", note="no speaker labels: this job was made before the server labelled speakers")
+    elif method == "voice" and not turns and unvoiced and not voiced:
+        errors = state.get("errors") or []
+        out.update(status="none", note=f"no speaker labels: the workers' voices could not be used ({errors[0]})"
+                   if errors else NO_VOICES)
+    elif method == "voice" and not turns and voiced and state.get("final"):
+        out.update(status="none", note="no speaker labels: no speech was found to label")
+    elif unvoiced and turns:
+        out["note"] = (f"{unvoiced} of {unvoiced + voiced} slices were transcribed by workers that do not "
+                       "compute voices (no --diarize): their words have no speaker")
+    return out
+
+
+def labelled_segments(segments: list[dict[str, Any]], state: dict[str, Any]) -> list[dict[str, Any]]:
+    """``segments`` with their speakers (:func:`annotate`) when the job has any; unchanged otherwise."""
+    turns = state.get("turns") or []
+    return annotate(segments, turns, state.get("names") or {}) if turns else segments
+
+
+def labelled_items(items: list[dict[str, Any]], state: dict[str, Any]) -> list[dict[str, Any]]:
+    """A transcript's timed items (``transcript.timed_segments``) with ``speaker`` and ``speaker_id`` on every
+    item and word: the speaker's where the job has labels, None elsewhere (and on a failed slice's marker)."""
+    turns = state.get("turns") or []
+    labelled = iter(annotate([item for item in items if not item.get("failed")], turns,
+                             state.get("names") or {})) if turns else None
+    out = []
+    for item in items:
+        if labelled is not None and not item.get("failed"):
+            out.append(next(labelled))
+        else:
+            out.append({**item, "speaker": None, "speaker_id": None,
+                        "words": [{**w, "speaker": None, "speaker_id": None} for w in item.get("words") or []]})
+    return out

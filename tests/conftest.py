@@ -22,6 +22,13 @@ def whisper_model():
 
 
 @pytest.fixture(scope="session")
+def voice_embedder():
+    """The ``--diarize`` worker's voice encoder (resemblyzer), loaded once for the session."""
+    from client.diarize import VoiceEmbedder
+    return VoiceEmbedder()
+
+
+@pytest.fixture(scope="session")
 def whole_file_text(whisper_model):
     """Text of a corpus recording transcribed whole by the same model (cached per file)."""
     from server.audio import open_pcm16

@@ -77,3 +77,17 @@ def test_quick_width_bench_scores_every_width(tmp_path):
         assert side["long_s"] and side["joined_s"] and side["long_wer_all"] < 40, key
         assert set(side["per_file_wer"]) == {r["name"] for r in width["recordings"]}, key
     assert width["sides"]["w4"]["long_slices"] and width["sides"]["w1"]["slots"] == 1
+
+
+def test_quick_subtitles_bench_counts_the_rules_before_and_after(tmp_path):
+    """``python -m bench.subtitles --quick`` transcribes one recording through a real server and worker and
+    counts, for the old one-cue-per-segment subtitles and the new ones, the cues that break each rule; the new
+    ones break none."""
+    command = [PYTHON, "-m", "bench.subtitles", "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "**cores**" in (tmp_path / "subtitles.md").read_text()
+    counts = json.loads((tmp_path / "subtitles.json").read_text())
+    assert counts["before"]["cues"] > 0 and counts["after"]["cues"] > 0
+    assert all(v == 0 for k, v in counts["after"].items() if k not in ("cues", "longest line (characters)",
+                                                                       "faster than 20 characters/s"))

@@ -250,7 +250,7 @@ def test_transcript_downloads(cluster):
     server, _ = cluster
     job = server.wait_job(server.submit(corpus_file("ls_dev-clean_2412-153948-0000.wav")))
     txt = server.get(f"/api/jobs/{job['id']}/transcript.txt")
-    assert txt.ok and txt.text.strip() == job["transcript"]
+    assert txt.ok and " ".join(txt.text.split()) == job["transcript"]  # the same words, in paragraphs
     srt = server.get(f"/api/jobs/{job['id']}/transcript.srt").text
     assert srt.startswith("1\n00:00:0") and "-->" in srt
     assert server.get(f"/api/jobs/{job['id']}/transcript.vtt").text.startswith("WEBVTT")

@@ -1,10 +1,11 @@
 'use strict';
 // Tentative text of a live recording (the job view's `partial`; README "Live mode"): what a worker heard in
-// the part not yet in a closed slice, shown after the final text in a lighter, slanted style. When a slice
-// closes over those words they stay in its place until its own text comes, which replaces them; after Stop,
-// once the last slice is done, none remain.
+// the part not yet in a closed slice, shown after the final text in a lighter, slanted style, in
+// #transcript-tail (transcript.js draws the paragraphs in #transcript-body and leaves the tail alone). When a
+// slice closes over those words they stay, in the place of its "[… on worker…]" placeholder (hidden
+// meanwhile), until its own text comes and replaces them; after Stop, once the last slice is done, none remain.
 //
-//   const captions = new Captions(transcriptElement, { recordingHere: () => … });
+//   const captions = new Captions(body, tail, { recordingHere: () => … });
 //   captions.render(view);            // after the job card drew its transcript (every `job` push)
 //   captions.update(jobId, partial);  // a `partial` push, between job pushes
 //
@@ -18,11 +19,13 @@ const EPSILON_S = 0.05;
 
 export class Captions {
   /**
-   * @param {HTMLElement} container the transcript, which the job card redraws on every job push
+   * @param {HTMLElement} body the paragraphs, which the job card redraws on every job push
+   * @param {HTMLElement} tail where the tentative words go, after them
    * @param {{recordingHere: () => boolean}} hooks whether this page is recording now
    */
-  constructor(container, { recordingHere = () => false } = {}) {
-    this.container = container;
+  constructor(body, tail, { recordingHere = () => false } = {}) {
+    this.body = body;
+    this.tail = tail;
     this.recordingHere = recordingHere;
     this.view = null;
     this.partial = null; // {start, end, text}: the open part's tentative text
@@ -75,20 +78,23 @@ export class Captions {
       this.held = null;
     }
     if (this.held) {
-      // In the place of those slices' "[0:10–0:18 on worker…]" placeholders.
-      const marks = heldOver.map((s) => this.container.querySelector(`[data-index="${s.index}"]`)).filter(Boolean);
-      for (const mark of marks) mark.hidden = true;
-      if (marks.length) marks[0].before(this.closed);
-      else this.container.append(this.closed);
+      // In the place of those slices' "[0:10–0:18 on worker…]" placeholders: the last ones of the paragraphs,
+      // as the slices closed last; the tail follows them.
+      for (const s of heldOver) {
+        const mark = this.body.querySelector(`.placeholder[data-slice="${s.index}"]`);
+        if (mark) mark.hidden = true;
+      }
+      this.closed.dataset.slices = heldOver.map((s) => s.index).join(' ');
+      if (this.closed.parentNode !== this.tail) this.tail.prepend(this.closed);
     } else {
       this.closed.remove();
     }
     words(this.open, this.partial ? this.partial.text : '', this);
     if (this.partial) {
       this.open.dataset.start = String(this.partial.start);
-      this.container.append(this.open);
+      if (this.open.parentNode !== this.tail) this.tail.append(this.open);
       // "The words appear here as …" stands in for text only while there is none.
-      const empty = this.container.querySelector('.piece.placeholder:not([data-index])');
+      const empty = this.body.querySelector('.placeholder.empty');
       if (empty) empty.hidden = true;
     } else {
       this.open.remove();
@@ -101,7 +107,7 @@ export class Captions {
     if (!this.recordingHere() || !this.narrow.matches || performance.now() - this.readerAt < READER_PAUSE_MS) {
       return;
     }
-    const last = this.container.lastElementChild;
+    const last = this.tail.querySelector('.word:last-child') || this.body.lastElementChild;
     if (last) last.scrollIntoView({ block: 'nearest' });
   }
 }
