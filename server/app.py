@@ -113,7 +113,7 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     captions = LiveCaptions(coordinator, settings.tentative)
     socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), worker_gate,
                                           settings.scheduler.heartbeat_s, captions))
-    live = LiveJobs(coordinator, settings.live, captions=captions)
+    live = LiveJobs(coordinator, settings.live, sleep=socketio.sleep, captions=captions)
     socketio.on_namespace(PageNamespace(coordinator, access_check, live))
     coordinator.resume()
     live.recover()

@@ -67,13 +67,13 @@ class ChannelLevels:
         if len(frames) == 0:
             return
         start = first + skip
-        index = (np.arange(start, start + len(frames), dtype=np.int64) * 50) // self.rate
-        lo = int(index[0])
-        width = int(index[-1]) - lo + 1
-        power = np.square(frames, dtype=np.float64)
-        sums = np.stack([np.bincount(index - lo, weights=power[:, c], minlength=width)
-                         for c in range(self.channels)], axis=1)
-        counts = np.bincount(index - lo, minlength=width).astype(np.float64)
+        end = start + len(frames)
+        lo, last = start * 50 // self.rate, (end - 1) * 50 // self.rate  # output frames the block touches
+        # Where each later output frame starts, in the block: frame k starts at source frame ceil(k * rate / 50).
+        later = np.arange(lo + 1, last + 1, dtype=np.int64)
+        edges = np.concatenate(([0], (later * self.rate + 49) // 50 - start))
+        sums = np.add.reduceat(np.square(frames), edges, axis=0, dtype=np.float64)
+        counts = np.diff(np.append(edges, len(frames))).astype(np.float64)
         self._firsts.append(lo)
         self._sums.append(sums)
         self._counts.append(counts)

@@ -302,7 +302,7 @@ def view(state: dict[str, Any]) -> dict[str, Any]:
                    if errors else NO_VOICES)
     elif method == "voice" and not turns and voiced and state.get("final"):
         out.update(status="none", note="no speaker labels: no speech was found to label")
-    elif unvoiced and turns:
+    elif method == "voice" and unvoiced and turns:
         out["note"] = (f"{unvoiced} of {unvoiced + voiced} slices were transcribed by workers that do not "
                        "compute voices (no --diarize): their words have no speaker")
     return out

@@ -35,6 +35,10 @@ def test_levels_fed_in_overlapping_blocks_are_those_of_the_whole(rate):
         pieces.add(lo, x[lo:hi], rate)
     assert np.allclose(whole.levels_db(), pieces.levels_db(), atol=1e-4)
     assert abs(len(whole.levels_db()) - len(x) / rate / 0.02) <= 1
+    k = 20  # a frame inside the first burst, computed directly: the samples whose time is in [0.4 s, 0.42 s)
+    inside = x[int(np.ceil(k * rate / 50)):int(np.ceil((k + 1) * rate / 50))]
+    direct = 10 * np.log10(np.mean(np.square(inside), axis=0))
+    assert np.allclose(whole.levels_db()[k], direct, atol=1e-3)
 
 
 def test_a_call_is_separated_and_its_turns_follow_the_channels():

@@ -80,8 +80,8 @@ def stream(site: Site, job: dict, pcm: np.ndarray, first_seq: int, answer=None) 
     return requests
 
 
-def start(site: Site) -> dict:
-    started = site.live.start("rec.wav", RATE)
+def start(site: Site, page: str = "page") -> dict:
+    started = site.live.start("rec.wav", RATE, page=page)
     return {"job": started["job"], "key": started["key"]}
 
 
@@ -188,7 +188,7 @@ def test_an_answer_from_another_worker_or_for_another_job_is_not_shown(tmp_path)
     job = start(site)
     asked = stream(site, job, speech()[: 3 * RATE], 0)[-1]
     stranger = "w" if asked["_to"] == "other" else "other"
-    other = start(site)
+    other = start(site, page="another page")
     site.answer(stranger, asked, "stolen")
     site.answer(asked["_to"], {**asked, "job": other["job"]}, "misfiled")
     assert site.coord.job_view(job["job"])["partial"] is None
