@@ -45,18 +45,12 @@ RUN = """async (length) => {
   const badge = document.getElementById('job-status');
   const states = [];
   const clock = [];
+  // The final text: every sentence of a done slice (transcript.js); the tentative words: partial.js's, in the
+  // tail after them (the words of a closed slice first, then the open part's).
   const shown = () => {
-    const all = [], final = [];
-    for (const node of transcript.children) {
-      if (node.hidden) continue;
-      if (node.matches('.piece:not(.placeholder):not(.failed)')) {
-        all.push(node.textContent);
-        final.push(node.textContent);
-      } else if (node.matches('.tentative')) {
-        all.push([...node.querySelectorAll('.word')].map((w) => w.dataset.word).join(' '));
-      }
-    }
-    return { all: all.join(' '), final: final.join(' ') };
+    const final = [...transcript.querySelectorAll('#transcript-body .seg')].map((n) => n.textContent).join(' ');
+    const tentative = [...transcript.querySelectorAll('#transcript-tail .word')].map((w) => w.dataset.word);
+    return { all: [final, ...tentative].join(' '), final };
   };
   const seen = new MutationObserver(() => {
     const now = shown();
