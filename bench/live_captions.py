@@ -31,7 +31,7 @@ import numpy as np
 from server.audio import open_pcm16
 from tests.support import Server, corpus_file, launch_chromium, manifest, wer, write_config
 
-#: Recordings played (speech with pauses, read and spontaneous; 167 s in all).
+#: Recordings played (speech with pauses, read and spontaneous; 156 s in all).
 RECORDINGS = ("osr_us_000_0034_harvard_list72.wav", "mfa_acoustic_corpus_spontaneous.wav",
               "librivox_shakespeare_sonnet_001.wav", "jfk_inaugural_excerpt.wav",
               "ls_dev-clean_1272-128104-0004_8k.wav")

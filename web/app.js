@@ -40,6 +40,7 @@ new JobTools({
     state.jobId = null;
     history.pushState({}, '', '/');
     jobView.showMissing(id);
+    captions.clear();
     $('job').hidden = true;
     state.jobs = state.jobs.filter((j) => j.id !== id);
     pastJobs.show(state.jobs, null);
@@ -59,8 +60,12 @@ function showJob(view) {
 function watch(id) {
   socket.emit('watch', { job: id }, (view) => {
     if (id !== state.jobId) return;
-    if (view) showJob(view);
-    else jobView.showMissing(id);
+    if (view) {
+      showJob(view);
+    } else {
+      jobView.showMissing(id);
+      captions.clear();
+    }
   });
 }
 

@@ -42,15 +42,21 @@ export class Captions {
 
   /** A job view was drawn: its `partial` is the latest word. */
   render(view) {
-    if (!this.view || this.view.id !== view.id) {
-      this.partial = null;
-      this.held = null;
-      words(this.open, '', this);
-      words(this.closed, '', this);
-    }
+    if (!this.view || this.view.id !== view.id) this.clear();
     this.view = view;
     this.take(view.partial);
     this.draw();
+  }
+
+  /** No job is shown (it was deleted, or is not on this server): no tentative words either. */
+  clear() {
+    this.view = null;
+    this.partial = null;
+    this.held = null;
+    words(this.open, '', this);
+    words(this.closed, '', this);
+    this.open.remove();
+    this.closed.remove();
   }
 
   /** A `partial` push for a job; ignored unless it is the job shown. */
