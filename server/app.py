@@ -18,6 +18,7 @@ from .coordinator import Coordinator
 from .events import WRONG_WORKER_TOKEN, PageNamespace, WorkerNamespace
 from .ids import JobIdConverter
 from .limits import FailureThrottle, RefusalLog, TokenGate, Verdict
+from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .store import Store
 
@@ -105,9 +106,10 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
             response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="Strict")
         return response
 
+    captions = LiveCaptions(coordinator, settings.tentative)
     socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), worker_gate,
-                                          settings.scheduler.heartbeat_s))
-    live = LiveJobs(coordinator, settings.live, sleep=socketio.sleep)
+                                          settings.scheduler.heartbeat_s, captions))
+    live = LiveJobs(coordinator, settings.live, sleep=socketio.sleep, captions=captions)
     socketio.on_namespace(PageNamespace(coordinator, access_check, live))
     coordinator.resume()
     live.recover()

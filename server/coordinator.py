@@ -143,6 +143,7 @@ class Coordinator:
         self._hold_until = 0.0  # no hand-out before this (clock) time: a store write just failed
         self.stopped = False  # set by stop(): nothing more is handed out
         self.speakers = SpeakerLabels(self, spawn, sleep)  # labels worked out in the background (``spawn``)
+        self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -657,7 +658,8 @@ class Coordinator:
                 job.status = "running"
                 self._store_status(job_id, status="running")
         # The job as just stored, without reading it back: this runs after every hand-out and result.
-        self.emit("job", views.job_view(job, self.scheduler), to=f"job:{job_id}", namespace="/")
+        self.emit("job", views.job_view(job, self.scheduler, self.partials.get(job_id)), to=f"job:{job_id}",
+                  namespace="/")
         if finished:
             self.speakers.changed(job_id)  # its speakers are worked out once more, final now
         return finished
@@ -687,7 +689,7 @@ class Coordinator:
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         with self.lock:
             job = self.store.get_job(job_id)
-            return None if job is None else views.job_view(job, self.scheduler)
+            return None if job is None else views.job_view(job, self.scheduler, self.partials.get(job_id))
 
     def jobs_view(self, limit: int = 50, query: str = "") -> list[dict[str, Any]]:
         """The newest jobs (those whose name or text holds ``query``, if given), each with its first words."""
