@@ -21,6 +21,8 @@ TOKEN_ENV = "SCATTERSCRIBE_TOKEN"
 DEFAULTS: dict[str, Any] = {
     "server": "http://127.0.0.1:5000",
     "token": "",
+    "ca": "",  # a CA (or the server's own certificate) to trust for an https server
+    "fingerprint": "",  # or: trust exactly the certificate with this SHA-256 fingerprint
     "name": "",
     "engine": "faster-whisper",
     "model": "",
@@ -40,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="settings file; its [worker] section is read")
     p.add_argument("--server", help="server URL, e.g. http://192.168.1.10:5000")
     p.add_argument("--token", help=f"shared worker token (better: the {TOKEN_ENV} environment variable)")
+    p.add_argument("--ca", help="https: trust this CA file, e.g. a copy of a self-signed server's "
+                                "<data_dir>/tls/cert.pem (default: the system's CAs)")
+    p.add_argument("--fingerprint", help="https: trust exactly the certificate with this SHA-256 fingerprint "
+                                         "(python -m server --self-signed prints it)")
     p.add_argument("--name", help="name shown on the page (default: host name and process id)")
     p.add_argument("--engine", choices=list(ENGINES), help="speech engine (default faster-whisper)")
     p.add_argument("--model", help="faster-whisper: model name or CTranslate2 folder (default: bundled "
@@ -107,7 +113,14 @@ def _main(argv: list[str] | None) -> int:
         print(f"worker: no token: pass --token or set {TOKEN_ENV} (the server keeps it in <data_dir>/worker-token)",
               file=sys.stderr)
         return 2
+    from . import tls
     from .connection import TokenRefused, Worker
+
+    try:
+        ssl_context = tls.context(s["ca"], s["fingerprint"])
+    except (ValueError, OSError) as exc:  # a malformed fingerprint, an unreadable CA file
+        print(f"worker: bad settings: {exc}", file=sys.stderr)
+        return 2
 
     t0 = time.perf_counter()
     try:
@@ -129,7 +142,7 @@ def _main(argv: list[str] | None) -> int:
             return 2
         log.info("loaded the %s voice encoder in %.1f s", diarizer.name, time.perf_counter() - t0)
     worker = Worker(s["server"], s["token"], engine, s["name"], slots=s["slots"],
-                    max_slice_s=s["max_slice_s"] or None, diarizer=diarizer)
+                    max_slice_s=s["max_slice_s"] or None, diarizer=diarizer, ssl_context=ssl_context)
     # Ctrl-C and SIGTERM alike: hand back what this worker holds, disconnect, exit 0 (worker.stop).
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
@@ -138,6 +151,9 @@ def _main(argv: list[str] | None) -> int:
     except TokenRefused as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 3
+    except tls.CertificateRefused as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 4
     finally:
         worker.stop()
     # Stopped, with everything it held handed back. A slice still being decoded is void, but the engine's

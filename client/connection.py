@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import queue
+import ssl
 import threading
 import time
 import wave
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import socketio
 
+from . import tls
 from .engines import Engine, Segment
 
 if TYPE_CHECKING:
@@ -73,8 +75,10 @@ class Cancelled(Exception):
 class Worker:
     def __init__(self, server: str, token: str, engine: Engine, name: str, slots: int = 1,
                  heartbeat_s: float = 5.0, max_slice_s: float | None = None,
-                 diarizer: VoiceEmbedder | None = None):
+                 diarizer: VoiceEmbedder | None = None, ssl_context: ssl.SSLContext | None = None):
+        """``ssl_context``: how to trust an https server (:func:`tls.context`; default: the system's CAs)."""
         self.server = server
+        self.ssl_context = ssl_context or tls.context()
         self.engine = engine
         self.diarizer = diarizer
         self.name = name
@@ -91,7 +95,8 @@ class Worker:
         self.refusal: str | None = None
         self.stopped = threading.Event()
         self.sio = socketio.Client(reconnection=True, reconnection_attempts=0, reconnection_delay=1,
-                                   reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False)
+                                   reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False,
+                                   websocket_extra_options={"sslopt": {"context": self.ssl_context}})
         self.sio.on("connect", self._on_connect, namespace=NAMESPACE)
         self.sio.on("connect_error", self._on_connect_error, namespace=NAMESPACE)
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
@@ -158,6 +163,9 @@ class Worker:
             except socketio.exceptions.ConnectionError as exc:
                 if self.refusal:
                     raise TokenRefused(f"the server refused this worker: {self.refusal}") from exc
+                untrusted = tls.diagnose(self.server, self.ssl_context)
+                if untrusted:
+                    raise tls.CertificateRefused(untrusted) from exc
                 log.warning("cannot reach %s (%s); retrying in %.0f s", self.server, exc, delay)
                 self.stopped.wait(delay)
                 delay = min(30.0, delay * 2)

@@ -13,6 +13,7 @@ import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
+from . import tls  # noqa: E402
 from .app import create_app, worker_token  # noqa: E402
 from .config import parse_args  # noqa: E402
 from .local_workers import LocalWorkers  # noqa: E402
@@ -31,7 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("scatterscribe")
     app, socketio = create_app(settings)
     try:
-        serving = Serving(app, server)  # bound before local workers start, so their first try connects
+        cert = tls.from_settings(server, settings.data_path)  # None: plain http
+    except tls.TlsError as exc:
+        print(f"scatterscribe: cannot serve https: {exc}", file=sys.stderr)
+        return 2
+    scheme = "https" if cert else "http"
+    app.config["SCATTERSCRIBE_TLS"] = cert
+    try:
+        context = tls.server_context(cert.certfile, cert.keyfile) if cert else None
+        serving = Serving(app, server, ssl_context=context)  # bound before local workers start: they connect
     except (ValueError, OSError) as exc:
         log.error("cannot serve on %s:%d: %s", server.host, server.port, exc)
         return 2
@@ -41,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = None
     if server.local_workers > 0:
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
-        workers = LocalWorkers(server.local_workers, f"http://{host}:{server.port}", worker_token(settings),
-                               settings.config_path)
+        workers = LocalWorkers(server.local_workers, f"{scheme}://{host}:{server.port}", worker_token(settings),
+                               settings.config_path, ["--fingerprint", cert.fingerprint] if cert else [])
         socketio.start_background_task(workers.supervise, socketio.sleep)
 
     stopping: list[str] = []
@@ -58,8 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     token_note = "from settings" if server.token else f"in {settings.data_path / 'worker-token'}"
-    log.info("Scatterscribe on http://%s:%d  (data: %s; worker token %s)", server.host, server.port,
+    log.info("Scatterscribe on %s://%s:%d  (data: %s; worker token %s)", scheme, server.host, server.port,
              settings.data_path, token_note)
+    if cert is not None:
+        log.info("https with %s (%s); its SHA-256 fingerprint:\n    %s\n  Browsers warn about a self-signed "
+                 "certificate once: check that they show this fingerprint. Workers on other machines: "
+                 "--fingerprint %s", "a self-signed certificate" if cert.self_signed else "the certificate",
+                 cert.certfile, cert.fingerprint, cert.fingerprint)
     try:
         serving.serve_forever()
     finally:

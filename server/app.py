@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
 
     socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), worker_gate,
                                           settings.scheduler.heartbeat_s))
-    live = LiveJobs(coordinator, settings.live)
+    live = LiveJobs(coordinator, settings.live, sleep=socketio.sleep)
     socketio.on_namespace(PageNamespace(coordinator, access_check, live))
     coordinator.resume()
     live.recover()

@@ -44,6 +44,9 @@ class ServerSettings:
     max_message_mb: float = 16.0  # Socket.IO max_http_buffer_size: a 28 s WAV slice is ~0.9 MB
     max_text_chars: int = 20_000  # longest text a worker may return for one slice
     log_level: str = "info"
+    certfile: str = ""  # https: the certificate (chain) file; with keyfile
+    keyfile: str = ""  # https: its private key
+    self_signed: bool = False  # https with a certificate made for this machine in <data_dir>/tls/
 
 
 @dataclass
@@ -129,8 +132,14 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--data-dir", help="folder for the database and audio (default ./data)")
     parser.add_argument("--local-workers", type=int, help="workers to start on this machine (default 1; 0: none)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--certfile", help="serve https with this certificate (chain) file; with --keyfile")
+    parser.add_argument("--keyfile", help="the certificate's private key file")
+    parser.add_argument("--self-signed", action="store_true", default=None,
+                        help="serve https with a certificate made for this machine (kept in <data_dir>/tls/); "
+                             "prints its SHA-256 fingerprint")
     args = parser.parse_args(argv)
     return load_settings(args.config, {
         "server.host": args.host, "server.port": args.port, "server.data_dir": args.data_dir,
         "server.local_workers": args.local_workers, "server.log_level": args.log_level,
+        "server.certfile": args.certfile, "server.keyfile": args.keyfile, "server.self_signed": args.self_signed,
     })

@@ -18,7 +18,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, channels, disk, redo, speakers, splitter, transcript, views
+from . import audio, channels, disk, media, redo, speakers, splitter, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
@@ -65,7 +65,7 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     runs it off the event loop."""
     t0 = time.perf_counter()
     levels = channels.ChannelLevels()
-    converted = audio.convert_to_pcm16(upload, dst, max_duration_s=max_duration_s, channel_levels=levels)
+    converted = media.convert_upload(upload, dst, max_duration_s=max_duration_s, channel_levels=levels)
     levels.save(dst.parent)
     levels_db = levels.levels_db() if converted.source.channels > 1 else None
     turns = channels.channel_turns(levels_db) if channels.separated(levels_db) else None

@@ -22,7 +22,17 @@ from .payloads import PayloadError
 WRONG_WORKER_TOKEN = "wrong or missing worker token"
 
 
-class WorkerNamespace(Namespace):
+class _OnePayload(Namespace):
+    """Every handler here takes one payload, and a sender may put none or several in an event: the handler
+    is called with the first, or with nothing (its default), never with an argument count it cannot take."""
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        if event not in ("connect", "disconnect"):
+            args = args[:2]  # the sender's sid and its first payload, if any
+        return super().trigger_event(event, *args)
+
+
+class WorkerNamespace(_OnePayload):
     """Events sent by workers."""
 
     def __init__(self, coordinator: Coordinator, token: str, gate: TokenGate, heartbeat_s: float):
@@ -62,7 +72,7 @@ class WorkerNamespace(Namespace):
         """Sent by workers every ``heartbeat_s`` while connected."""
         return {"ok": self.coordinator.heartbeat(request.sid)}
 
-    def on_hand_back(self, data: Any) -> dict[str, Any]:
+    def on_hand_back(self, data: Any = None) -> dict[str, Any]:
         """``{leases}``: sent by a worker that is stopping (Ctrl-C, SIGTERM) with the slices it holds; they go
         back to the queue at once and the worker gets no more."""
         try:
@@ -71,7 +81,7 @@ class WorkerNamespace(Namespace):
             return {"ok": False, "error": f"malformed hand-back: {exc}"}
         return {"ok": True, "handed_back": self.coordinator.worker_leaving(request.sid, leases)}
 
-    def on_result(self, data: Any) -> dict[str, Any]:
+    def on_result(self, data: Any = None) -> dict[str, Any]:
         """Sent by a worker with the text of a slice it holds. A result for a slice it holds that cannot be
         used (a number out of range, text over the limit) counts as an error for that slice, so the slice goes
         to another worker at once instead of waiting for its lease to run out."""
@@ -85,7 +95,7 @@ class WorkerNamespace(Namespace):
             return self.coordinator.error(request.sid, payloads.SliceFailure(ref, f"unusable result: {exc}"))
         return self.coordinator.result(request.sid, result)
 
-    def on_slice_error(self, data: Any) -> dict[str, Any]:
+    def on_slice_error(self, data: Any = None) -> dict[str, Any]:
         """Sent by a worker that could not transcribe a slice it holds."""
         try:
             ref = payloads.slice_ref(data)
@@ -94,7 +104,7 @@ class WorkerNamespace(Namespace):
         return self.coordinator.error(request.sid, payloads.slice_failure(data, ref))
 
 
-class PageNamespace(Namespace):
+class PageNamespace(_OnePayload):
     """Events sent by web pages."""
 
     def __init__(self, coordinator: Coordinator, access_check: Callable[[dict[str, Any]], Verdict],
@@ -110,7 +120,7 @@ class PageNamespace(Namespace):
         if verdict.status:
             raise ConnectionRefusedError(verdict.message)
 
-    def on_watch(self, data: Any) -> dict[str, Any] | None:
+    def on_watch(self, data: Any = None) -> dict[str, Any] | None:
         """Sent by a page that shows a job: it gets the job now and every change after (None: no such job)."""
         try:
             job_id = payloads.watched_job(data)
@@ -121,7 +131,7 @@ class PageNamespace(Namespace):
             join_room(f"job:{job_id}")
         return view
 
-    def on_unwatch(self, data: Any) -> None:
+    def on_unwatch(self, data: Any = None) -> None:
         """Sent by a page that stops showing a job."""
         try:
             leave_room(f"job:{payloads.watched_job(data)}")
@@ -130,18 +140,19 @@ class PageNamespace(Namespace):
 
     # --- live recordings (see LiveJobs and README "Live mode") ---------------------------------------------
 
-    def on_live_start(self, data: Any) -> dict[str, Any]:
+    def on_live_start(self, data: Any = None) -> dict[str, Any]:
         """``{name, sample_rate}``: start a live recording → ``{job, key, ack}``; the page watches the job."""
         try:
             start = payloads.live_start(data)
         except PayloadError as exc:
             return {"error": str(exc)}
-        answer = self.live.start(display_name(start.name), start.sample_rate)
+        answer = self.live.start(display_name(start.name), start.sample_rate, request.sid,
+                                 request.remote_addr or "?")
         if "job" in answer:
             join_room(f"job:{answer['job']}")
         return answer
 
-    def on_live_chunk(self, data: Any) -> dict[str, Any]:
+    def on_live_chunk(self, data: Any = None) -> dict[str, Any]:
         """``{job, key, seq, pcm}`` (16-bit little-endian mono PCM) → ``{ack}``: all chunks up to ``ack`` are
         stored."""
         try:
@@ -154,7 +165,7 @@ class PageNamespace(Namespace):
             return self.live.refuse(ref, str(exc))
         return self.live.chunk(chunk)
 
-    def on_live_stop(self, data: Any) -> dict[str, Any]:
+    def on_live_stop(self, data: Any = None) -> dict[str, Any]:
         """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq`` → ``{ack, finished}``."""
         try:
             ref = payloads.live_ref(data)
@@ -166,13 +177,13 @@ class PageNamespace(Namespace):
             return self.live.refuse(ref, str(exc))
         return self.live.stop(stop)
 
-    def on_live_resume(self, data: Any) -> dict[str, Any]:
+    def on_live_resume(self, data: Any = None) -> dict[str, Any]:
         """``{job, key}`` after a reconnect → ``{ack}``: the page resends every chunk after ``ack``."""
         try:
             ref = payloads.live_ref(data)
         except PayloadError as exc:
             return {"ack": -1, "error": f"malformed resume: {exc}"}
-        answer = self.live.resume(ref)
+        answer = self.live.resume(ref, request.sid, request.remote_addr or "?")
         if "error" not in answer:
             join_room(f"job:{ref.job}")
         return answer

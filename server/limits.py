@@ -8,6 +8,7 @@ network adapters (``serving.py``, ``app.py``, ``events.py``) ask and act.
 * :class:`TokenGate` (with :class:`FailureThrottle` and :class:`RefusalLog`): the access and worker tokens,
   compared in constant time, repeated wrong guesses from one address slowed down, refusals logged once per
   interval with a count.
+* :class:`AudioPace`: live audio at most a few times real time per recording.
 """
 
 from __future__ import annotations
@@ -188,3 +189,26 @@ class TokenGate:
             return Verdict(401, self.wrong)
         self.throttle.succeeded(addr)
         return Verdict()
+
+
+class AudioPace:
+    """Live audio taken at most ``speed`` times real time, after an allowance of ``burst_s`` seconds of audio
+    (a page resending what a dropped connection held). A chunk that comes sooner waits (:meth:`delay` says how
+    long) instead of being refused, so a page that keeps a few chunks in flight, as web/live.js does, is
+    slowed, never failed; the caller refuses a sender that has too many chunks waiting."""
+
+    def __init__(self, speed: float, burst_s: float, now: float):
+        if speed <= 0 or burst_s < 0:
+            raise ValueError("max_speed must be positive and burst_s not negative")
+        self.speed, self.tolerance_s = speed, burst_s / speed
+        self.busy_until = now  # when the audio taken so far has been paid for, in wall time
+
+    def delay(self, now: float) -> float:
+        """How long a chunk arriving now must wait before it is taken."""
+        return max(0.0, self.busy_until - now - self.tolerance_s)
+
+    def take(self, audio_s: float, now: float) -> float:
+        """Account for ``audio_s`` of audio arriving now; returns how long it must wait."""
+        wait = self.delay(now)
+        self.busy_until = max(self.busy_until, now) + audio_s / self.speed
+        return wait

@@ -20,6 +20,7 @@ import numpy as np
 from . import audio, disk
 from .coordinator import STORE_ERRORS, Coordinator, fit_to_workers
 from .ids import new_job_id
+from .limits import AudioPace
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
 from .payloads import LiveChunk, LiveRef, LiveStop
 from .store import JobRecord
@@ -29,6 +30,9 @@ log = logging.getLogger("scatterscribe")
 #: How often a recording's growing length is stored and pushed to the pages between slices: the job card
 #: and the past-jobs list follow the page's own timer without a database write and a push per 250 ms chunk.
 DURATION_EVERY_S = 1.0
+#: Longest a chunk waits for its turn under ``max_speed``; one that would wait longer is refused. A page with
+#: 8 s of audio in flight (web/live.js) waits 2 s at most at 4x; the cap bounds what a flood can queue up.
+MAX_WAIT_S = 5.0
 
 
 class Pcm16File:
@@ -77,6 +81,10 @@ class _Live:
     session: LiveSession
     key: str
     file: Pcm16File
+    pace: AudioPace  # at most max_speed times real time
+    page: str = ""  # the page connection recording it (the latest, after a resume)
+    client: str = ""  # that page's address
+    waiting: int = 0  # chunks waiting for their turn under the pace
     told_at: float = -math.inf  # when the job's stored duration last caught up with the audio
 
 
@@ -84,17 +92,19 @@ class LiveJobs:
     """The live recordings in progress, by job id. Every method runs under the coordinator's lock."""
 
     def __init__(self, coordinator: Coordinator, opts: LiveOptions,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = time.sleep):
         self.coordinator = coordinator
         self.opts = opts
         self.clock = clock
+        self.sleep = sleep  # the event loop's: a chunk waiting for its turn lets everything else run
         self.sessions: dict[str, _Live] = {}
         self._unclosed: set[str] = set()  # recordings stopped by a full disk whose job could not be closed yet
 
     # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
 
-    def start(self, name: str, sample_rate: Any) -> dict[str, Any]:
-        """A page starts recording: a new job with an empty audio file, watched from the first chunk."""
+    def start(self, name: str, sample_rate: Any, page: str = "", client: str = "") -> dict[str, Any]:
+        """A page (connection ``page``, from address ``client``) starts recording: a new job with an empty audio
+        file, watched from the first chunk."""
         coord = self.coordinator
         settings = coord.settings
         with coord.lock:
@@ -103,6 +113,12 @@ class LiveJobs:
             if len(self.sessions) >= self.opts.max_sessions:
                 return {"error": f"this server already takes {self.opts.max_sessions} live recordings at "
                                  "once; try again in a moment, or record and upload a file"}
+            if sum(live.page == page for live in self.sessions.values()) >= self.opts.max_sessions_per_page:
+                return {"error": f"this page is already recording live (at most {self.opts.max_sessions_per_page} "
+                                 "at once from one page): stop that recording first"}
+            if sum(live.client == client for live in self.sessions.values()) >= self.opts.max_sessions_per_client:
+                return {"error": f"your address already records {self.opts.max_sessions_per_client} live "
+                                 "recordings at once, the most this server takes from one address"}
             # Slices no longer than the connected workers take, as for an upload.
             opts = fit_to_workers(settings.splitter, coord.scheduler.longest_slice_s())
             try:
@@ -113,7 +129,8 @@ class LiveJobs:
             job_id = new_job_id()
             path = coord.audio_path(job_id)
             path.parent.mkdir()
-            live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path))
+            live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path),
+                         AudioPace(self.opts.max_speed, self.opts.burst_s, self.clock()), page, client)
             coord.open_job(JobRecord(id=job_id, name=name, source="live", created_at=time.time(),
                                      recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"}))
             self.sessions[job_id] = live
@@ -122,7 +139,27 @@ class LiveJobs:
 
     def chunk(self, chunk: LiveChunk) -> dict[str, Any]:
         """``{job, key, seq, pcm}`` → ``{ack}``; a refusal adds ``error``, an ended recording ``finished``.
-        Below ``min_free_disk_mb`` of free space the recording ends with the audio it has."""
+        A chunk that comes sooner than ``max_speed`` allows waits its turn (without the lock); with
+        ``reorder_chunks`` chunks of this recording already waiting, it is refused. Below ``min_free_disk_mb``
+        of free space the recording ends with the audio it has."""
+        with self.coordinator.lock:
+            try:
+                _, live = self._find(chunk.ref)
+            except ChunkError as exc:
+                return {"ack": -1, "error": str(exc), "finished": True}
+            now = self.clock()
+            delay = live.pace.delay(now)
+            if delay > 0 and (live.waiting >= self.opts.reorder_chunks or delay > MAX_WAIT_S):
+                return {"ack": live.session.ack,
+                        "error": f"live audio is arriving faster than {self.opts.max_speed:g} times real time: "
+                                 "wait for acknowledgements before sending more"}
+            wait = live.pace.take(len(chunk.pcm) / 2 / live.session.sample_rate, now)
+            live.waiting += 1
+        try:
+            if wait > 0:
+                self.sleep(wait)
+        finally:
+            live.waiting -= 1
         floor = self.coordinator.settings.server.min_free_disk_mb
 
         def act(session: LiveSession, now: float) -> Update:
@@ -143,13 +180,15 @@ class LiveJobs:
             raise ChunkError(reason)
         return self._request(ref, refused)
 
-    def resume(self, ref: LiveRef) -> dict[str, Any]:
-        """``{job, key}`` after a reconnect: what the server has (``ack``), so the page resends the rest."""
+    def resume(self, ref: LiveRef, page: str = "", client: str = "") -> dict[str, Any]:
+        """``{job, key}`` after a reconnect (``page`` is the new connection): what the server has (``ack``), so
+        the page resends the rest."""
         with self.coordinator.lock:
             try:
                 _, live = self._find(ref)
             except ChunkError as exc:
                 return {"ack": -1, "error": str(exc), "finished": True}
+            live.page, live.client = page, client
             live.session.last_heard = self.clock()
             return {"ack": live.session.ack, "stopping": live.session.last_seq is not None}
 

@@ -32,9 +32,12 @@ def _die_with_parent() -> None:
 
 
 class LocalWorkers:
-    def __init__(self, count: int, server_url: str, token: str, config_path: Path | None):
+    def __init__(self, count: int, server_url: str, token: str, config_path: Path | None,
+                 extra_args: list[str] | None = None):
+        """``extra_args``: flags every worker gets (``--fingerprint`` of an https server's certificate)."""
         self.count = count
         self.server_url = server_url
+        self.extra_args = list(extra_args or [])
         self.token = token
         self.config_path = config_path
         self.processes: list[subprocess.Popen | None] = [None] * count
@@ -46,7 +49,7 @@ class LocalWorkers:
         cmd = [sys.executable, "-m", "client", "--server", self.server_url, "--name", f"local-{n + 1}"]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
-        return cmd
+        return cmd + self.extra_args
 
     def _start(self, n: int) -> None:
         env = {**os.environ, TOKEN_ENV: self.token, "PYTHONUNBUFFERED": "1"}

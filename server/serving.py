@@ -12,7 +12,8 @@ under our accept loop, which never blocks on a pool, and:
 * connections per client address and in all are capped (:class:`limits.ConnectionLimits`); connections still
   waiting for their headers make room first, so Socket.IO connections of pages and workers (WebSocket, an
   engine.io ping every 10 s, far inside ``socket_timeout_s``) are never starved by stragglers;
-* WebSocket frames are unmasked in one big-integer XOR instead of eventlet's byte-by-byte generator;
+* WebSocket frames are unmasked four bytes at a time in numpy instead of eventlet's byte-by-byte generator,
+  and read one per turn of the event loop, so a client flooding frames cannot keep the loop to itself;
 * :meth:`Serving.stop` ends it cleanly (see ``__main__``).
 """
 
@@ -35,6 +36,7 @@ import eventlet.hubs  # noqa: E402
 import eventlet.websocket  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 import greenlet  # noqa: E402
+import numpy as np  # noqa: E402
 from werkzeug.exceptions import RequestTimeout  # noqa: E402
 
 from .config import ServerSettings  # noqa: E402
@@ -52,15 +54,29 @@ class HeaderTimeout(socket.timeout):
 
 
 def fast_apply_mask(data: bytes, mask: tuple[int, ...], length: int | None = None, offset: int = 0) -> bytes:
-    """What ``RFC6455WebSocket._apply_mask`` computes (each byte XOR the mask byte at its position), in one XOR
-    of two big integers: a 1 MB frame in milliseconds instead of about a second of the event loop."""
+    """What ``RFC6455WebSocket._apply_mask`` computes (each byte XOR the mask byte at its position), four bytes
+    at a time in numpy: a 32 KB frame in about 30 µs instead of tens of milliseconds of the event loop."""
     n = len(data) if length is None else length
     key = bytes(mask[(offset + i) % 4] for i in range(4))
-    pad = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(data[:n], "big") ^ int.from_bytes(pad, "big")).to_bytes(n, "big")
+    out = np.frombuffer(data, np.uint8, n).copy()
+    whole = n // 4 * 4
+    out[:whole].view(np.uint32)[...] ^= np.frombuffer(key, np.uint32)[0]
+    out[whole:] ^= np.frombuffer(key, np.uint8)[: n - whole]
+    return out.tobytes()
 
 
 eventlet.websocket.RFC6455WebSocket._apply_mask = staticmethod(fast_apply_mask)
+_recv_frame = eventlet.websocket.RFC6455WebSocket._recv_frame
+
+
+def _recv_frame_in_turn(self: Any, message: Any = None) -> Any:
+    """One frame per turn of the event loop: a green socket whose data is already there never yields, so a
+    client sending frames faster than they are handled kept the loop to itself and everyone else waited."""
+    eventlet.sleep(0)
+    return _recv_frame(self, message)
+
+
+eventlet.websocket.RFC6455WebSocket._recv_frame = _recv_frame_in_turn
 
 
 class _Protocol(eventlet.wsgi.HttpProtocol):

@@ -156,15 +156,20 @@ class Process:
 
 
 class Server(Process):
-    """``python -m server`` on a free port with its own data folder."""
+    """``python -m server`` on a free port with its own data folder. ``flags``: more of its command line; with
+    ``--self-signed`` it serves https and the test's requests trust its certificate. ``host``: the address it
+    binds and is reached at."""
 
     def __init__(self, tmp: Path, local_workers: int = 0, config: Path | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT, python: str = PYTHON):
+                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT, python: str = PYTHON,
+                 flags: tuple[str, ...] = (), host: str = "127.0.0.1"):
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        https = "--self-signed" in flags
+        self.url = f"{'https' if https else 'http'}://{host}:{self.port}"
         self.data_dir = tmp / "data"
+        self.verify: str | bool = str(self.data_dir / "tls" / "cert.pem") if https else True
         args = [python, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
-                "--local-workers", str(local_workers)]
+                "--local-workers", str(local_workers), "--host", host, *flags]
         if config is not None:
             args += ["--config", str(config)]
         access = (env or {}).get("SCATTERSCRIBE_ACCESS_TOKEN")
@@ -181,20 +186,20 @@ class Server(Process):
             if not self.alive():
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                return requests.get(f"{self.url}/api/workers", timeout=2).status_code < 500
-            except requests.ConnectionError:
+                return requests.get(f"{self.url}/api/workers", timeout=2, verify=self.verify).status_code < 500
+            except OSError:  # not listening yet (an https server: its certificate may not be written yet either)
                 return False
         wait_for(up, timeout, "the server to answer")
 
     # --- API ---
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, headers=self.headers, **kw)
+        return requests.get(self.url + path, timeout=30, headers=self.headers, verify=self.verify, **kw)
 
     def upload(self, path: Path, field: str = "audio", **form: str) -> requests.Response:
         with open(path, "rb") as f:
             return requests.post(f"{self.url}/api/jobs", files={field: (path.name, f, "audio/wav")}, data=form,
-                                 headers=self.headers, timeout=120)
+                                 headers=self.headers, timeout=120, verify=self.verify)
 
     def submit(self, path: Path, **form: str) -> str:
         response = self.upload(path, **form)

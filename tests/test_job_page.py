@@ -185,7 +185,6 @@ def test_the_word_being_said_is_highlighted_and_unsure_words_are_marked(site, lo
     view = server.job(long_job)
     segments = server.get(f"/api/jobs/{long_job}/transcript.json").json()["segments"]
     assert all(seg["words"] and set(seg) >= {"words", "avg_logprob"} for seg in segments)
-    # Each word holds the Words contract's fields (and its speaker's, from the speaker labels).
     assert all(set(w) >= {"start", "end", "word", "probability"} for seg in segments for w in seg["words"])
     expected = unsure_words(view)
     assert expected, "the long recording has words the tiny model is unsure of"

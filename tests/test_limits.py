@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from server.limits import ConnectionLimits, FailureThrottle, RefusalLog, TokenGate
+from server.limits import AudioPace, ConnectionLimits, FailureThrottle, RefusalLog, TokenGate
 
 
 def test_stragglers_make_room_oldest_first_and_busy_connections_never_do():
@@ -87,3 +87,14 @@ def test_a_token_gate_counts_wrong_tokens_but_not_missing_ones():
     assert gate.check("guess", "secret", "a", 0.0).message == "bad"
     assert gate.check("secret", "secret", "a", 0.0).status == 429  # not even the right one, while it waits
     assert gate.check("secret", "secret", "a", 1.0).status == 0
+
+
+def test_live_audio_is_paced_to_a_few_times_real_time_after_an_allowance():
+    """4x real time after 30 s of audio: 30 s sent at once waits not at all, the next second's chunk waits
+    0.25 s, and a sender keeping to real time never waits."""
+    pace = AudioPace(speed=4.0, burst_s=30.0, now=0.0)
+    assert all(pace.take(1.0, 0.0) == 0 for _ in range(30))
+    assert pace.delay(0.0) == 0 and pace.take(1.0, 0.0) == 0  # the allowance ends with this one
+    assert pace.take(1.0, 0.0) == 0.25 and pace.delay(0.0) == 0.5
+    steady = AudioPace(speed=4.0, burst_s=0.0, now=0.0)
+    assert all(steady.take(0.25, t * 0.25) == 0 for t in range(400))

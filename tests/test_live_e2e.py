@@ -87,7 +87,7 @@ LENGTHS = """(() => {
     const m = /(\\d+):(\\d\\d)/.exec(text || '');
     return m ? 60 * Number(m[1]) + Number(m[2]) : null;
   };
-  const past = document.querySelector("#jobs a[aria-current='page'] + .meta");
+  const past = document.querySelector("#jobs a[aria-current='page'] ~ .meta");
   return { elapsed: Number(document.getElementById('elapsed').dataset.seconds),
            card: minutes(/^(\\d+:\\d\\d) of audio/.exec(document.getElementById('job-meta').textContent)?.[1]),
            past: minutes(past && past.textContent.split(' · ').find((part) => /^\\d+:\\d\\d$/.test(part))) };
@@ -257,15 +257,15 @@ def limited(tmp_path_factory):
 
 def test_too_many_live_recordings_at_once_are_refused(limited):
     """A third live recording while two run is refused with a message; once one ends, a new one may start."""
-    page = FakePage(limited)
-    one, two = page.start(), page.start()
-    refused = page.call("live_start", {"name": "third", "sample_rate": RATE})
+    page, other = FakePage(limited), FakePage(limited)  # one live recording per page connection
+    one, two = page.start(), other.start()
+    refused = FakePage(limited).call("live_start", {"name": "third", "sample_rate": RATE})
     assert "already takes 2 live recordings" in refused["error"] and "job" not in refused
     assert page.stop(one, -1)["finished"]
     three = page.start()
-    for live in (two, three):
-        assert page.stop(live, -1)["finished"]
+    assert other.stop(two, -1)["finished"] and page.stop(three, -1)["finished"]
     page.close()
+    other.close()
 
 
 def test_an_abandoned_live_job_is_closed_after_the_idle_timeout(limited):
