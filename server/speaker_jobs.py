@@ -67,7 +67,7 @@ def parse_rename(body: bytes | None) -> str | None:
     try:
         return speakers.check_name(data["name"])
     except ValueError as exc:
-        raise Refused(400, f"{exc}: {RENAME_USAGE}") from None
+        raise Refused(400, str(exc)) from None
 
 
 @dataclass(frozen=True)

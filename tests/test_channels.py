@@ -80,3 +80,18 @@ def test_a_stereo_upload_keeps_its_channel_levels_and_a_mono_one_none(tmp_path):
     levels = channels.ChannelLevels()
     audio.convert_to_pcm16(mono / "m.wav", mono / "out.wav", channel_levels=levels)
     assert levels.save(mono) is None and channels.load(mono) is None
+
+
+def test_a_stereo_call_in_another_format_keeps_its_channel_levels(tmp_path):
+    """The same call as FLAC goes through the media decoder (PyAV), which feeds the levels before its mix-down
+    too: its channels are told apart the same way."""
+    from server import media
+
+    call = conversations.stereo_call(tmp_path / "call")
+    samples, rate = soundfile.read(call.path, dtype="int16")
+    soundfile.write(tmp_path / "call.flac", samples, rate)
+    levels = channels.ChannelLevels()
+    media.convert_upload(tmp_path / "call.flac", tmp_path / "a.wav", channel_levels=levels)
+    db = levels.levels_db()
+    assert db.shape[1] == 2 and channels.separated(db)
+    assert [t[2] for t in channels.channel_turns(db)] == [1, 2, 1]

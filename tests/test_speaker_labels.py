@@ -23,7 +23,7 @@ from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
 from server.scheduler import Requirement, WorkerInfo
 from server.store import JobRecord, SliceRecord, Store
-from tests.support import Server, Worker, corpus_file, wait_for
+from tests.support import Server, corpus_file, wait_for
 from tests.test_coordinator import Recorder
 
 BUSH = "bush_radio_address_2008-11-01.wav"  # 127 s: five slices
@@ -281,25 +281,9 @@ def test_a_stereo_call_is_labelled_by_its_channels(cluster, tmp_path):
     assert "horizon" in said and "distant" in said
 
 
-@pytest.fixture(scope="module")
-def diarizing(tmp_path_factory):
-    """A server and two real workers started with --diarize (one thread each), and a two-person conversation
-    built from the corpus: LJ Speech sentences and the 2008 radio address, turns of 2–20 s."""
-    tmp = tmp_path_factory.mktemp("diarizing")
-    conversation = conversations.build("two-people", ["lj", "bush"], tmp / "mix", 100, seed=11)
-    server = Server(tmp)
-    workers = [Worker(server, name, "--diarize") for name in ("alpha", "beta")]
-    try:
-        server.wait_workers(2, timeout=240)
-        yield {"server": server, "conversation": conversation}
-    finally:
-        for w in workers:
-            w.stop()
-        server.stop()
-
-
 def labelled_job(diarizing: dict) -> tuple[str, dict]:
-    """The conversation transcribed by the diarizing workers (once per module), and its view with final labels."""
+    """The conversation transcribed by the diarizing workers (once per session), and its view with final
+    labels."""
     server = diarizing["server"]
     if "job" not in diarizing:
         diarizing["job"] = server.submit(diarizing["conversation"].path)

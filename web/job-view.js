@@ -8,6 +8,7 @@ import { Follow } from './follow.js';
 import { JOB_STATUS_WORDS, clock, roughly, sliceEngine, sliceState } from './format.js';
 import { installKeys } from './keys.js';
 import { Player } from './player.js';
+import { SpeakerPanel } from './speakers.js';
 import { TranscriptView } from './transcript.js';
 import { Waveform } from './waveform.js';
 
@@ -31,6 +32,7 @@ export class JobView {
     this.transcript = new TranscriptView($('transcript-body'), { onPlay: play, onEdit: (seg) => this.editor.start(seg) });
     this.editor = new SegmentEditor({ transcript: this.transcript, job: () => this.job, announce,
       onSaved: (answer) => this.saved(answer) });
+    this.speakers = new SpeakerPanel({ job: () => this.job, announce });
     this.follow = new Follow();
     this.player = new Player((t, playing) => this.playing(t, playing));
     this.find = new Find($('transcript-body'), play);
@@ -58,7 +60,7 @@ export class JobView {
     $('job-meta').textContent = `This server has no job ${id}: it may have been deleted. Record or upload ` +
       'again.';
     for (const part of ['job-status', 'job-tools', 'waiting', 'actions', 'partial-note', 'empty-note',
-      'transcript-help', 'rename-form']) $(part).hidden = true;
+      'transcript-help', 'rename-form', 'speakers']) $(part).hidden = true;
     $('job-progress').value = 0;
     $('job-progress-text').textContent = '';
     $('transcript-body').replaceChildren();
@@ -83,6 +85,7 @@ export class JobView {
     this.renderWaiting(workers);
     this.waveform.setSlices(view.slices, view.duration);
     this.renderSliceList();
+    this.speakers.render(view);
     this.transcript.render(view);
     this.find.refresh();
     this.player.setJob(view);

@@ -9,6 +9,7 @@
 // put their tentative words there).
 
 import { clock, sliceState } from './format.js';
+import { colourOf } from './speakers.js';
 
 /** A word whose probability is below this is marked as unsure. */
 export const UNSURE_BELOW = 0.5;
@@ -150,7 +151,11 @@ export class TranscriptView {
     time.dataset.time = clock(p.start);
     time.setAttribute('aria-label', `Play from ${clock(p.start)}`);
     side.append(time);
-    if (p.speaker) side.append(el('span', 'para-speaker', p.speaker));
+    if (p.speaker) {
+      const who = el('span', 'para-speaker', p.speaker);
+      if (p.speaker_id) who.dataset.colour = colourOf(p.speaker_id); // the speakers list's colour (speakers.js)
+      side.append(who);
+    }
   }
 
   /** One sentence of a done slice: its words (marked when unsure) or, without word times, its text. */
