@@ -71,6 +71,10 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     turns = channels.channel_turns(levels_db) if channels.separated(levels_db) else None
     t1 = time.perf_counter()
     analysis = splitter.analyse(audio.PcmFile(dst), opts)
+    loudest_db = float(analysis.levels_db.max()) if len(analysis.levels_db) else splitter.FLOOR_DB
+    if loudest_db < opts.min_speech_db:  # nothing there at all: say so now rather than queue a job of nothing
+        raise audio.AudioError(f"the recording is silent: its loudest moment is {loudest_db:.0f} dBFS, below the "
+                               f"{opts.min_speech_db:.0f} dBFS where speech begins (was the microphone muted?)")
     slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
     return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1, turns)
 

@@ -202,10 +202,14 @@ def test_bad_uploads_get_a_4xx_with_a_message_and_the_server_keeps_serving(clust
     assert wer(manifest()["jfk_inaugural_excerpt.wav"]["reference"], job["transcript"]) < 15
 
 
-def test_silence_gives_an_empty_transcript_that_says_so(cluster, tmp_path):
-    """A recording with no speech finishes at once with no text and the note 'no speech found'."""
+def test_no_speech_gives_an_empty_transcript_that_says_so(cluster, tmp_path):
+    """A recording with sound but no speech (a steady hum) finishes at once with no text and the note 'no speech
+    found'; one with nothing at all (digital near-silence) is refused with a sentence saying it is silent."""
     server, _ = cluster
-    path = write_wav(tmp_path / "quiet.wav", np.random.default_rng(0).normal(0, 2, 16000 * 20))
+    quiet = server.upload(write_wav(tmp_path / "quiet.wav", np.random.default_rng(0).normal(0, 2, 16000 * 20)))
+    assert quiet.status_code == 400 and "the recording is silent" in quiet.json()["error"]
+    t = np.arange(16000 * 20) / 16000
+    path = write_wav(tmp_path / "hum.wav", 1000 * np.sin(2 * np.pi * 50 * t))
     response = server.upload(path)
     assert response.status_code == 202
     job = server.job(response.json()["id"])
