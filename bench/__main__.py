@@ -2,12 +2,16 @@
 
 Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``before`` (this
 code against the core as it was before the benchmark work, ``bench/before.py``), ``scaleout`` (1 to
-16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload,
-and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and pydub), ``width`` (time
-and WER at 1 to 32 slots on the long recordings one by one and on the joined workload, ``bench/width.py``),
+16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload
+and with a 2-hour MP3, and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and
+pydub), ``width`` (time and WER at 1 to 32 slots on the long recordings one by one and on the joined workload,
+``bench/width.py``),
 ``engines`` (each engine's speed and WER, ``bench/engines.py``), ``install`` (the size of a fresh venv for each
-requirements file, ``bench/install.py``) and ``ceiling`` (how many simulated workers one server coordinates,
-``bench/ceiling.py``). No part named: all of them.
+requirements file, ``bench/install.py``), ``ceiling`` (how many simulated workers one server coordinates,
+``bench/ceiling.py``), ``speakers`` (speaker labels on conversations built from the corpus: words with the
+right speaker, speakers found, their cost, ``bench/speakers.py``) and ``live`` (live mode in Chromium: each
+word's delay from speech to the page with tentative text and without, Stop to final text, ``bench/live.py``).
+No part named: all of them.
 Each part writes ``bench/results/<part>.md`` (a markdown table with the machine described), ``<part>.json``
 (the raw numbers) and, for compare, scaleout and width, ``<part>.png``.
 
@@ -43,7 +47,8 @@ from bench.cluster import Spec  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "engines", "install", "ceiling")
+PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "engines", "install", "ceiling",
+         "speakers", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    # The engines and install parts are their own full-length programs: --quick leaves them out unless named.
-    parts = args.parts or [p for p in PARTS if not (args.quick and p in ("engines", "install"))]
+    # The engines, install and live parts are their own full-length programs: --quick leaves them out unless
+    # named (live plays recordings at the speed they were spoken).
+    parts = args.parts or [p for p in PARTS if not (args.quick and p in ("engines", "install", "live"))]
     args.out = args.out or (RESULTS / "tmp" / "quick" if args.quick else RESULTS)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
                 if part == "install":
                     from bench import install
                     install.main(["--out", str(args.out / "install.md")])
+                    continue
+                if part == "live":
+                    from bench import live
+                    live.main(["--out", str(args.out / "live.md")] + (["--quick"] if args.quick else []))
                     continue
                 title, body, raw = PART_RUNNERS[part](args, scratch / part, workloads)
             except Exception:  # one broken part must not cost the others' results
@@ -154,7 +164,7 @@ def _memory(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, 
     if args.quick:
         short = workload.build(workloads, target_s=10, longest_first=False)
         sleeper = Spec("1 sleep worker", workers=1, engine="sleep", model="0.01")
-        result = memory.run(tmp, short, short, worker=sleeper, log=log)
+        result = memory.run(tmp, short, short, worker=sleeper, mp3_repeat=1, log=log)
     else:
         result = memory.run(tmp, workload.build(workloads, repeat=6), workload.build(workloads), log=log)
     return "Memory", report.memory_markdown(result), result
@@ -199,8 +209,15 @@ def _width(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, s
     return "Accuracy and speed at every width", width.markdown(result), result
 
 
+def _speakers(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    from bench import speakers
+
+    result = speakers.run(tmp, quick=args.quick, log=log)
+    return "Speaker labels", speakers.markdown(result), result
+
+
 PART_RUNNERS = {"compare": _compare, "before": _before, "scaleout": _scaleout, "memory": _memory,
-                "splitter": _splitter, "width": _width, "ceiling": _ceiling}
+                "splitter": _splitter, "width": _width, "ceiling": _ceiling, "speakers": _speakers}
 
 
 def _engines(args: argparse.Namespace) -> None:

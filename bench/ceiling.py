@@ -129,6 +129,8 @@ def measure(tmp: Path, workers: int, pages: int, recording: Path, slice_s: float
             slices_per_job: int, log: Callable[[str], None]) -> Point:
     tmp.mkdir(parents=True, exist_ok=True)
     config = write_config(tmp / "config.toml",
+                          # every simulated worker and page connects from 127.0.0.1: lift the per-address cap
+                          server={"max_connections_per_client": 4000},
                           splitter={"max_slice_s": 2.0, "min_slice_s": 1.0},
                           live={"max_sessions": 0})
     server = Server(tmp, config=config)

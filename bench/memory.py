@@ -1,9 +1,12 @@
-"""Memory: the server's peak resident set while a 60-minute upload is processed, and one real worker's.
+"""Memory: the server's peak resident set while a 60-minute upload is processed, while a 2-hour MP3 is
+decoded, and one real worker's.
 
 The peak is the kernel's own high-water mark (``VmHWM`` in ``/proc/<pid>/status``), so no short spike is
-missed between samples. The server gets the 60-minute upload with four sleep-engine workers taking the slices
-(its memory does not depend on the engine); the worker is a real faster-whisper worker, as the speed
-comparison runs it, transcribing the ten-minute recording.
+missed between samples. The server gets the 60-minute WAV upload with four sleep-engine workers taking the
+slices (its memory does not depend on the engine); a second server, started fresh so its high-water mark is
+the MP3's alone, gets the 2-hour recording as a 128 kbit/s stereo 44.1 kHz MP3 (encoded from the workload with
+PyAV, ``tests/media_files.py``) and decodes it with FFmpeg block by block; the worker is a real faster-whisper
+worker, as the speed comparison runs it, transcribing the ten-minute recording.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from tests.media_files import ENCODINGS, encode_wav
 
 from . import workload
 from .cluster import Cluster, Spec
@@ -26,6 +31,10 @@ class MemoryResult:
     worker_label: str
     worker_peak_mb: float
     worker_audio_s: float
+    mp3_s: float = 0.0  # length of the MP3 the second server was given
+    mp3_mb: float = 0.0  # its size
+    server_mp3_idle_mb: float = 0.0
+    server_mp3_peak_mb: float = 0.0
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -37,8 +46,21 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM in /proc: peak memory can only be read on Linux")
 
 
+def mp3_of(work: workload.Workload, repeat: int, log: Callable[[str], None] = print) -> tuple[Path, float]:
+    """``work`` ``repeat`` times over as an MP3 beside it (made once, then reused), and its length in seconds."""
+    path = work.path.with_name(f"{work.path.stem}-x{repeat}.mp3")
+    if not path.exists():
+        log(f"  encoding {work.seconds * repeat / 60:.0f} min of MP3 (once; kept as {path.name})")
+        partial = path.with_name(path.stem + "-partial.mp3")
+        encode_wav(work.path, partial, ENCODINGS["MP3"], repeat=repeat)
+        partial.replace(path)
+    return path, work.seconds * repeat
+
+
 def run(tmp: Path, long_work: workload.Workload, short_work: workload.Workload,
-        worker: Spec = CLUSTERS["ss-1x2"], log: Callable[[str], None] = print) -> MemoryResult:
+        worker: Spec = CLUSTERS["ss-1x2"], mp3_repeat: int = 12,
+        log: Callable[[str], None] = print) -> MemoryResult:
+    """``mp3_repeat``: how many times ``short_work`` is repeated in the MP3 (12 × the 10-minute workload: 2 h)."""
     spec = Spec("4 sleep workers", workers=4, engine="sleep", model="0.002")
     with Cluster(spec, tmp / "server") as cluster:
         idle = peak_rss_mb(cluster.server.pid)
@@ -46,9 +68,16 @@ def run(tmp: Path, long_work: workload.Workload, short_work: workload.Workload,
         peak = peak_rss_mb(cluster.server.pid)
     minutes = job.view["duration"] / 60
     log(f"  server: {idle:.0f} MB idle, {peak:.0f} MB peak with a {minutes:.0f}-minute upload")
+    mp3, mp3_s = mp3_of(short_work, mp3_repeat, log)
+    with Cluster(spec, tmp / "server-mp3") as cluster:
+        mp3_idle = peak_rss_mb(cluster.server.pid)
+        cluster.run(mp3, timeout_s=3600)
+        mp3_peak = peak_rss_mb(cluster.server.pid)
+    log(f"  server: {mp3_idle:.0f} MB idle, {mp3_peak:.0f} MB peak with a {mp3_s / 60:.0f}-minute MP3 "
+        f"({mp3.stat().st_size / 2**20:.0f} MB)")
     with Cluster(worker, tmp / "worker") as cluster:
         cluster.run(short_work.path)
         worker_peak = peak_rss_mb(cluster.workers[0].pid)
     log(f"  worker ({worker.label}): {worker_peak:.0f} MB peak")
     return MemoryResult(long_work.seconds, long_work.path.stat().st_size / 2**20, idle, peak, worker.label,
-                        worker_peak, short_work.seconds)
+                        worker_peak, short_work.seconds, mp3_s, mp3.stat().st_size / 2**20, mp3_idle, mp3_peak)

@@ -213,11 +213,17 @@ def memory_markdown(result: MemoryResult) -> str:
         f"| server, idle | {result.server_idle_mb:.0f} | started, workers connected |",
         f"| server | {result.server_peak_mb:.0f} | a {result.upload_s / 60:.0f}-minute upload "
         f"({result.upload_mb:.0f} MB WAV) decoded, split, handed out and merged |",
+        f"| server (fresh), idle | {result.server_mp3_idle_mb:.0f} | started, workers connected |",
+        f"| server (fresh) | {result.server_mp3_peak_mb:.0f} | a {result.mp3_s / 60:.0f}-minute MP3 "
+        f"({result.mp3_mb:.0f} MB, 128 kbit/s stereo) decoded with FFmpeg, split, handed out and merged |",
         f"| one worker ({result.worker_label}) | {result.worker_peak_mb:.0f} | transcribing "
         f"{result.worker_audio_s:.0f} s |",
         "",
         f"Target: server peak for a 60-minute upload < {MAX_SERVER_PEAK_MB:.0f} MB: "
         f"{result.server_peak_mb:.0f} MB — {_mark(ok)}",
+        "",
+        f"Target: server peak for a 2-hour MP3 < {MAX_SERVER_PEAK_MB:.0f} MB: "
+        f"{result.server_mp3_peak_mb:.0f} MB — {_mark(result.server_mp3_peak_mb < MAX_SERVER_PEAK_MB)}",
         "",
     ])
 

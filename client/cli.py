@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -18,8 +19,10 @@ TOKEN_ENV = "SCATTERSCRIBE_TOKEN"
 
 #: ``[worker]`` settings and their defaults; every flag below is one of these.
 DEFAULTS: dict[str, Any] = {
-    "server": "http://127.0.0.1:5000",
+    "server": "",  # empty: the server announced on the LAN (DNS-SD)
     "token": "",
+    "ca": "",  # a CA (or the server's own certificate) to trust for an https server
+    "fingerprint": "",  # or: trust exactly the certificate with this SHA-256 fingerprint
     "name": "",
     "engine": "faster-whisper",
     "model": "",
@@ -29,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "slots": 0,  # 0: one per thread
     "beam_size": 5,
     "max_slice_s": 0.0,  # 0: the engine's own limit
+    "diarize": False,  # send speaker voices with each result (needs requirements-diarize.txt)
     "log_level": "info",
 }
 
@@ -36,8 +40,13 @@ DEFAULTS: dict[str, Any] = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m client", description="Scatterscribe worker")
     p.add_argument("--config", type=Path, help="settings file; its [worker] section is read")
-    p.add_argument("--server", help="server URL, e.g. http://192.168.1.10:5000")
+    p.add_argument("--server", help="server URL, e.g. https://192.168.1.10:5000 (default: the one server "
+                                    "announced on the LAN, found by DNS-SD)")
     p.add_argument("--token", help=f"shared worker token (better: the {TOKEN_ENV} environment variable)")
+    p.add_argument("--ca", help="https: trust this CA file, e.g. a copy of a self-signed server's "
+                                "<data_dir>/tls/cert.pem (default: the system's CAs)")
+    p.add_argument("--fingerprint", help="https: trust exactly the certificate with this SHA-256 fingerprint "
+                                         "(python -m server --self-signed prints it)")
     p.add_argument("--name", help="name shown on the page (default: host name and process id)")
     p.add_argument("--engine", choices=list(ENGINES), help="speech engine (default faster-whisper)")
     p.add_argument("--model", help="faster-whisper: model name or CTranslate2 folder (default: bundled "
@@ -50,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "(default: one per thread)")
     p.add_argument("--beam-size", type=int, help="beam size for Whisper decoding (faster-whisper, whisper)")
     p.add_argument("--max-slice-s", type=float, help="longest slice to accept (default: the engine's limit)")
+    p.add_argument("--diarize", action="store_const", const=True,
+                   help="also send the voices of each slice's speech, so the server can label speakers "
+                        "(needs: pip install -r requirements-diarize.txt)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -81,6 +93,15 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a worker; Ctrl-C or SIGTERM stops it with exit code 0 at any point (see ``_main``)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C until the worker is running
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         s = settings_from(args, dict(os.environ))
@@ -93,7 +114,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker: no token: pass --token or set {TOKEN_ENV} (the server keeps it in <data_dir>/worker-token)",
               file=sys.stderr)
         return 2
+    from . import tls
     from .connection import TokenRefused, Worker
+
+    try:
+        ssl_context = tls.context(s["ca"], s["fingerprint"])
+    except (ValueError, OSError) as exc:  # a malformed fingerprint, an unreadable CA file
+        print(f"worker: bad settings: {exc}", file=sys.stderr)
+        return 2
+    if not s["server"]:
+        from . import discover
+
+        try:
+            s["server"] = discover.find_server()
+        except discover.SeveralServers as exc:
+            print(f"worker: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 0
 
     t0 = time.perf_counter()
     try:
@@ -104,18 +142,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # it logs every slice; we log our own line
     log.info("loaded %s %s in %.1f s", engine.name, engine.model, time.perf_counter() - t0)
+    diarizer = None
+    if s["diarize"]:
+        t0 = time.perf_counter()
+        try:
+            from .diarize import VoiceEmbedder
+            diarizer = VoiceEmbedder()
+        except RuntimeError as exc:
+            print(f"worker: cannot load the voice encoder: {exc}", file=sys.stderr)
+            return 2
+        log.info("loaded the %s voice encoder in %.1f s", diarizer.name, time.perf_counter() - t0)
     worker = Worker(s["server"], s["token"], engine, s["name"], slots=s["slots"],
-                    max_slice_s=s["max_slice_s"] or None)
-    import signal
-
+                    max_slice_s=s["max_slice_s"] or None, diarizer=diarizer, ssl_context=ssl_context)
+    # Ctrl-C and SIGTERM alike: hand back what this worker holds, disconnect, exit 0 (worker.stop).
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
     try:
         worker.run()
     except TokenRefused as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        pass
+    except tls.CertificateRefused as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 4
     finally:
         worker.stop()
-    return 0
+    # Stopped, with everything it held handed back. A slice still being decoded is void, but the engine's
+    # threads would hold the exit until it is done (its thread pools are joined at exit): leave now.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

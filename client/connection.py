@@ -7,6 +7,9 @@ one thread instead, which takes every slice waiting, up to ``slots``, and decode
 it could not decode comes back as its exception and is reported alone). A
 heartbeat thread keeps the leases alive. When the connection drops, slices still held are void (the server has
 already queued them again); python-socketio reconnects with backoff.
+
+A worker whose engine can (``transcribe_tentative``) also decodes tentative text of live recordings when the
+server asks (``tentative``), in the same threads but only when no slice is waiting: see ``tentative.py``.
 """
 
 from __future__ import annotations
@@ -14,22 +17,31 @@ from __future__ import annotations
 import io
 import logging
 import queue
+import ssl
 import threading
 import time
 import wave
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import socketio
 
+from . import tls
 from .engines import Engine, Segment
+from .tentative import TentativeBox, TentativeWork
+
+if TYPE_CHECKING:
+    from .diarize import VoiceEmbedder
 
 log = logging.getLogger("scatterscribe.worker")
 
 NAMESPACE = "/worker"
 #: How long a batching worker waits for more slices after the first arrives (they come back to back).
 GATHER_S = 0.05
+#: Put in the work queue when a tentative request arrives: the thread that takes it decodes one, if no slice
+#: waits (slices are in the same queue, so they are always taken first).
+WAKE = object()
 
 
 class TokenRefused(RuntimeError):
@@ -79,28 +91,38 @@ class Cancelled(Exception):
 
 class Worker:
     def __init__(self, server: str, token: str, engine: Engine, name: str, slots: int = 1,
-                 heartbeat_s: float = 5.0, max_slice_s: float | None = None):
+                 heartbeat_s: float = 5.0, max_slice_s: float | None = None,
+                 diarizer: VoiceEmbedder | None = None, ssl_context: ssl.SSLContext | None = None):
+        """``ssl_context``: how to trust an https server (:func:`tls.context`; default: the system's CAs)."""
         self.server = server
+        self.ssl_context = ssl_context or tls.context()
         self.engine = engine
+        self.diarizer = diarizer
         self.name = name
         self.slots = slots
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
                      "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
+                     "diarize": diarizer is not None, "tentative": hasattr(engine, "transcribe_tentative"),
                      # It times each word: the server may send guard bands and keep the words of the slice.
                      "words": bool(getattr(engine, "word_times", False))}
-        self.work: queue.Queue[Work] = queue.Queue()
+        self.work: queue.Queue[Work | object] = queue.Queue()  # slices, and WAKE for tentative requests
+        self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
+        self.held_lock = threading.Lock()
+        self.tentative = TentativeBox()
         self.cancelled: set[str] = set()
         self.generation = 0
         self.refusal: str | None = None
         self.stopped = threading.Event()
         self.sio = socketio.Client(reconnection=True, reconnection_attempts=0, reconnection_delay=1,
-                                   reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False)
+                                   reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False,
+                                   websocket_extra_options={"sslopt": {"context": self.ssl_context}})
         self.sio.on("connect", self._on_connect, namespace=NAMESPACE)
         self.sio.on("connect_error", self._on_connect_error, namespace=NAMESPACE)
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
         self.sio.on("slice", self._on_slice, namespace=NAMESPACE)
         self.sio.on("cancel", self._on_cancel, namespace=NAMESPACE)
+        self.sio.on("tentative", self._on_tentative, namespace=NAMESPACE)
         self.sio.on("welcome", self._on_welcome, namespace=NAMESPACE)
 
     # --- events from the server ------------------------------------------------------------------------------
@@ -111,16 +133,25 @@ class Worker:
 
     def _on_connect_error(self, data: Any = None) -> None:
         message = data.get("message") if isinstance(data, dict) else str(data)
-        if message and "token" in message:
+        # Only a wrong token is final; "too many failed attempts" (someone else at this address guessing) passes.
+        if message and message.startswith("wrong or missing worker token"):
             self.refusal = message
 
     def _on_disconnect(self, reason: Any = None) -> None:
-        self.generation += 1  # whatever we hold now belongs to a dead connection
+        with self.held_lock:
+            self.generation += 1  # whatever we hold now belongs to a dead connection
+            self.held.clear()
+        if self.stopped.is_set():
+            log.info("disconnected from the server")
+            return
         log.warning("disconnected from the server (%s); reconnecting", reason or "connection lost")
 
     def _on_slice(self, data: dict[str, Any]) -> None:
-        self.work.put(Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"],
-                           self.generation, span_of(data.get("span"))))
+        with self.held_lock:
+            work = Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"], self.generation,
+                        span_of(data.get("span")))
+            self.held[work.lease] = work
+        self.work.put(work)
 
     def _on_welcome(self, data: dict[str, Any]) -> None:
         """The server says how often it wants heartbeats (its lease timeout is built on that)."""
@@ -130,7 +161,21 @@ class Worker:
             pass
 
     def _on_cancel(self, data: dict[str, Any]) -> None:
-        self.cancelled.add(str(data.get("lease")))
+        lease = str(data.get("lease"))
+        if self.tentative.cancel(lease):  # a tentative request not started yet
+            return
+        self.cancelled.add(lease)
+        with self.held_lock:
+            self.held.pop(lease, None)
+
+    def _on_tentative(self, data: dict[str, Any]) -> None:
+        """A request for tentative text; it replaces this recording's older one if that has not started."""
+        work = TentativeWork(str(data["id"]), str(data["job"]), data["audio"], str(data.get("prefix") or ""),
+                             self.generation)
+        replaced = self.tentative.put(work)
+        if replaced is not None:
+            log.debug("tentative %s: dropped, overtaken by a newer request", replaced.job)
+        self.work.put(WAKE)
 
     # --- running ---------------------------------------------------------------------------------------------
 
@@ -151,6 +196,9 @@ class Worker:
             except socketio.exceptions.ConnectionError as exc:
                 if self.refusal:
                     raise TokenRefused(f"the server refused this worker: {self.refusal}") from exc
+                untrusted = tls.diagnose(self.server, self.ssl_context)
+                if untrusted:
+                    raise tls.CertificateRefused(untrusted) from exc
                 log.warning("cannot reach %s (%s); retrying in %.0f s", self.server, exc, delay)
                 self.stopped.wait(delay)
                 delay = min(30.0, delay * 2)
@@ -160,7 +208,23 @@ class Worker:
                 raise TokenRefused(f"the server refused this worker: {self.refusal}")
 
     def stop(self) -> None:
+        """Stop working (Ctrl-C, SIGTERM): hand back the slices held, so the server queues them again at once
+        without counting a try against them, and disconnect. Results still being computed are not sent."""
+        if self.stopped.is_set():
+            return
         self.stopped.set()
+        with self.held_lock:
+            held = sorted(self.held)
+            self.held.clear()
+            self.generation += 1  # every slice in progress is void now
+        if held and self.sio.connected:
+            try:
+                answer = self.sio.call("hand_back", {"leases": held}, namespace=NAMESPACE, timeout=3)
+                log.info("stopping: handed back %d slice(s) (%s)", len(held),
+                         "taken" if isinstance(answer, dict) and answer.get("ok") else f"server: {answer}")
+            except socketio.exceptions.SocketIOError as exc:
+                log.warning("stopping: could not hand back %d slice(s) (%s); the server takes them back when "
+                            "the connection ends", len(held), exc)
         try:
             self.sio.disconnect()
         except Exception:  # noqa: BLE001 - already gone
@@ -180,6 +244,9 @@ class Worker:
                 work = self.work.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if work is WAKE:
+                self._tentative_turn()
+                continue
             try:
                 self._do(work)
             except Exception:  # noqa: BLE001 - one bad slice never ends the worker
@@ -188,20 +255,67 @@ class Worker:
     def _batch_loop(self) -> None:
         while not self.stopped.is_set():
             try:
-                batch = [self.work.get(timeout=0.5)]
+                first = self.work.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if first is WAKE:
+                self._tentative_turn()
+                continue
+            batch, woken = [first], False
             # The server sends a worker's slices back to back: a moment's wait gathers those still in flight.
             deadline = time.monotonic() + GATHER_S
             while len(batch) < self.slots:
                 try:
-                    batch.append(self.work.get(timeout=max(0.0, deadline - time.monotonic())))
+                    item = self.work.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
+                if item is WAKE:
+                    woken = True
+                else:
+                    batch.append(item)
             try:
                 self._do_batch(batch)
             except Exception:  # noqa: BLE001 - one bad batch never ends the worker
                 log.exception("batch of %d slice(s): unexpected failure", len(batch))
+            if woken:  # a tentative request came meanwhile: its turn comes after the slices now waiting
+                self.work.put(WAKE)
+
+    def _slices_waiting(self) -> bool:
+        with self.work.mutex:
+            return any(isinstance(item, Work) for item in self.work.queue)
+
+    def _tentative_turn(self) -> None:
+        """Decode the tentative request that has waited longest, unless a slice is waiting: then it waits
+        behind the slices (and may be overtaken by a newer request meanwhile)."""
+        if self._slices_waiting():
+            self.work.put(WAKE)
+            return
+        work = self.tentative.take()
+        if work is None or work.generation != self.generation:
+            return
+        try:
+            t0 = time.perf_counter()
+            # A slice that arrives meanwhile goes first: the decode is abandoned half-way (the engine's steps
+            # cannot be interrupted, so a slice may still wait for one of them).
+            text = self.engine.transcribe_tentative(decode_wav(work.audio), work.prefix,
+                                                    lambda: self._slices_waiting() or work.id in self.cancelled)
+            elapsed = time.perf_counter() - t0
+        except Exception:  # noqa: BLE001 - tentative text is optional; the server asks again
+            log.exception("tentative %s: decode failed", work.job)
+            return
+        if text is None:
+            log.debug("tentative %s: abandoned after %.2f s: a slice came", work.job, elapsed)
+            return
+        sent = work.generation == self.generation and work.id not in self.cancelled and self.sio.connected
+        if sent:
+            try:
+                self.sio.emit("tentative_text", {"id": work.id, "job": work.job, "text": text,
+                                                 "elapsed": round(elapsed, 3)}, namespace=NAMESPACE)
+            except socketio.exceptions.SocketIOError:
+                sent = False
+        # Debug only: about one a second per live recording.
+        log.debug("tentative %s: %.1f s of audio in %.2f s%s", work.job, len(work.audio) / 32000, elapsed,
+                  "" if sent else " (not delivered)")
 
     def _do_batch(self, batch: list[Work]) -> None:
         """Decode live slices together; one that cannot be read is reported alone, the rest go on."""
@@ -232,7 +346,8 @@ class Worker:
                 log.error("slice %s/%d: transcription failed: %s", work.job, work.index, segments)
                 self._report_error(work, segments)
                 continue
-            answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live))
+            answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live),
+                                  audio)
             # One line per slice; a batch's slices share its time, so the speed is the batch's.
             log.info("slice %s/%d: %.1f s of audio in %.2f s (batch of %d, %.1f s of audio, %.1fx real time)%s",
                      work.job, work.index, len(audio) / 16000, elapsed, len(live), seconds,
@@ -242,14 +357,27 @@ class Worker:
     def _ident(work: Work) -> dict[str, Any]:
         return {"lease": work.lease, "job": work.job, "index": work.index}
 
-    def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float,
-                batch: int = 1) -> dict[str, Any] | None:
-        """Send a slice's text; ``elapsed`` is the wall time its transcription took (its whole batch's, when
-        it was decoded in a batch of ``batch`` slices)."""
+    def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float, batch: int = 1,
+                audio: np.ndarray | None = None) -> dict[str, Any] | None:
+        """Send a slice's text (and, with ``--diarize``, the voices of its speech); ``elapsed`` is the wall time
+        its transcription took (its whole batch's, when it was decoded in a batch of ``batch`` slices)."""
         text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
-        return self._send("result", {**self._ident(work), "text": text, "segments": segments,
-                                     "elapsed": elapsed, "batch": batch, "engine": self.engine.name,
-                                     "model": self.engine.model}, work)
+        payload = {**self._ident(work), "text": text, "segments": segments, "elapsed": elapsed, "batch": batch,
+                   "engine": self.engine.name, "model": self.engine.model}
+        if self.diarizer is not None and audio is not None and not self._void(work):
+            payload.update(self._voices(work, audio, segments))
+        return self._send("result", payload, work)
+
+    def _voices(self, work: Work, audio: np.ndarray, segments: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ``voices`` of a slice and the seconds they took; a failure is reported in ``voice_error`` and
+        never costs the slice its text."""
+        t0 = time.perf_counter()
+        try:
+            voices = self.diarizer.voices(audio, segments)
+        except Exception as exc:  # noqa: BLE001 - the text still goes; the server says why labels are missing
+            log.exception("slice %s/%d: voices failed", work.job, work.index)
+            return {"voice_error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"voices": voices, "voice_model": self.diarizer.name, "voice_s": time.perf_counter() - t0}
 
     @staticmethod
     def _delivery(answer: dict[str, Any] | None) -> str:
@@ -284,7 +412,7 @@ class Worker:
             return
         elapsed = time.perf_counter() - t0
         seconds = len(samples) / 16000
-        answer = self._answer(work, segments, elapsed)
+        answer = self._answer(work, segments, elapsed, audio=samples)
         log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
                  elapsed, seconds / max(elapsed, 1e-9), self._delivery(answer))
 
@@ -296,3 +424,7 @@ class Worker:
         except socketio.exceptions.SocketIOError as exc:
             log.warning("slice %s/%d: could not deliver the %s (%s)", work.job, work.index, event, exc)
             return None
+        finally:
+            with self.held_lock:
+                if work.generation == self.generation:
+                    self.held.pop(work.lease, None)

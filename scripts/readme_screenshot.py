@@ -1,8 +1,10 @@
-"""Retake the README's picture of the page mid-job: ``.venv/bin/python scripts/readme_screenshot.py``.
+"""Retake the README's pictures of the page: ``.venv/bin/python scripts/readme_screenshot.py``.
 
 A real server and two real workers (tiny.en, one thread and one slot each, named like two machines) take a
 two-minute corpus recording; Debian's Chromium shows the page and is photographed once two slices are done
-and the rest are still out. Writes docs/page-mid-job.png.
+and the rest are still out (docs/page-mid-job.png), then, once it is done, the job card as a person works on
+it (docs/page-job.png): one sentence corrected on the page, the recording played for a few seconds (the
+sentence and word being said highlighted), a word searched for, an unsure word's probability shown.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tests.support import Server, Worker, corpus_file, launch_chromium, wait_for
 
 RECORDING = "bush_radio_address_2008-11-01.wav"  # 2:07 of speech: five slices over two workers
 OUT = ROOT / "docs" / "page-mid-job.png"
+JOB_OUT = ROOT / "docs" / "page-job.png"
 
 
 def main() -> int:
@@ -43,8 +46,26 @@ def main() -> int:
                 wait_for(two_done, 120, "two slices to be done", interval=0.05)
                 page.wait_for_timeout(300)  # let the page draw the push it just got
                 page.screenshot(path=str(OUT), full_page=True)
+
+                page.wait_for_function("document.getElementById('job-status').textContent === 'Done'",
+                                       timeout=300_000)
+                page.wait_for_selector("#transcript-body .seg")
+                sentence = page.locator(".seg").nth(9)  # any sentence: the tenth
+                sentence.dblclick()
+                page.keyboard.press("End")
+                page.keyboard.type(" (corrected on the page)")
+                page.keyboard.press("Enter")
+                page.wait_for_selector(".seg.edited")
+                page.locator(".seg").nth(1).click()  # plays from there
+                page.wait_for_timeout(2500)
+                page.click("#play")
+                page.fill("#find-input", "election")
+                page.wait_for_function("document.getElementById('find-count').textContent.includes(' of ')")
+                page.evaluate("window.scrollTo(0, 0)")
+                page.wait_for_timeout(300)
+                page.locator("#job").screenshot(path=str(JOB_OUT))
                 browser.close()
-            print(f"wrote {OUT}")
+            print(f"wrote {OUT} and {JOB_OUT}")
         finally:
             for worker in workers:
                 worker.stop()

@@ -10,12 +10,13 @@ import tempfile
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import audio, corrections, redo, transcript
+from . import audio, corrections, disk, forms, redo, speaker_jobs, transcript
 from .audio import AudioError
 from .config import ROOT
 from .coordinator import Coordinator, JobError
 from .ids import is_job_id
 from .scheduler import Requirement
+from .uploads import NotAudio, SniffedFile, close_after_answer
 
 log = logging.getLogger("scatterscribe")
 
@@ -51,35 +52,50 @@ class UploadRequest(Request):
     """A request whose uploaded files are written, as they arrive, straight into the data folder's uploads/
     under a temporary server-chosen name, so a job's upload is linked into place rather than copied from the
     system's temporary folder (one write of a 500 MB upload, not two). A file no job takes is deleted when the
-    request ends (the request closes it); one left by a killed server goes at the next start."""
+    request ends (the request closes it); one left by a killed server goes at the next start. Its first bytes
+    are judged as they arrive (:class:`uploads.SniffedFile`): a file that is no audio stops the upload."""
 
     def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
-        return tempfile.NamedTemporaryFile("wb+", dir=coordinator().uploads_dir, suffix=".part")
+        return SniffedFile(tempfile.NamedTemporaryFile("wb+", dir=coordinator().uploads_dir, suffix=".part"))
 
 
 @bp.post("/api/jobs")
 def create_job():
-    """Upload a WAV (multipart field ``audio``) → 202 with the new job's id."""
+    """Upload a recording, audio or video (multipart field ``audio``) → 202 with the new job's id."""
     if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         # The WSGI server does not hand on a body of unknown length: it would read as an empty form.
         return error(411, "send the upload with a Content-Length header; chunked uploads (Transfer-Encoding: "
                           "chunked) are not accepted (curl -F audio=@file.wav and browsers send a length)")
     if not request.mimetype.startswith("multipart/form-data"):
-        return error(400, "send the recording as multipart/form-data with the WAV file in the field 'audio'")
-    upload = request.files.get("audio")
+        return error(400, "send the recording as multipart/form-data with the audio file in the field 'audio'")
+    coord = coordinator()
+    # Before a byte of it is read: while it is converted, an upload takes about twice its size on disk.
+    refusal = disk.refusal(coord.uploads_dir, 2 * (request.content_length or 0),
+                           coord.settings.server.min_free_disk_mb)
+    if refusal:
+        return error(507, refusal)
+    try:
+        upload = request.files.get("audio")
+    except NotAudio as exc:  # its first bytes said so: answer now, and read no more of the body
+        log.info("refused an upload by its first bytes: %s", exc)
+        response, status = error(400, str(exc))
+        return close_after_answer(response), status
     if upload is None:
-        fields = sorted(set(request.files) | set(request.form))
-        got = f" (got: {', '.join(fields)})" if fields else ""
+        # Named as sent, but shown bounded: a part may have no name, or a name of any length.
+        fields = sorted({"".join(ch for ch in name or "" if ch.isprintable())[:40] or "(a part with no name)"
+                         for name in [*request.files, *request.form]})
+        got = f" (got: {', '.join(fields[:10])}{', …' if len(fields) > 10 else ''})" if fields else ""
         return error(400, f"no file in the form field 'audio'{got}")
     try:
         requirement = _requirement()
-    except JobError as exc:
+        speaker_count = speaker_jobs.parse_count(request.form.get("speakers"))
+    except (JobError, ValueError) as exc:
         return error(400, str(exc))
-    coord = coordinator()
     job_id, path = coord.new_upload_path()
     os.link(upload.stream.name, path)  # UploadRequest wrote it in uploads/: give it the job's name, no copy
     try:
-        job = coord.create_job(job_id, path, display_name(upload.filename), requirement)
+        job = coord.create_job(job_id, path, display_name(upload.filename), requirement,
+                               speaker_count=speaker_count)
     except AudioError as exc:
         log.info("rejected upload %r: %s", display_name(upload.filename), exc)
         return error(400, str(exc))
@@ -107,6 +123,19 @@ def rename_job(job_id: str):
     except corrections.Refused as exc:
         return refused(exc)
     return jsonify({"id": job_id, "name": name})
+
+
+@bp.patch("/api/jobs/<job:job_id>/speakers/<int:speaker>")
+def rename_speaker(job_id: str, speaker: int):
+    """``{"name": "Alice"}``: what speaker ``speaker`` is called in the job's view and every download
+    (``{"name": null}``: "Speaker N" again)."""
+    try:
+        name = speaker_jobs.parse_rename(_small_body(4096))
+        return jsonify(coordinator().speakers.rename(job_id, speaker, name))
+    except speaker_jobs.Refused as exc:
+        return error(exc.status, str(exc))
+    except corrections.Refused as exc:  # the body was too large
+        return refused(exc)
 
 
 @bp.patch("/api/jobs/<job:job_id>/slices/<int:index>/segments/<int:number>")
@@ -141,18 +170,23 @@ def _small_body(limit: int) -> bytes:
 
 @bp.get("/api/worker-setup")
 def worker_setup():
-    """What the page needs to write the command that starts a worker against this server: where the worker
-    token is kept (relative to the repository when it is inside it), or null when the server was given its
-    token (then only whoever started it knows it)."""
+    """What the page needs to write the shortest command that starts a worker against this server: where the
+    worker token is kept (relative to the repository when it is inside it), or null when the server was given
+    its token (then only whoever started it knows it); whether the server is announced on the LAN (a worker
+    there needs no --server); and, for a self-signed https server, the certificate's fingerprint a worker must
+    be given (null otherwise)."""
     settings = coordinator().settings
+    cert = current_app.config.get("SCATTERSCRIBE_TLS")
+    extra = {"announced": bool(current_app.config.get("SCATTERSCRIBE_ANNOUNCED")),
+             "fingerprint": cert.fingerprint if cert is not None and cert.self_signed else None}
     if settings.server.token:
-        return jsonify({"token_file": None})
+        return jsonify({"token_file": None, **extra})
     path = settings.data_path.resolve() / "worker-token"
     try:
         shown = str(path.relative_to(ROOT.resolve()))
     except ValueError:
         shown = str(path)
-    return jsonify({"token_file": shown})
+    return jsonify({"token_file": shown, **extra})
 
 
 @bp.get("/api/jobs/<job:job_id>")
@@ -247,6 +281,9 @@ def unexpected_error(exc: Exception):
     """A bug or a full disk: log it, answer JSON, keep serving."""
     if isinstance(exc, HTTPException):
         return http_error(exc)
+    if disk.is_full(exc):
+        log.error("request %s %s: %s (%s)", request.method, request.path, disk.FULL, exc)
+        return error(507, f"{disk.FULL}: this request could not be stored; try again once space is freed")
     log.exception("request %s %s failed", request.method, request.path)
     return error(500, f"the server failed on this request ({type(exc).__name__}); it is logged and the server "
                       "keeps running")
@@ -255,7 +292,12 @@ def unexpected_error(exc: Exception):
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException):
     """Every HTTP error as JSON ``{"error": ...}`` with a sentence a person can act on."""
+    if isinstance(exc, forms.FormTooLarge):
+        return error(413, exc.description)
     if exc.code == 413:
-        limit = current_app.config["MAX_CONTENT_LENGTH"] / 2**20
-        return error(413, f"the upload is larger than this server's limit of {limit:.0f} MB")
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length <= limit:
+            # Werkzeug's check of a field's accumulated size raises the same bare 413 as the size limit.
+            return error(413, forms.field_too_large(request.max_form_memory_size))
+        return error(413, f"the upload is larger than this server's limit of {limit / 2**20:.0f} MB")
     return error(exc.code or 500, exc.description or exc.name)

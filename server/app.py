@@ -6,16 +6,19 @@ import hmac
 import logging
 import os
 import secrets
+import time
 from typing import Any
 
 from flask import Flask, request
 from flask_socketio import SocketIO
 
-from . import api, strict_json
+from . import api, runtime, strict_json
 from .config import ROOT, Settings
 from .coordinator import Coordinator
-from .events import PageNamespace, WorkerNamespace, token_matches
+from .events import WRONG_WORKER_TOKEN, PageNamespace, WorkerNamespace
 from .ids import JobIdConverter
+from .limits import FailureThrottle, RefusalLog, TokenGate, Verdict
+from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .store import Store
 
@@ -52,36 +55,49 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     app.config["MAX_CONTENT_LENGTH"] = int(settings.server.max_upload_mb * 2**20)
     app.json = strict_json.FlaskJSON(app)
     # A 28 s slice is ~0.9 MB of WAV; the default 1 MB limit would drop anything longer, so set it on purpose.
-    socketio = SocketIO(app, async_mode="eventlet" if _eventlet_patched() else "threading",
+    mode = runtime.active_mode(settings.server.async_mode)
+    socketio = SocketIO(app, async_mode=mode,
                         max_http_buffer_size=int(settings.server.max_message_mb * 2**20),
                         ping_interval=10, ping_timeout=20, cors_allowed_origins=[], json=strict_json.SocketIOJSON)
 
-    if socketio.async_mode == "eventlet":
-        from eventlet import tpool
-        run_blocking = tpool.execute
-    else:
-        def run_blocking(fn, *args):
-            return fn(*args)
+    run_blocking = runtime.blocking_runner(mode)
 
     def emit(event: str, data: Any, *, to: str | None = None, namespace: str = "/") -> None:
         socketio.emit(event, data, to=to, namespace=namespace)
 
     store = Store(settings.data_path / "scatterscribe.db")
-    coordinator = Coordinator(settings, store, emit, run_blocking)
+    coordinator = Coordinator(settings, store, emit, run_blocking, spawn=socketio.start_background_task,
+                              sleep=socketio.sleep)
     app.extensions["scatterscribe"] = coordinator
     app.register_blueprint(api.bp)
 
     access_token = settings.server.access_token
+    # One throttle for both tokens: an address guessing either waits the same (limits.TokenGate).
+    throttle = FailureThrottle()
+    how = "open the page as /?access_token=TOKEN or send 'Authorization: Bearer TOKEN'"
+    access_gate = TokenGate(throttle, RefusalLog(log, "a request with a wrong or missing access token"),
+                            missing=f"this server needs its access token: {how}",
+                            wrong=f"wrong access token: {how}")
+    worker_gate = TokenGate(throttle, RefusalLog(log, "a worker"), missing=WRONG_WORKER_TOKEN,
+                            wrong=WRONG_WORKER_TOKEN)
 
-    def access_allowed(auth: dict[str, Any] | None = None) -> bool:
-        return not access_token or token_matches(_presented_access_token(auth), access_token)
+    def access_check(auth: dict[str, Any] | None = None) -> Verdict:
+        if not access_token:
+            return Verdict()
+        return access_gate.check(_presented_access_token(auth), access_token, request.remote_addr or "?",
+                                 time.monotonic())
 
     @app.before_request
     def check_access():
-        if access_token and request.endpoint != "static" and not access_allowed():
-            return api.error(401, "this server needs its access token: open the page as "
-                                  "/?access_token=TOKEN or send 'Authorization: Bearer TOKEN'")
-        return None
+        if request.endpoint == "static":
+            return None
+        verdict = access_check()
+        if not verdict.status:
+            return None
+        response, status = api.error(verdict.status, verdict.message)
+        if status == 429:
+            response.headers["Retry-After"] = verdict.message.rsplit(" ", 2)[-2]
+        return response, status
 
     @app.after_request
     def remember_access(response):
@@ -90,9 +106,11 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
             response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="Strict")
         return response
 
-    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), settings.scheduler.heartbeat_s))
-    live = LiveJobs(coordinator, settings.live)
-    socketio.on_namespace(PageNamespace(coordinator, access_allowed, live))
+    captions = LiveCaptions(coordinator, settings.tentative)
+    socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), worker_gate,
+                                          settings.scheduler.heartbeat_s, captions))
+    live = LiveJobs(coordinator, settings.live, sleep=socketio.sleep, captions=captions)
+    socketio.on_namespace(PageNamespace(coordinator, access_check, live))
     coordinator.resume()
     live.recover()
 
@@ -101,6 +119,10 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
         never ends the loop."""
         while True:
             socketio.sleep(1.0)
+            if coordinator.stopped:
+                return
+            for refusals in (access_gate.refusals, worker_gate.refusals):
+                refusals.flush(time.monotonic())
             for tick in (coordinator.tick, live.tick):  # leases, then live recordings gone quiet
                 try:
                     tick()
@@ -109,12 +131,4 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
 
     socketio.start_background_task(reaper)
     return app, socketio
-
-
-def _eventlet_patched() -> bool:
-    try:
-        import eventlet.patcher
-    except ImportError:
-        return False
-    return eventlet.patcher.is_monkey_patched("socket")
 

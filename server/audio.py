@@ -1,8 +1,9 @@
 """Reading uploaded WAV files and writing the 16 kHz mono 16-bit copy that everything else uses.
 
-This is the only module that reads audio files. It parses the RIFF header itself, so every way a file can be
-wrong gets its own message (:class:`AudioError`), and converts block by block: a 60-minute upload is never
-held in memory whole, as bytes or as floats. The server reads files with plain reads, not memory maps: every
+With :mod:`server.media` (every other audio or video format, through PyAV), this is the only module that reads
+audio files. It parses the RIFF header itself, so every way a file can be wrong gets its own message
+(:class:`AudioError`), and converts block by block: a 60-minute upload is never held in memory whole, as bytes
+or as floats. The server reads files with plain reads, not memory maps: every
 page of a map that is read stays in the process's resident set until the map is closed (measured: a 60-minute
 job's map added 110 MB to the server's peak), while read pages only pass through the page cache.
 """
@@ -15,10 +16,13 @@ import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol
 
 import numpy as np
 from scipy.signal import resample_poly
+
+if TYPE_CHECKING:
+    from .channels import ChannelLevels
 
 TARGET_RATE = 16000
 MIN_RATE, MAX_RATE = 8000, 48000
@@ -38,6 +42,12 @@ _UNKNOWN_SIZE, _MAYBE_UNKNOWN_SIZE = 0xFFFFFFFF, 0
 
 class AudioError(ValueError):
     """The upload is not audio this server can use; the message says why, in words a user understands."""
+
+
+class WavUnsupported(AudioError):
+    """A well-formed WAV whose samples this reader does not take (a compressed encoding, a rate outside
+    8–48 kHz, …): :func:`server.media.convert_upload` hands it to FFmpeg, and uses this message if FFmpeg
+    has no decoder for it either."""
 
 
 @dataclass(frozen=True)
@@ -129,24 +139,24 @@ def _parse_fmt(body: bytes) -> tuple[str, int, int, int]:
         tag = struct.unpack("<H", body[24:26])[0]
     if tag not in (_PCM, _FLOAT):
         name = _ENCODING_NAMES.get(tag, f"format code 0x{tag:04X}")
-        raise AudioError(f"unsupported WAV encoding: {name}; only uncompressed PCM (8/16/24/32-bit integer) "
-                         "and 32-bit float are accepted")
+        raise WavUnsupported(f"unsupported WAV encoding: {name}; only uncompressed PCM (8/16/24/32-bit "
+                             "integer) and 32-bit float are accepted")
     encoding = "float" if tag == _FLOAT else "pcm"
     if encoding == "pcm" and bits not in (8, 16, 24, 32):
-        raise AudioError(f"unsupported PCM sample size: {bits} bits (8, 16, 24 and 32 are accepted)")
+        raise WavUnsupported(f"unsupported PCM sample size: {bits} bits (8, 16, 24 and 32 are accepted)")
     if encoding == "float" and bits not in (32, 64):
-        raise AudioError(f"unsupported float sample size: {bits} bits (32 and 64 are accepted)")
+        raise WavUnsupported(f"unsupported float sample size: {bits} bits (32 and 64 are accepted)")
     if not 1 <= channels <= MAX_CHANNELS:
-        raise AudioError(f"unsupported channel count: {channels}")
+        raise WavUnsupported(f"unsupported channel count: {channels}")
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise AudioError(f"unsupported sample rate: {rate} Hz (8000 to 48000 Hz are accepted)")
+        raise WavUnsupported(f"unsupported sample rate: {rate} Hz (8000 to 48000 Hz are accepted)")
     if block_align and block_align != channels * bits // 8:
         raise AudioError("broken WAV header: block alignment does not match channels and sample size")
     return encoding, channels, rate, bits
 
 
-def _to_float_mono(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
-    """Raw little-endian bytes of whole frames → float32 mono in [-1, 1]."""
+def _to_float_frames(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
+    """Raw little-endian bytes of whole frames → float32 frames (n, channels) in [-1, 1]."""
     if fmt.encoding == "float":
         x = raw.view("<f4" if fmt.bits == 32 else "<f8").astype(np.float32)
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -159,8 +169,7 @@ def _to_float_mono(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
         x = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float32) / 8388608.0
     else:
         x = raw.view("<i4").astype(np.float32) / 2147483648.0
-    x = x.reshape(-1, fmt.channels)
-    return x.mean(axis=1) if fmt.channels > 1 else x[:, 0]
+    return x.reshape(-1, fmt.channels)
 
 
 def _resample_blocks(read_frames, total: int, rate: int, block_frames: int) -> Iterator[np.ndarray]:
@@ -185,11 +194,19 @@ def _resample_blocks(read_frames, total: int, rate: int, block_frames: int) -> I
         yield y[first : first + math.ceil((end - start) * up / down)]
 
 
+class SourceFormat(Protocol):
+    """What an upload was, as its reader found it (a :class:`WavFormat`, or a ``media.MediaFormat``)."""
+
+    channels: int
+
+    def describe(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Converted:
-    """What :func:`convert_to_pcm16` wrote."""
+    """What :func:`convert_to_pcm16` (or :func:`server.media.decode`) wrote."""
 
-    source: WavFormat
+    source: SourceFormat
     samples: int  # at 16 kHz
 
     @property
@@ -198,8 +215,10 @@ class Converted:
 
 
 def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
-                     block_s: float = 30.0) -> Converted:
-    """Check ``src`` is a usable WAV and write it to ``dst`` as 16 kHz mono 16-bit PCM, block by block."""
+                     block_s: float = 30.0, channel_levels: ChannelLevels | None = None) -> Converted:
+    """Check ``src`` is a usable WAV and write it to ``dst`` as 16 kHz mono 16-bit PCM, block by block.
+    ``channel_levels``, when given, is fed each block of a multichannel recording's frames before they are
+    mixed down (``channels.py``: who speaks on which channel)."""
     size = src.stat().st_size
     with open(src, "rb") as f:
         fmt = read_wav_format(f, size)
@@ -212,7 +231,12 @@ def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
     with open(src, "rb") as f, wave.open(str(dst), "wb") as out:
         def read_frames(first: int, end: int) -> np.ndarray:
             f.seek(fmt.data_offset + first * fmt.frame_bytes)
-            return _to_float_mono(np.frombuffer(f.read((end - first) * fmt.frame_bytes), dtype=np.uint8), fmt)
+            x = _to_float_frames(np.frombuffer(f.read((end - first) * fmt.frame_bytes), dtype=np.uint8), fmt)
+            if fmt.channels == 1:
+                return x[:, 0]
+            if channel_levels is not None:
+                channel_levels.add(first, x, fmt.sample_rate)
+            return x.mean(axis=1)
 
         out.setnchannels(1)
         out.setsampwidth(2)

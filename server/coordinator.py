@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -18,18 +19,24 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, guard, redo, splitter, stitch, transcript, views
+from . import audio, channels, disk, guard, media, redo, speakers, splitter, stitch, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
 from .payloads import Result, SliceFailure
 from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, SliceStatus, WorkerInfo, hand_out_order
+from .speaker_jobs import SpeakerLabels
 from .store import JobRecord, SliceRecord, Store
 from .timing import JobTiming
 
 log = logging.getLogger("scatterscribe")
 
 NO_SPEECH = "no speech found"
+#: After a write to the store failed (a full disk), slices are not handed out again for this long: a worker
+#: would transcribe a slice whose result cannot be stored yet.
+STORE_BACKOFF_S = 2.0
+#: What the store raises when a write cannot be made (SQLite errors; OSError for a full disk).
+STORE_ERRORS = (sqlite3.Error, OSError)
 
 
 class Emitter(Protocol):
@@ -49,17 +56,28 @@ class Prepared:
     threshold_db: float
     decode_s: float
     split_s: float
+    channel_turns: list[list[float]] | None = None  # who speaks when, when the channels hold different people
 
 
 def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_duration_s: float,
                   idle_slots: int) -> Prepared:
-    """Decode an upload to 16 kHz mono and plan its slices. CPU work: the caller runs it off the event loop."""
+    """Decode an upload to 16 kHz mono and plan its slices; a multichannel upload's levels per channel are kept
+    beside its audio and say whether its channels hold different people (``channels``). CPU work: the caller
+    runs it off the event loop."""
     t0 = time.perf_counter()
-    converted = audio.convert_to_pcm16(upload, dst, max_duration_s=max_duration_s)
+    levels = channels.ChannelLevels()
+    converted = media.convert_upload(upload, dst, max_duration_s=max_duration_s, channel_levels=levels)
+    levels.save(dst.parent)
+    levels_db = levels.levels_db() if converted.source.channels > 1 else None
+    turns = channels.channel_turns(levels_db) if channels.separated(levels_db) else None
     t1 = time.perf_counter()
     analysis = splitter.analyse(audio.PcmFile(dst), opts)
+    loudest_db = float(analysis.levels_db.max()) if len(analysis.levels_db) else splitter.FLOOR_DB
+    if loudest_db < opts.min_speech_db:  # nothing there at all: say so now rather than queue a job of nothing
+        raise audio.AudioError(f"the recording is silent: its loudest moment is {loudest_db:.0f} dBFS, below the "
+                               f"{opts.min_speech_db:.0f} dBFS where speech begins (was the microphone muted?)")
     slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
-    return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1)
+    return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1, turns)
 
 
 def fit_to_workers(opts: splitter.SplitOptions, longest_s: float | None) -> splitter.SplitOptions:
@@ -105,7 +123,8 @@ def slice_records(slices: list[splitter.Slice], rate: int = audio.TARGET_RATE,
 class Coordinator:
     def __init__(self, settings: Settings, store: Store, emit: Emitter,
                  run_blocking: Callable[..., Any] = lambda fn, *a: fn(*a),
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, spawn: Callable[..., Any] | None = None,
+                 sleep: Callable[[float], Any] | None = None):
         self.settings = settings
         self.store = store
         self.emit = emit
@@ -126,6 +145,11 @@ class Coordinator:
         self._timing: dict[str, JobTiming] = {}  # job id → where its time goes, while it runs
         self._replan_tried: set[tuple[str, float, int]] = set()  # re-cuts that could not be made; not retried
         self._preparing: dict[str, int] = {}  # job id → idle slots an upload being decoded and split counts on
+        self._unsaved: set[str] = set()  # jobs whose derived state (status) could not be stored; tick retries
+        self._hold_until = 0.0  # no hand-out before this (clock) time: a store write just failed
+        self.stopped = False  # set by stop(): nothing more is handed out
+        self.speakers = SpeakerLabels(self, spawn, sleep)  # labels worked out in the background (``spawn``)
+        self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -144,8 +168,9 @@ class Coordinator:
         return self.job_dir(job_id) / "audio.wav"
 
     def create_job(self, job_id: str, upload: Path, name: str, requirement: Requirement,
-                   source: str = "upload") -> JobRecord:
-        """Decode and split an upload (off the event loop), store the job, queue its slices."""
+                   source: str = "upload", speaker_count: int | None = None) -> JobRecord:
+        """Decode and split an upload (off the event loop), store the job, queue its slices. ``speaker_count``:
+        how many people speak, when the user says (else the speaker labels estimate it)."""
         job_dir = self.job_dir(job_id)
         job_dir.mkdir()
         server = self.settings.server
@@ -172,10 +197,15 @@ class Coordinator:
             engine=requirement.engine, model=requirement.model, slices=slice_records(prepared.slices),
             stats={"decode_s": round(prepared.decode_s, 4), "split_s": round(prepared.split_s, 4),
                    "threshold_db": round(prepared.threshold_db, 1), "input": source_format.describe()})
+        by_channel = prepared.channel_turns if speaker_count in (None, source_format.channels) else None
+        job.speakers = speakers.initial_state(speaker_count, by_channel)
         if not job.slices:
             job.status, job.note, job.finished_at = "done", NO_SPEECH, time.time()
         try:
             self.open_job(job, last_round=idle)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)  # nothing was queued: the store write came first
+            raise
         finally:
             with self.lock:  # its slices are queued (and handed out) now: they count for themselves
                 self._preparing.pop(job_id, None)
@@ -185,6 +215,7 @@ class Coordinator:
 
     def open_job(self, job: JobRecord, last_round: int = 0) -> None:
         """Store a new job, queue its slices (the last ``last_round`` longest first) and tell the pages."""
+        job.speakers = job.speakers or speakers.initial_state(None)
         with self.lock:
             self.store.create_job(job)
             self._queue(job, last_round=last_round)
@@ -265,12 +296,13 @@ class Coordinator:
             self._push_jobs()
             self.dispatch()
 
-    def job_changed(self, job_id: str) -> None:
-        """Something a person changed (a correction, a new name): push the job to its pages and the jobs list
-        to every page."""
+    def job_changed(self, job_id: str, jobs_list: bool = True) -> None:
+        """Something a person changed (a correction, a new name), or the job's speakers: push the job to its
+        pages and (unless not ``jobs_list``) the jobs list to every page."""
         with self.lock:
             self._push_job(job_id)
-            self._push_jobs()
+            if jobs_list:
+                self._push_jobs()
 
     def resume(self) -> int:
         """After a restart: queue again every slice that was not finished (finished ones are kept as they are),
@@ -300,10 +332,11 @@ class Coordinator:
         if not is_job_id(job_id):
             return False
         with self.lock:
+            found = self.store.delete_job(job_id)  # first: if it fails, the job is still whole and still queued
             self._unqueue(job_id)
             self._audio.pop(job_id, None)
             self._timing.pop(job_id, None)
-            found = self.store.delete_job(job_id)
+            self._unsaved.discard(job_id)
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             self._push_jobs()
             return found
@@ -377,8 +410,8 @@ class Coordinator:
             previous = end
         merged += now.slices[previous:]
         merged = [replace(s, index=i) for i, s in enumerate(merged)]
+        self.store.replace_slices(job.id, merged)  # first: if it fails, the old slices are still queued
         self._unqueue(job.id)  # the old slices leave the queue (none is out: checked above)
-        self.store.replace_slices(job.id, merged)
         now.slices = merged
         self._queue(now)
         log.info("job %s: %d waiting slice(s) cut again into %d to fit the connected workers' %.1f s", job.id,
@@ -407,45 +440,91 @@ class Coordinator:
             self._push_open_jobs()
             self.dispatch()
 
+    def worker_leaving(self, worker_id: str, leases: tuple[str, ...]) -> int:
+        """A worker that is stopping hands back the slices it holds: they go back to the head of the queue at
+        once, the try not counted, and the worker gets nothing more. Returns how many it gave back."""
+        with self.lock:
+            state = self.scheduler.workers.get(worker_id)
+            if state is None:
+                return 0
+            mine = [lid for lid in leases if lid in state.leases]
+            self._apply([self.scheduler.release(lid, "its worker stopped") for lid in mine])
+            self.scheduler.remove_worker(worker_id, self.clock())  # holds nothing now: nothing is lost
+            log.info("worker %s is stopping; it handed back %d slice(s)", state.info.name, len(mine))
+            self._push_workers()
+            self._push_open_jobs()
+            self.dispatch()
+            return len(mine)
+
+    def stop(self) -> int:
+        """The server is stopping: every slice out goes back to the queue in the store (the try not counted),
+        so the next start sends it again at once, and nothing more is handed out. Returns how many."""
+        with self.lock:
+            self.stopped = True
+            self._hold_until = float("inf")
+            leases = sorted(self.scheduler.leases)
+            self._apply([self.scheduler.release(lid, "the server stopped") for lid in leases])
+            return len(leases)
+
     def heartbeat(self, worker_id: str) -> bool:
         with self.lock:
             return self.scheduler.heartbeat(worker_id, self.clock())
 
     def result(self, worker_id: str, result: Result) -> dict[str, Any]:
         """A worker's text for a slice (parsed and bounded by ``payloads``). Returns the acknowledgement sent
-        back to the worker."""
-        key = result.ref.key
+        back to the worker. The store is written first and the scheduler told only then: a result that cannot
+        be stored (a full disk) leaves the slice as it was, and it goes back to the queue at once."""
+        key, lease_id = result.ref.key, result.ref.lease
         with self.lock:
             t0 = time.perf_counter()
             state = self.scheduler.workers.get(worker_id)
-            outcome = self.scheduler.complete(worker_id, result.ref.lease, key, self.clock())
-            if outcome.key is None:
+            if not self.scheduler.holds(worker_id, lease_id, key):
                 log.warning("ignored a result for slice %s from %s: it does not hold that lease", key,
                             state.info.name if state else worker_id)
                 return {"ok": False, "error": "you do not hold this slice"}
-            own = self._pieces.pop(key)
-            heard = self._heard.pop(key, {}).get(result.ref.lease) or guard.Heard(tuple(own), (0.0, 0.0))
-            shifted = transcript.shift_segments([seg.as_dict() for seg in result.segments], heard.pieces)
+            # What this lease was sent: the slice's pieces, with guard bands around them (guard.py).
+            sent = self._heard.get(key, {}).get(lease_id) or guard.Heard(tuple(self._pieces[key]), (0.0, 0.0))
+            shifted = transcript.shift_segments([seg.as_dict() for seg in result.segments], sent.pieces)
             around = self.store.slices_between(key.job_id, key.index - 2, key.index + 3)
             settled = stitch.settle(around, [s.index for s in around].index(key.index), shifted)
             text = settled.text if result.segments else result.text  # an engine may give text without times
-            self.store.finish_slice(key.job_id, key.index, text=" ".join(text.split()),
-                                    segments=settled.segments, heard=settled.heard,
-                                    worker=state.info.name, engine=result.engine or state.info.engine,
-                                    model=result.model if result.model is not None else state.info.model,
-                                    elapsed=round(result.elapsed_s, 3), error="", finished_at=time.time())
+            try:
+                self.store.finish_slice(key.job_id, key.index, text=" ".join(text.split()),
+                                        segments=settled.segments, heard=settled.heard, worker=state.info.name,
+                                        engine=result.engine or state.info.engine,
+                                        model=result.model if result.model is not None else state.info.model,
+                                        elapsed=round(result.elapsed_s, 3), error="", finished_at=time.time())
+            except STORE_ERRORS as exc:
+                reason = disk.FULL if disk.is_full(exc) else f"the server could not store it ({exc})"
+                log.error("slice %s/%d: the result from %s was not stored (%s); the slice goes back to the queue",
+                          key.job_id, key.index, state.info.name, exc)
+                self._release(lease_id, f"its result could not be stored: {reason}")
+                return {"ok": False, "error": f"{reason}: this result was not stored; the slice will be sent "
+                                              "again"}
+            outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
+            pieces = self._pieces.pop(key, None)
+            self._heard.pop(key, None)
+            if pieces is not None:  # the worker's times are in the audio it heard, guard bands included
+                self.speakers.slice_done(key.job_id, list(sent.pieces), result)
             for lease in outcome.cancelled:
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
                 other = self.scheduler.workers.get(lease.worker_id)
                 log.info("slice %s/%d: done by %s; cancel sent to %s for its copy", key.job_id, key.index,
                          state.info.name, other.info.name if other else lease.worker_id)
             timing = self._timing.setdefault(key.job_id, JobTiming())
-            timing.answered(result.ref.lease, self.clock(), result.elapsed_s, result.batch)
+            timing.answered(lease_id, self.clock(), result.elapsed_s, result.batch)
             timing.merge_s += time.perf_counter() - t0
             # The freed slot gets its next slice first; then the job is pushed once, with both changes.
             if key.job_id in self.dispatch(changed=key.job_id):
                 self._save_timing(key.job_id)
             return {"ok": True}
+
+    def _release(self, lease_id: str, reason: str) -> None:
+        """Give a lease back without counting the try (the server, not the worker, failed), and hand nothing
+        out for ``STORE_BACKOFF_S``. Under the lock."""
+        self._hold_until = self.clock() + STORE_BACKOFF_S
+        self._apply([self.scheduler.release(lease_id, reason)])
+        self._push_workers()
 
     def error(self, worker_id: str, failure: SliceFailure) -> dict[str, Any]:
         """A worker could not transcribe a slice: it goes to another worker, or fails after max_attempts."""
@@ -464,6 +543,10 @@ class Coordinator:
         self.replan_unservable()
         with self.lock:
             self._apply(self.scheduler.reap(self.clock()))
+            for job_id in sorted(self._unsaved):  # a job whose status could not be stored: try again
+                self._unsaved.discard(job_id)
+                if self._after_slice_change(job_id):
+                    self._save_timing(job_id)
             self.dispatch()
 
     # --- handing out -----------------------------------------------------------------------------------------
@@ -474,7 +557,8 @@ class Coordinator:
         Returns the jobs this finished."""
         with self.lock:
             touched: dict[str, None] = {}
-            for lease in self.scheduler.assign(self.clock()):
+            now = self.clock()
+            for lease in self.scheduler.assign(now) if now >= self._hold_until else []:
                 self._send(lease)
                 touched[lease.key.job_id] = None
             if changed is not None:
@@ -494,6 +578,9 @@ class Coordinator:
             return finished
 
     def _send(self, lease: Lease) -> None:
+        """Send a leased slice to its worker. If that fails after the lease is made (the store cannot record it,
+        the emit fails), the lease is given back at once rather than holding the worker's slot until it
+        expires."""
         t0 = time.perf_counter()
         key = lease.key
         worker = self.scheduler.workers[lease.worker_id].info
@@ -501,16 +588,24 @@ class Coordinator:
             payload, heard = self._slice_audio(key, worker)
         except (OSError, ValueError) as exc:  # the job's audio is gone: nobody can ever do this slice
             log.error("slice %s: cannot read audio: %s", key, exc)
-            self.scheduler.fail(lease.worker_id, lease.id, key, f"audio unreadable: {exc}", self.clock())
+            self._apply([self.scheduler.fail(lease.worker_id, lease.id, key, f"audio unreadable: {exc}",
+                                             self.clock())])
             return
         task = self.scheduler.tasks[key]
-        if not lease.duplicate:
-            self.store.update_slice(key.job_id, key.index, status="leased", worker=worker.name,
-                                    attempts=task.attempts)
-        self._heard.setdefault(key, {})[lease.id] = heard
-        # span: where the slice's own audio lies in what is sent (the rest is guard bands, see guard.py).
-        self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index, "seconds": task.seconds,
-                            "audio": payload, "span": list(heard.span)}, to=lease.worker_id, namespace="/worker")
+        try:
+            if not lease.duplicate:
+                self.store.update_slice(key.job_id, key.index, status="leased", worker=worker.name,
+                                        attempts=task.attempts)
+            self._heard.setdefault(key, {})[lease.id] = heard
+            # span: where the slice's own audio lies in what is sent (the rest is guard bands, see guard.py).
+            self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index,
+                                "seconds": task.seconds, "audio": payload, "span": list(heard.span)},
+                      to=lease.worker_id, namespace="/worker")
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the worker must not lose its slot to it
+            log.error("slice %s/%d: could not be sent to %s (%s); back to the queue", key.job_id, key.index,
+                      worker.name, exc)
+            self._release(lease.id, f"could not be sent: {disk.FULL if disk.is_full(exc) else exc}")
+            return
         timing = self._timing.setdefault(key.job_id, JobTiming())
         timing.sent(lease.id, self.clock(), time.perf_counter() - t0)
 
@@ -540,15 +635,24 @@ class Coordinator:
             if outcome.key is None:
                 continue
             key = outcome.key
-            if outcome.status == SliceStatus.QUEUED:
-                self.store.update_slice(key.job_id, key.index, status="queued", worker="", error=outcome.reason)
-            elif outcome.status == SliceStatus.FAILED:
+            touched.add(key.job_id)
+            if outcome.status == SliceStatus.FAILED:
                 self._pieces.pop(key, None)
                 self._heard.pop(key, None)
-                self.store.update_slice(key.job_id, key.index, status="failed", worker="", error=outcome.reason,
-                                        finished_at=time.time())
                 log.warning("slice %s failed: %s", key, outcome.reason)
-            touched.add(key.job_id)
+            try:
+                if outcome.status == SliceStatus.QUEUED:
+                    task = self.scheduler.tasks.get(key)  # its tries: a lease given back does not count
+                    self.store.update_slice(key.job_id, key.index, status="queued", worker="",
+                                            error=outcome.reason, **({"attempts": task.attempts} if task else {}))
+                elif outcome.status == SliceStatus.FAILED:
+                    self.store.update_slice(key.job_id, key.index, status="failed", worker="",
+                                            error=outcome.reason, finished_at=time.time())
+            except STORE_ERRORS as exc:
+                # The scheduler has it right; the store catches up at the slice's next change (a queued slice
+                # is stored as leased when it is sent again) or, for a failure, when the status is retried.
+                log.error("slice %s/%d: its state could not be stored: %s", key.job_id, key.index, exc)
+                self._unsaved.add(key.job_id)
         for job_id in touched:
             if self._after_slice_change(job_id):
                 self._save_timing(job_id)
@@ -570,8 +674,9 @@ class Coordinator:
                 job.status, job.error, job.finished_at = status, error, time.time()
                 if not failed and not any(s.text.strip() for s in job.slices):
                     job.note = NO_SPEECH  # every slice came back without words: say so, as for silence
-                self.store.update_job(job_id, status=status, error=error, finished_at=job.finished_at,
-                                      note=job.note)
+                if not self._store_status(job_id, status=status, error=error, finished_at=job.finished_at,
+                                          note=job.note):
+                    return False
                 self._audio.pop(job_id, None)
                 log.info("job %s %s: %d slices, %d failed", job_id, status, len(states), len(failed))
                 self._push_jobs()
@@ -579,24 +684,40 @@ class Coordinator:
         elif any(s in ("leased", "done", "failed") for s in states):
             if job.status != "running":
                 job.status = "running"
-                self.store.update_job(job_id, status="running")
+                self._store_status(job_id, status="running")
         # The job as just stored, without reading it back: this runs after every hand-out and result.
-        self.emit("job", views.job_view(job, self.scheduler), to=f"job:{job_id}", namespace="/")
+        self.emit("job", views.job_view(job, self.scheduler, self.partials.get(job_id)), to=f"job:{job_id}",
+                  namespace="/")
+        if finished:
+            self.speakers.changed(job_id)  # its speakers are worked out once more, final now
         return finished
+
+    def _store_status(self, job_id: str, **values: Any) -> bool:
+        """Store a job's derived state; on failure (a full disk) :meth:`tick` recomputes and stores it again."""
+        try:
+            self.store.update_job(job_id, **values)
+            return True
+        except STORE_ERRORS as exc:
+            log.error("job %s: its status could not be stored (%s); trying again", job_id, exc)
+            self._unsaved.add(job_id)
+            return False
 
     def _save_timing(self, job_id: str) -> None:
         """Write where a finished job's time went into its stats (see ``timing``)."""
         timing = self._timing.pop(job_id, None)
         job = self.store.get_job(job_id)
         if timing is not None and job is not None:
-            self.store.update_job(job_id, stats={**job.stats, **timing.stats()})
+            try:
+                self.store.update_job(job_id, stats={**job.stats, **timing.stats()})
+            except STORE_ERRORS as exc:  # only statistics: not worth a retry
+                log.error("job %s: its timing could not be stored: %s", job_id, exc)
 
     # --- views -----------------------------------------------------------------------------------------------
 
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         with self.lock:
             job = self.store.get_job(job_id)
-            return None if job is None else views.job_view(job, self.scheduler)
+            return None if job is None else views.job_view(job, self.scheduler, self.partials.get(job_id))
 
     def jobs_view(self, limit: int = 50, query: str = "") -> list[dict[str, Any]]:
         """The newest jobs (those whose name or text holds ``query``, if given), each with its first words."""

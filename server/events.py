@@ -5,9 +5,8 @@ Two namespaces: ``/worker`` for workers (token required) and ``/`` for pages (ac
 
 from __future__ import annotations
 
-import hmac
-import logging
-from typing import Any
+import time
+from typing import Any, Callable
 
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
@@ -15,34 +14,43 @@ from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_r
 from . import payloads
 from .api import display_name
 from .coordinator import Coordinator
+from .limits import TokenGate, Verdict
+from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .payloads import PayloadError
 
-log = logging.getLogger("scatterscribe")
+#: What a worker with a wrong or missing token is told; the worker program exits on it (code 3).
+WRONG_WORKER_TOKEN = "wrong or missing worker token"
 
 
-def token_matches(given: Any, expected: str) -> bool:
-    """Constant-time comparison, so the time taken says nothing about how much of a guess was right."""
-    if not expected or not isinstance(given, str):
-        return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+class _OnePayload(Namespace):
+    """Every handler here takes one payload, and a sender may put none or several in an event: the handler
+    is called with the first, or with nothing (its default), never with an argument count it cannot take."""
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        if event not in ("connect", "disconnect"):
+            args = args[:2]  # the sender's sid and its first payload, if any
+        return super().trigger_event(event, *args)
 
 
-class WorkerNamespace(Namespace):
+class WorkerNamespace(_OnePayload):
     """Events sent by workers."""
 
-    def __init__(self, coordinator: Coordinator, token: str, heartbeat_s: float):
+    def __init__(self, coordinator: Coordinator, token: str, gate: TokenGate, heartbeat_s: float,
+                 captions: LiveCaptions):
         super().__init__("/worker")
         self.coordinator = coordinator
         self.token = token
+        self.gate = gate
         self.heartbeat_s = heartbeat_s
+        self.captions = captions
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a worker when it connects: proves the shared token and announces itself."""
         auth = auth if isinstance(auth, dict) else {}
-        if not token_matches(auth.get("token"), self.token):
-            log.warning("refused a worker from %s: wrong or missing token", request.remote_addr)
-            raise ConnectionRefusedError("wrong or missing worker token")
+        verdict = self.gate.check(auth.get("token"), self.token, request.remote_addr or "?", time.monotonic())
+        if verdict.status:
+            raise ConnectionRefusedError(verdict.message)
         try:
             info = payloads.worker_info(auth)
         except PayloadError as exc:
@@ -53,6 +61,8 @@ class WorkerNamespace(Namespace):
 
     def _dispatch_soon(self, sid: str) -> None:
         self.socketio.sleep(0.05)
+        if self.coordinator.stopped:
+            return
         self.emit("welcome", {"heartbeat_s": self.heartbeat_s}, room=sid)
         self.coordinator.replan_unservable()  # a job waiting for shorter slices than it has gets them now
         self.coordinator.dispatch()
@@ -65,7 +75,16 @@ class WorkerNamespace(Namespace):
         """Sent by workers every ``heartbeat_s`` while connected."""
         return {"ok": self.coordinator.heartbeat(request.sid)}
 
-    def on_result(self, data: Any) -> dict[str, Any]:
+    def on_hand_back(self, data: Any = None) -> dict[str, Any]:
+        """``{leases}``: sent by a worker that is stopping (Ctrl-C, SIGTERM) with the slices it holds; they go
+        back to the queue at once and the worker gets no more."""
+        try:
+            leases = payloads.hand_back(data)
+        except PayloadError as exc:
+            return {"ok": False, "error": f"malformed hand-back: {exc}"}
+        return {"ok": True, "handed_back": self.coordinator.worker_leaving(request.sid, leases)}
+
+    def on_result(self, data: Any = None) -> dict[str, Any]:
         """Sent by a worker with the text of a slice it holds. A result for a slice it holds that cannot be
         used (a number out of range, text over the limit) counts as an error for that slice, so the slice goes
         to another worker at once instead of waiting for its lease to run out."""
@@ -79,7 +98,7 @@ class WorkerNamespace(Namespace):
             return self.coordinator.error(request.sid, payloads.SliceFailure(ref, f"unusable result: {exc}"))
         return self.coordinator.result(request.sid, result)
 
-    def on_slice_error(self, data: Any) -> dict[str, Any]:
+    def on_slice_error(self, data: Any = None) -> dict[str, Any]:
         """Sent by a worker that could not transcribe a slice it holds."""
         try:
             ref = payloads.slice_ref(data)
@@ -87,22 +106,33 @@ class WorkerNamespace(Namespace):
             return {"ok": False, "error": f"malformed error report: {exc}"}
         return self.coordinator.error(request.sid, payloads.slice_failure(data, ref))
 
+    def on_tentative_text(self, data: Any) -> None:
+        """Sent by a worker with the tentative text of a live recording's open part it was asked for
+        (``{id, job, text}``); a malformed one is dropped (tentative text is optional: the next one comes)."""
+        try:
+            answer = payloads.tentative_text(data, self.coordinator.settings.server.max_text_chars)
+        except PayloadError:
+            return
+        self.captions.answered(request.sid, answer)
 
-class PageNamespace(Namespace):
+
+class PageNamespace(_OnePayload):
     """Events sent by web pages."""
 
-    def __init__(self, coordinator: Coordinator, access_allowed, live: LiveJobs):
+    def __init__(self, coordinator: Coordinator, access_check: Callable[[dict[str, Any]], Verdict],
+                 live: LiveJobs):
         super().__init__("/")
         self.coordinator = coordinator
-        self.access_allowed = access_allowed
+        self.access_check = access_check
         self.live = live
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a page when it opens; refused without the access token when one is set."""
-        if not self.access_allowed(auth if isinstance(auth, dict) else {}):
-            raise ConnectionRefusedError("access token required")
+        verdict = self.access_check(auth if isinstance(auth, dict) else {})
+        if verdict.status:
+            raise ConnectionRefusedError(verdict.message)
 
-    def on_watch(self, data: Any) -> dict[str, Any] | None:
+    def on_watch(self, data: Any = None) -> dict[str, Any] | None:
         """Sent by a page that shows a job: it gets the job now and every change after (None: no such job)."""
         try:
             job_id = payloads.watched_job(data)
@@ -113,7 +143,7 @@ class PageNamespace(Namespace):
             join_room(f"job:{job_id}")
         return view
 
-    def on_unwatch(self, data: Any) -> None:
+    def on_unwatch(self, data: Any = None) -> None:
         """Sent by a page that stops showing a job."""
         try:
             leave_room(f"job:{payloads.watched_job(data)}")
@@ -122,18 +152,19 @@ class PageNamespace(Namespace):
 
     # --- live recordings (see LiveJobs and README "Live mode") ---------------------------------------------
 
-    def on_live_start(self, data: Any) -> dict[str, Any]:
+    def on_live_start(self, data: Any = None) -> dict[str, Any]:
         """``{name, sample_rate}``: start a live recording → ``{job, key, ack}``; the page watches the job."""
         try:
             start = payloads.live_start(data)
         except PayloadError as exc:
             return {"error": str(exc)}
-        answer = self.live.start(display_name(start.name), start.sample_rate)
+        answer = self.live.start(display_name(start.name), start.sample_rate, request.sid,
+                                 request.remote_addr or "?")
         if "job" in answer:
             join_room(f"job:{answer['job']}")
         return answer
 
-    def on_live_chunk(self, data: Any) -> dict[str, Any]:
+    def on_live_chunk(self, data: Any = None) -> dict[str, Any]:
         """``{job, key, seq, pcm}`` (16-bit little-endian mono PCM) → ``{ack}``: all chunks up to ``ack`` are
         stored."""
         try:
@@ -146,7 +177,7 @@ class PageNamespace(Namespace):
             return self.live.refuse(ref, str(exc))
         return self.live.chunk(chunk)
 
-    def on_live_stop(self, data: Any) -> dict[str, Any]:
+    def on_live_stop(self, data: Any = None) -> dict[str, Any]:
         """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq`` → ``{ack, finished}``."""
         try:
             ref = payloads.live_ref(data)
@@ -158,13 +189,13 @@ class PageNamespace(Namespace):
             return self.live.refuse(ref, str(exc))
         return self.live.stop(stop)
 
-    def on_live_resume(self, data: Any) -> dict[str, Any]:
+    def on_live_resume(self, data: Any = None) -> dict[str, Any]:
         """``{job, key}`` after a reconnect → ``{ack}``: the page resends every chunk after ``ack``."""
         try:
             ref = payloads.live_ref(data)
         except PayloadError as exc:
             return {"ack": -1, "error": f"malformed resume: {exc}"}
-        answer = self.live.resume(ref)
+        answer = self.live.resume(ref, request.sid, request.remote_addr or "?")
         if "error" not in answer:
             join_room(f"job:{ref.job}")
         return answer

@@ -60,8 +60,16 @@ class LiveOptions:
     max_sessions: int = 4
     #: Longest chunk accepted (the page sends ~0.25 s).
     max_chunk_s: float = 1.0
-    #: Chunks after a missing one that are held until it comes; one further ahead is refused.
+    #: Chunks after a missing one that are held until it comes; one further ahead is refused. As many chunks
+    #: may wait for their turn under ``max_speed``; one more is refused.
     reorder_chunks: int = 64
+    #: Audio taken from one recording at most this many times faster than real time (a page resending after a
+    #: reconnect), after ``burst_s`` seconds of it; sooner chunks wait their turn.
+    max_speed: float = 4.0
+    burst_s: float = 30.0
+    #: Live recordings at once from one page connection, and from one client address.
+    max_sessions_per_page: int = 1
+    max_sessions_per_client: int = 2
 
     def __post_init__(self) -> None:
         if self.slice_after_s <= 0 or self.long_pause_s <= 0 or self.idle_timeout_s <= 0:
@@ -70,6 +78,9 @@ class LiveOptions:
             raise ValueError("max_sessions must be 0 (live mode off) or more")
         if self.reorder_chunks < 1 or self.max_chunk_s <= 0:
             raise ValueError("reorder_chunks and max_chunk_s must be positive")
+        if self.max_speed <= 0 or self.burst_s < 0 or self.max_sessions_per_page < 1 or \
+                self.max_sessions_per_client < 1:
+            raise ValueError("max_speed, max_sessions_per_page and max_sessions_per_client must be positive")
 
 
 class ChunkError(ValueError):
@@ -126,7 +137,7 @@ class StreamResampler:
         """16 kHz samples now certain, given the next input samples."""
         if self.up == self.down:
             return np.asarray(pcm, dtype="<i2")
-        # The same float conversion as the upload path (audio._to_float_mono for 16-bit PCM).
+        # The same float conversion as the upload path (audio._to_float_frames for 16-bit PCM).
         x = np.asarray(pcm, dtype="<i2").astype(np.float32) / 32768.0
         self.buffer = np.concatenate((self.buffer, x))
         end = (self.offset + len(self.buffer) - self.pad) // self.down * self.down
@@ -352,6 +363,10 @@ class LiveSession:
         if self.finished or now - self.last_heard < self.live.idle_timeout_s:
             return None
         return self._finish()
+
+    def end(self, reason: str) -> Update:
+        """Finish now with the audio that has arrived, telling the page ``reason`` (the disk is full)."""
+        return self._finish()._replace(error=reason)
 
     def _advance(self, samples: np.ndarray) -> Update:
         self.samples_out += len(samples)

@@ -17,10 +17,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import audio
-from .coordinator import Coordinator, fit_to_workers
+from . import audio, disk
+from .coordinator import STORE_ERRORS, Coordinator, fit_to_workers
 from .ids import new_job_id
+from .limits import AudioPace
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
+from .live_captions import LiveCaptions
 from .payloads import LiveChunk, LiveRef, LiveStop
 from .store import JobRecord
 
@@ -29,6 +31,9 @@ log = logging.getLogger("scatterscribe")
 #: How often a recording's growing length is stored and pushed to the pages between slices: the job card
 #: and the past-jobs list follow the page's own timer without a database write and a push per 250 ms chunk.
 DURATION_EVERY_S = 1.0
+#: Longest a chunk waits for its turn under ``max_speed``; one that would wait longer is refused. A page with
+#: 8 s of audio in flight (web/live.js) waits 2 s at most at 4x; the cap bounds what a flood can queue up.
+MAX_WAIT_S = 5.0
 
 
 class Pcm16File:
@@ -77,6 +82,10 @@ class _Live:
     session: LiveSession
     key: str
     file: Pcm16File
+    pace: AudioPace  # at most max_speed times real time
+    page: str = ""  # the page connection recording it (the latest, after a resume)
+    client: str = ""  # that page's address
+    waiting: int = 0  # chunks waiting for their turn under the pace
     told_at: float = -math.inf  # when the job's stored duration last caught up with the audio
 
 
@@ -84,16 +93,21 @@ class LiveJobs:
     """The live recordings in progress, by job id. Every method runs under the coordinator's lock."""
 
     def __init__(self, coordinator: Coordinator, opts: LiveOptions,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = time.sleep,
+                 captions: LiveCaptions | None = None):
         self.coordinator = coordinator
         self.opts = opts
         self.clock = clock
+        self.sleep = sleep  # the event loop's: a chunk waiting for its turn lets everything else run
         self.sessions: dict[str, _Live] = {}
+        self._unclosed: set[str] = set()  # recordings stopped by a full disk whose job could not be closed yet
+        self.captions = captions  # tentative text of the open parts; None: none
 
     # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
 
-    def start(self, name: str, sample_rate: Any) -> dict[str, Any]:
-        """A page starts recording: a new job with an empty audio file, watched from the first chunk."""
+    def start(self, name: str, sample_rate: Any, page: str = "", client: str = "") -> dict[str, Any]:
+        """A page (connection ``page``, from address ``client``) starts recording: a new job with an empty audio
+        file, watched from the first chunk."""
         coord = self.coordinator
         settings = coord.settings
         with coord.lock:
@@ -102,6 +116,12 @@ class LiveJobs:
             if len(self.sessions) >= self.opts.max_sessions:
                 return {"error": f"this server already takes {self.opts.max_sessions} live recordings at "
                                  "once; try again in a moment, or record and upload a file"}
+            if sum(live.page == page for live in self.sessions.values()) >= self.opts.max_sessions_per_page:
+                return {"error": f"this page is already recording live (at most {self.opts.max_sessions_per_page} "
+                                 "at once from one page): stop that recording first"}
+            if sum(live.client == client for live in self.sessions.values()) >= self.opts.max_sessions_per_client:
+                return {"error": f"your address already records {self.opts.max_sessions_per_client} live "
+                                 "recordings at once, the most this server takes from one address"}
             # Slices no longer than the connected workers take, as for an upload.
             opts = fit_to_workers(settings.splitter, coord.scheduler.longest_slice_s())
             try:
@@ -112,7 +132,8 @@ class LiveJobs:
             job_id = new_job_id()
             path = coord.audio_path(job_id)
             path.parent.mkdir()
-            live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path))
+            live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path),
+                         AudioPace(self.opts.max_speed, self.opts.burst_s, self.clock()), page, client)
             coord.open_job(JobRecord(id=job_id, name=name, source="live", created_at=time.time(),
                                      recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"}))
             self.sessions[job_id] = live
@@ -120,8 +141,36 @@ class LiveJobs:
             return {"job": job_id, "key": live.key, "ack": -1, "max_chunk_bytes": session.max_chunk_bytes}
 
     def chunk(self, chunk: LiveChunk) -> dict[str, Any]:
-        """``{job, key, seq, pcm}`` → ``{ack}``; a refusal adds ``error``, an ended recording ``finished``."""
-        return self._request(chunk.ref, lambda session, now: session.chunk(chunk.seq, chunk.pcm, now))
+        """``{job, key, seq, pcm}`` → ``{ack}``; a refusal adds ``error``, an ended recording ``finished``.
+        A chunk that comes sooner than ``max_speed`` allows waits its turn (without the lock); with
+        ``reorder_chunks`` chunks of this recording already waiting, it is refused. Below ``min_free_disk_mb``
+        of free space the recording ends with the audio it has."""
+        with self.coordinator.lock:
+            try:
+                _, live = self._find(chunk.ref)
+            except ChunkError as exc:
+                return {"ack": -1, "error": str(exc), "finished": True}
+            now = self.clock()
+            delay = live.pace.delay(now)
+            if delay > 0 and (live.waiting >= self.opts.reorder_chunks or delay > MAX_WAIT_S):
+                return {"ack": live.session.ack,
+                        "error": f"live audio is arriving faster than {self.opts.max_speed:g} times real time: "
+                                 "wait for acknowledgements before sending more"}
+            wait = live.pace.take(len(chunk.pcm) / 2 / live.session.sample_rate, now)
+            live.waiting += 1
+        try:
+            if wait > 0:
+                self.sleep(wait)
+        finally:
+            live.waiting -= 1
+        floor = self.coordinator.settings.server.min_free_disk_mb
+
+        def act(session: LiveSession, now: float) -> Update:
+            if disk.refusal(self.coordinator.jobs_dir, len(chunk.pcm), floor):
+                return session.end(f"{disk.FULL}: the recording was stopped at {session.duration_s:.1f} s, "
+                                   "with everything before kept")
+            return session.chunk(chunk.seq, chunk.pcm, now)
+        return self._request(chunk.ref, act)
 
     def stop(self, stop: LiveStop) -> dict[str, Any]:
         """``{job, key, last_seq}``: Stop was pressed after chunk ``last_seq``. The last slice is closed and
@@ -134,13 +183,15 @@ class LiveJobs:
             raise ChunkError(reason)
         return self._request(ref, refused)
 
-    def resume(self, ref: LiveRef) -> dict[str, Any]:
-        """``{job, key}`` after a reconnect: what the server has (``ack``), so the page resends the rest."""
+    def resume(self, ref: LiveRef, page: str = "", client: str = "") -> dict[str, Any]:
+        """``{job, key}`` after a reconnect (``page`` is the new connection): what the server has (``ack``), so
+        the page resends the rest."""
         with self.coordinator.lock:
             try:
                 _, live = self._find(ref)
             except ChunkError as exc:
                 return {"ack": -1, "error": str(exc), "finished": True}
+            live.page, live.client = page, client
             live.session.last_heard = self.clock()
             return {"ack": live.session.ack, "stopping": live.session.last_seq is not None}
 
@@ -150,11 +201,21 @@ class LiveJobs:
                 job_id, live = self._find(ref)
             except ChunkError as exc:
                 return {"ack": -1, "error": str(exc), "finished": True}
+            acked = live.session.ack
             try:
                 update = act(live.session, self.clock())
             except ChunkError as exc:  # refused; nothing changed
                 return {"ack": live.session.ack, "error": str(exc)}
-            return self._apply(job_id, live, update)
+            try:
+                return self._apply(job_id, live, update)
+            except STORE_ERRORS as exc:  # the audio or the job could not be written: a full disk
+                log.error("job %s: live audio could not be stored (%s); ending the recording", job_id, exc)
+                self._close(job_id, live)
+                self._unclosed.add(job_id)
+                self._close_unclosed()
+                reason = disk.FULL if disk.is_full(exc) else "the server could not store the audio"
+                return {"ack": acked, "finished": True,
+                        "error": f"{reason}: the recording was stopped, with the audio stored until then kept"}
 
     def _find(self, ref: LiveRef) -> tuple[str, _Live]:
         live = self.sessions.get(ref.job)
@@ -174,6 +235,8 @@ class LiveJobs:
         # New slices, the end, or a second's more audio: store the length so far and tell the pages.
         due = len(update.samples) > 0 and now - live.told_at >= DURATION_EVERY_S
         extended = True
+        if update.slices and self.captions:
+            self.captions.closing(job_id, session)  # before the push that shows the slices
         if update.slices or update.finished or due:
             live.told_at = now
             extended = self.coordinator.extend_job(job_id, update.slices, session.duration_s)
@@ -186,6 +249,8 @@ class LiveJobs:
                                            {"threshold_db": round(session.splitter.threshold_db, 1)})
             log.info("job %s: live recording ended, %.1f s", job_id, session.duration_s)
             answer["finished"] = True
+        elif self.captions:
+            self.captions.advance(job_id, session)
         if update.error:
             answer["error"] = update.error
         return answer
@@ -193,11 +258,14 @@ class LiveJobs:
     def _close(self, job_id: str, live: _Live) -> None:
         live.file.close()
         self.sessions.pop(job_id, None)
+        if self.captions:
+            self.captions.ended(job_id)
 
     def tick(self) -> None:
         """Called every second: a recording whose page has been silent for ``idle_timeout_s`` is closed with
         the audio it has, and its job finishes."""
         with self.coordinator.lock:
+            self._close_unclosed()
             now = self.clock()
             for job_id, live in list(self.sessions.items()):
                 update = live.session.expire(now)
@@ -211,20 +279,36 @@ class LiveJobs:
     def recover(self) -> int:
         """Close every live recording a previous run left open: its page's session died with that run, so the
         audio on disk is all there will be. Its rest is cut and queued like the end of any recording."""
-        coord = self.coordinator
-        jobs = coord.store.recording_jobs()
+        jobs = self.coordinator.store.recording_jobs()
         for job in jobs:
-            path = coord.audio_path(job.id)
-            samples = Pcm16File.repair(path) if path.exists() else 0
-            splitter = LiveSplitter(coord.settings.splitter, self.opts)
-            if samples:  # at start-up, before any client is served: no need to leave the event loop
-                splitter.feed(np.asarray(audio.open_pcm16(path)))
-            done_to = max((s.end for s in job.slices), default=0.0)
-            splitter.open_frame = math.ceil(round(done_to * audio.TARGET_RATE) / splitter.frame_len)
-            slices = splitter.close(final=True)
-            duration = samples / audio.TARGET_RATE
-            coord.extend_job(job.id, slices, duration)
-            coord.end_recording(job.id, duration, {"threshold_db": round(splitter.threshold_db, 1),
-                                                   "closed": "the server restarted while it was recording"})
-            log.info("job %s: live recording left open by a previous run closed at %.1f s", job.id, duration)
+            self._close_from_disk(job.id, "the server restarted while it was recording")
         return len(jobs)
+
+    def _close_unclosed(self) -> None:
+        """Close the jobs of recordings a full disk stopped, as far as the disk now allows."""
+        for job_id in sorted(self._unclosed):
+            try:
+                self._close_from_disk(job_id, "the server's disk was full")
+                self._unclosed.discard(job_id)
+            except STORE_ERRORS as exc:
+                log.error("job %s: still cannot close its live recording: %s", job_id, exc)
+
+    def _close_from_disk(self, job_id: str, why: str) -> None:
+        """End a recording whose session is gone with the audio its file holds: the rest after its last slice
+        is cut and queued like the end of any recording."""
+        coord = self.coordinator
+        job = coord.store.get_job(job_id)
+        if job is None or not job.recording:
+            return
+        path = coord.audio_path(job.id)
+        samples = Pcm16File.repair(path) if path.exists() else 0
+        splitter = LiveSplitter(coord.settings.splitter, self.opts)
+        if samples:  # rare (a restart, a full disk): reading the recording once on the event loop is fine
+            splitter.feed(np.asarray(audio.open_pcm16(path)))
+        done_to = max((s.end for s in job.slices), default=0.0)
+        splitter.open_frame = math.ceil(round(done_to * audio.TARGET_RATE) / splitter.frame_len)
+        slices = splitter.close(final=True)
+        duration = samples / audio.TARGET_RATE
+        coord.extend_job(job.id, slices, duration)
+        coord.end_recording(job.id, duration, {"threshold_db": round(splitter.threshold_db, 1), "closed": why})
+        log.info("job %s: live recording closed at %.1f s (%s)", job.id, duration, why)

@@ -32,9 +32,12 @@ def _die_with_parent() -> None:
 
 
 class LocalWorkers:
-    def __init__(self, count: int, server_url: str, token: str, config_path: Path | None):
+    def __init__(self, count: int, server_url: str, token: str, config_path: Path | None,
+                 extra_args: list[str] | None = None):
+        """``extra_args``: flags every worker gets (``--fingerprint`` of an https server's certificate)."""
         self.count = count
         self.server_url = server_url
+        self.extra_args = list(extra_args or [])
         self.token = token
         self.config_path = config_path
         self.processes: list[subprocess.Popen | None] = [None] * count
@@ -46,7 +49,7 @@ class LocalWorkers:
         cmd = [sys.executable, "-m", "client", "--server", self.server_url, "--name", f"local-{n + 1}"]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
-        return cmd
+        return cmd + self.extra_args
 
     def _start(self, n: int) -> None:
         env = {**os.environ, TOKEN_ENV: self.token, "PYTHONUNBUFFERED": "1"}
@@ -74,14 +77,21 @@ class LocalWorkers:
                     self.next_start[n] = 0.0
                     self._start(n)
 
-    def stop(self) -> None:
+    def stop(self, sleep=time.sleep, grace_s: float = 5.0) -> None:
+        """Ask every worker to stop (SIGTERM: it hands back what it holds), wait up to ``grace_s`` for them with
+        ``sleep`` (the event loop's, never a blocking wait), then kill those still running."""
         self.stopping = True
-        for proc in self.processes:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in self.processes:
-            if proc is not None:
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        running = [(n, proc) for n, proc in enumerate(self.processes) if proc is not None and proc.poll() is None]
+        for _, proc in running:
+            proc.terminate()
+        deadline = time.monotonic() + grace_s
+        while any(proc.poll() is None for _, proc in running) and time.monotonic() < deadline:
+            sleep(0.05)
+        for n, proc in running:
+            if proc.poll() is None:
+                log.warning("local worker local-%d did not stop within %.0f s of SIGTERM: killed", n + 1, grace_s)
+                proc.kill()
+                while proc.poll() is None:
+                    sleep(0.05)
+            else:
+                log.info("local worker local-%d stopped (exit code %d)", n + 1, proc.returncode)

@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from . import speakers
 from .ids import is_job_id
 from .scheduler import SliceKey, WorkerInfo
 
@@ -107,7 +108,8 @@ def worker_info(auth: Any) -> WorkerInfo:
     max_slice_s = min(MAX_SLICE_S, number(auth.get("max_slice_s", 30.0), "max_slice_s", 1.0, 1e9))
     return WorkerInfo(name=label(auth.get("name"), 64, "worker"), engine=label(auth.get("engine"), 32, "unknown"),
                       model=label(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s,
-                      words=auth.get("words") is True)
+                      words=auth.get("words") is True, diarize=auth.get("diarize") is True,
+                      tentative=auth.get("tentative") is True)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,12 @@ class Result:
     batch: int  # slices decoded together with it
     engine: str | None  # None: the one the worker announced
     model: str | None
+    #: Speaker voices (``--diarize`` workers): (start, end, unit vector) in the slice's audio; None when the
+    #: worker sent none, and then ``voice_error`` may say why.
+    voices: tuple[tuple[float, float, Any], ...] | None = None
+    voice_model: str = ""
+    voice_s: float = 0.0  # what embedding them cost the worker
+    voice_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,7 @@ def slice_ref(data: Any) -> SliceRef:
 def _word(value: Any, where: str) -> Word:
     w = _dict(value, where)
     start = number(_field(w, "start", where=f"{where}."), f"{where}.start", 0.0, MAX_SLICE_S)
-    end = number(_field(w, "end", where=f"{where}."), f"{where}.end", start, MAX_SLICE_S)
+    end = max(start, number(_field(w, "end", where=f"{where}."), f"{where}.end", 0.0, MAX_SLICE_S))
     return Word(start, end, text(_field(w, "word", where=f"{where}."), f"{where}.word", MAX_WORD_CHARS),
                 number(_field(w, "probability", where=f"{where}."), f"{where}.probability", 0.0, 1.0))
 
@@ -189,7 +197,8 @@ def _word(value: Any, where: str) -> Word:
 def _segment(value: Any, where: str, words_left: int, max_chars: int) -> Segment:
     seg = _dict(value, where)
     start = number(_field(seg, "start", 0.0), f"{where}.start", 0.0, MAX_SLICE_S)
-    end = number(_field(seg, "end", start), f"{where}.end", start, MAX_SLICE_S)
+    # An end before its start is an engine's rounding, not an attack: it is taken as the start.
+    end = max(start, number(_field(seg, "end", start), f"{where}.end", 0.0, MAX_SLICE_S))
     words = _field(seg, "words", None) or []
     if not isinstance(words, list):
         raise PayloadError(f"{where}.words must be a list")
@@ -223,7 +232,23 @@ def result(data: dict[str, Any], ref: SliceRef, max_text_chars: int) -> Result:
                   elapsed_s=number(_field(data, "elapsed", 0.0), "elapsed", 0.0, MAX_ELAPSED_S),
                   batch=whole(_field(data, "batch", 1), "batch", 1, MAX_SLOTS),
                   engine=None if engine is None else label(engine, 32),
-                  model=None if model is None else label(model, 128))
+                  model=None if model is None else label(model, 128), **_voices(data))
+
+
+def _voices(data: dict[str, Any]) -> dict[str, Any]:
+    """A result's speaker voices. Voices that cannot be used cost the slice its labels, never its text: they
+    are dropped and ``voice_error`` says why."""
+    error = label(_field(data, "voice_error", None), 300)
+    raw = _field(data, "voices", None)
+    if raw is None:
+        return {"voice_error": error}
+    try:
+        voices = tuple(speakers.parse_voices(raw, seconds=MAX_SLICE_S, max_count=speakers.MAX_VOICES_PER_SLICE))
+        seconds = number(_field(data, "voice_s", 0.0), "voice_s", 0.0, MAX_ELAPSED_S)
+    except (speakers.VoiceError, PayloadError) as exc:
+        return {"voice_error": f"the server refused its voices: {exc}"}
+    return {"voices": voices, "voice_model": label(_field(data, "voice_model", None), 64, "unknown"),
+            "voice_s": seconds, "voice_error": error}
 
 
 def slice_failure(data: dict[str, Any], ref: SliceRef) -> SliceFailure:
@@ -239,6 +264,27 @@ def hand_back(data: Any) -> tuple[str, ...]:
     if not all(isinstance(lease, str) and _LEASE.fullmatch(lease) for lease in leases):
         raise PayloadError("leases must be lease ids")
     return tuple(leases)
+
+
+@dataclass(frozen=True)
+class TentativeText:
+    """A worker's tentative text of a live recording's open part, for the request ``id`` it was sent."""
+
+    id: str
+    job: str
+    text: str
+    elapsed_s: float  # how long the decode took on the worker
+
+
+def tentative_text(data: Any, max_text_chars: int) -> TentativeText:
+    """``{id, job, text, elapsed}``: the answer to a ``tentative`` request (``live_captions.py``)."""
+    data = _dict(data, "the message")
+    request_id = _field(data, "id")
+    if not isinstance(request_id, str) or not _LEASE.fullmatch(request_id):
+        raise PayloadError("id must be the id the request came with")
+    return TentativeText(request_id, job_id(_field(data, "job")),
+                         text(_field(data, "text"), "text", max_text_chars),
+                         number(_field(data, "elapsed", 0.0), "elapsed", 0.0, MAX_ELAPSED_S))
 
 
 # --- pages --------------------------------------------------------------------------------------------------

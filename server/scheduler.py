@@ -119,6 +119,8 @@ class WorkerInfo:
     slots: int = 1
     max_slice_s: float = 30.0
     words: bool = False  # its engine times each word: it may be sent guard bands (server/guard.py)
+    tentative: bool = False  # it decodes tentative text of live recordings in a free slot (``tentative.py``)
+    diarize: bool = False  # it sends speaker voices with its results (``speaker_jobs.py``)
 
 
 @dataclass
@@ -264,6 +266,22 @@ class Scheduler:
             return REFUSED
         self.tasks[key].failed_on.add(worker_id)
         self.workers[worker_id].last_seen = now
+        return self._lose(lease, reason)
+
+    def holds(self, worker_id: str, lease_id: str, key: SliceKey) -> bool:
+        """Whether ``worker_id`` holds lease ``lease_id``, for slice ``key``: what a result or error must prove."""
+        lease = self.leases.get(lease_id)
+        return lease is not None and lease.worker_id == worker_id and lease.key == key
+
+    def release(self, lease_id: str, reason: str) -> Outcome:
+        """A lease given back with no verdict on its slice: the server could not store its result or send it,
+        or its worker is stopping. The slice goes back to the head of the queue and the try is not counted."""
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            return REFUSED
+        task = self.tasks[lease.key]
+        if not lease.duplicate:
+            task.attempts = max(0, task.attempts - 1)
         return self._lose(lease, reason)
 
     def reap(self, now: float) -> list[Outcome]:

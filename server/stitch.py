@@ -27,8 +27,6 @@ from typing import Any, Sequence
 
 Word = dict[str, Any]
 
-#: A segment ends at a sentence end, or after this long.
-MAX_SEGMENT_S = 12.0
 SENTENCE_END = (".", "?", "!")
 
 
@@ -116,29 +114,13 @@ def keep_words(heard: Sequence[Word], region: tuple[float, float], before: Neigh
     return kept
 
 
-def segments_from_words(words: Sequence[Word], avg_logprob: float | None = None,
-                        max_segment_s: float = MAX_SEGMENT_S) -> list[dict[str, Any]]:
-    """Kept words grouped into segments of the Words contract, each ending at a sentence end or after
-    ``max_segment_s``."""
-    segments: list[dict[str, Any]] = []
-    current: list[Word] = []
-    for word in words:
-        current.append(word)
-        if str(word["word"]).endswith(SENTENCE_END) or float(word["end"]) - float(current[0]["start"]) >= \
-                max_segment_s:
-            segments.append(_segment(current, avg_logprob))
-            current = []
-    if current:
-        segments.append(_segment(current, avg_logprob))
-    return segments
-
-
-def _segment(words: list[Word], avg_logprob: float | None) -> dict[str, Any]:
+def _segment(words: list[Word]) -> dict[str, Any]:
+    """A stored segment (the Words contract) from kept words of one worker segment."""
     return {"start": round(float(words[0]["start"]), 3), "end": round(float(words[-1]["end"]), 3),
             "text": " ".join(str(w["word"]) for w in words),
             "words": [{"start": round(float(w["start"]), 3), "end": round(float(w["end"]), 3),
                        "word": str(w["word"]), "probability": w["probability"]} for w in words],
-            "avg_logprob": avg_logprob}
+            "avg_logprob": words[0].get("lp")}
 
 
 # --- one slice's result, among its neighbours ---------------------------------------------------------------
@@ -175,31 +157,31 @@ def settle(slices: Sequence[Any], k: int, segments: list[dict[str, Any]]) -> Set
     """The result of ``slices[k]`` (its worker's ``segments``, already on the recording's timeline, guard bands
     included) settled among its neighbours: ``slices`` are consecutive store records in order, reaching two
     past it on each side where the job has them. The words of its region, corrected at each cut against a
-    neighbour already done, grouped into sentence segments. A result with a segment without words (an engine
+    neighbour already done. A result with a segment without words (an engine
     without word times) cannot be stitched: its segments whose middle lies in the region are kept whole."""
     lo, hi = region(slices, k)
     if any(not seg.get("words") for seg in segments):
         kept = [seg for seg in segments if lo <= (seg["start"] + seg["end"]) / 2 < hi]
         return Settled(" ".join(seg["text"] for seg in kept), kept, [])
-    heard = [{**w, "lp": seg.get("avg_logprob")} for seg in segments for w in seg["words"]]
+    heard = [{**w, "seg": n, "lp": seg.get("avg_logprob")} for n, seg in enumerate(segments) for w in seg["words"]]
     before = _neighbour(slices, k - 1)
     kept = keep_words(heard, (lo, hi), before, _neighbour(slices, k + 1))
     said_before = before.kept if before.heard is not None else [w for w in heard if midpoint(w) < lo]
-    kept = clean_start(kept, said_before[-1]["word"] if said_before else None, first=lo == float("-inf"))
-    settled = [segment for group in _by_logprob(kept) for segment in segments_from_words(group[1], group[0])]
+    kept = clean_start(kept, said_before[-1]["word"] if said_before else None)
+    settled = [_segment(group) for group in _by_segment(kept)]
     return Settled(" ".join(seg["text"] for seg in settled), settled, heard)
 
 
-def clean_start(words: list[Word], previous: str | None, first: bool = False) -> list[Word]:
+def clean_start(words: list[Word], previous: str | None) -> list[Word]:
     """A slice's kept words made to join the text before them cleanly: no leading word that is only
     punctuation (the slice before ends the sentence itself), and a capital after a sentence end (a slice cut
-    mid-text starts in lower case) or at the start of the recording. ``previous``: the last word said before
+    mid-text starts in lower case). ``previous``: the last word said before
     this slice (its neighbour's last kept word, else the last word its own guard band heard), None if
     unknown."""
     words = list(words)
     while words and not re.search(r"\w", str(words[0]["word"])):
         words.pop(0)
-    if words and (first or (previous is not None and previous.rstrip("\"')”’").endswith(SENTENCE_END))):
+    if words and previous is not None and previous.rstrip("\"')”’").endswith(SENTENCE_END):
         text = str(words[0]["word"])
         at = re.search(r"[^\W\d_]", text)
         if at is not None and text[at.start()].islower():
@@ -207,13 +189,13 @@ def clean_start(words: list[Word], previous: str | None, first: bool = False) ->
     return words
 
 
-def _by_logprob(words: list[Word]) -> list[tuple[float | None, list[Word]]]:
-    """Consecutive words that came from segments of one ``avg_logprob`` (a decode), so each rebuilt segment
-    keeps the figure of the decode its words came from."""
-    groups: list[tuple[float | None, list[Word]]] = []
+def _by_segment(words: list[Word]) -> list[list[Word]]:
+    """Kept words in runs from one of the worker's segments: each run becomes a stored segment, so the worker's
+    segmentation (sentences, for the Whisper engines) is kept."""
+    groups: list[list[Word]] = []
     for w in words:
-        if groups and groups[-1][0] == w.get("lp"):
-            groups[-1][1].append(w)
+        if groups and groups[-1][-1].get("seg") == w.get("seg"):
+            groups[-1].append(w)
         else:
-            groups.append((w.get("lp"), [w]))
+            groups.append([w])
     return groups

@@ -54,6 +54,37 @@ CREATE TABLE IF NOT EXISTS slices (
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs(created_at);
 """
 
+#: The voices a ``--diarize`` worker sent with each slice (``speaker_jobs.py``): one row per done slice, keyed by
+#: where the slice starts in the recording (a slice's number changes when waiting slices are cut again; where it
+#: starts does not). ``model`` is '' when the worker sent none (``error`` says why, if it said); ``spans`` are
+#: the voices' ``[start, end]`` on the recording's timeline, ``vectors`` their float32 vectors, row after row.
+VOICES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS voices (
+    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    slice_start REAL NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    spans TEXT NOT NULL DEFAULT '[]',
+    vectors BLOB NOT NULL DEFAULT x'',
+    dim INTEGER NOT NULL DEFAULT 0,
+    worker_s REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, slice_start)
+);
+"""
+
+
+@dataclass(frozen=True)
+class VoiceRecord:
+    """The voices of one done slice, as :data:`VOICES_SCHEMA` keeps them."""
+
+    slice_start: float
+    model: str  # '' : the worker sent no voices
+    error: str
+    spans: list[tuple[float, float]]
+    vectors: bytes  # float32, len(spans) × dim
+    dim: int
+    worker_s: float  # what embedding them cost the worker
+
 
 @dataclass
 class SliceRecord:
@@ -107,10 +138,12 @@ class JobRecord:
     finished_at: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     recording: bool = False  # a live recording still being made: more audio and slices may come
+    #: Who speaks when, and the speakers' names (``speaker_jobs.py`` keeps it; {} before it has a say).
+    speakers: dict[str, Any] = field(default_factory=dict)
     slices: list[SliceRecord] = field(default_factory=list)
 
 
-_JSON_COLUMNS = {"pieces", "segments", "stats", "edits", "heard"}
+_JSON_COLUMNS = {"pieces", "segments", "stats", "edits", "speakers", "heard"}
 _JOB_COLUMNS = [f.name for f in fields(JobRecord) if f.name != "slices"]
 _SLICE_COLUMNS = ["idx" if f.name == "index" else f.name for f in fields(SliceRecord)]
 
@@ -162,6 +195,9 @@ class Store:
         columns = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "recording" not in columns:
             self._db.execute("ALTER TABLE jobs ADD COLUMN recording INTEGER NOT NULL DEFAULT 0")
+        if "speakers" not in columns:  # speaker labels (server/speaker_jobs.py)
+            self._db.execute("ALTER TABLE jobs ADD COLUMN speakers TEXT NOT NULL DEFAULT '{}'")
+        self._db.executescript(VOICES_SCHEMA)
         slice_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(slices)")}
         for name, kind in [("edits", "TEXT NOT NULL DEFAULT '{}'"), ("asked_engine", "TEXT NOT NULL DEFAULT ''"),
                            ("asked_model", "TEXT NOT NULL DEFAULT ''"), ("heard", "TEXT NOT NULL DEFAULT '[]'")]:
@@ -269,6 +305,21 @@ class Store:
             db.execute(f"UPDATE {table} SET {columns} WHERE {where}",
                        [_encode(c, v) for c, v in values.items()] + args)
 
+    def put_voices(self, job_id: str, voice: VoiceRecord) -> None:
+        """Store (or replace: the slice was transcribed again) a slice's voices, atomically."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO voices (job_id, slice_start, model, error, spans, vectors, dim, "
+                       "worker_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       [job_id, voice.slice_start, voice.model, voice.error, strict_json.dumps(voice.spans),
+                        voice.vectors, voice.dim, voice.worker_s])
+
+    def voices(self, job_id: str) -> list[VoiceRecord]:
+        """Every slice's voices of a job, in recording order (one consistent snapshot)."""
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM voices WHERE job_id = ? ORDER BY slice_start", [job_id]).fetchall()
+        return [VoiceRecord(r["slice_start"], r["model"], r["error"], [tuple(p) for p in json.loads(r["spans"])],
+                            bytes(r["vectors"]), r["dim"], r["worker_s"]) for r in rows]
+
     def delete_job(self, job_id: str) -> bool:
         """Remove a job and its slices, atomically; False if there was no such job."""
         with self._tx() as db:
@@ -355,6 +406,16 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                try:
+                    self.db.execute("COMMIT")
+                except sqlite3.Error:
+                    # A COMMIT that fails (a full disk) leaves the transaction open, and every later BEGIN of
+                    # this connection would fail: roll it back so the store works again once space returns.
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
+            elif self.db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
+                self.db.execute("ROLLBACK")
         finally:
             self.lock.release()

@@ -6,9 +6,10 @@ next cue starts sooner, and no faster than 20 characters a second to read where 
 leaves room for it. Cues are cut at word times, at a sentence end where one falls in reach, else at a clause
 end, else at a pause between words; a long pause always ends a cue, so no cue stays up over silence.
 
-Words come from each segment's ``words`` (the engine's word times). A segment without them, or whose text no
-longer has as many words as its timed words (a correction that added or removed words), has its time shared
-out over its words by their length.
+Words come from each segment's ``words`` (the engine's word times), matched to the words of its text
+(:func:`token_times`: Whisper may time "self-government" as "self" and "-government"). A segment without them,
+or whose text no longer matches them (a correction that added or removed words), has its time shared out over
+its words by their length.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Cue(NamedTuple):
     start: float
     end: float
     lines: tuple[str, ...]
+    speaker: Any = None  # the speaker's name, where the transcript has speaker labels
 
     @property
     def text(self) -> str:
@@ -60,19 +62,44 @@ def _chunks(token: str, size: int) -> list[str]:
     return [token[i:i + size] for i in range(0, len(token), size)] if len(token) > size else [token]
 
 
+def token_times(tokens: Sequence[str], words: Sequence[dict[str, Any]]) -> list[tuple[float, float]] | None:
+    """The (start, end) of each of a text's words (``tokens``) from the engine's timed ``words``: several timed
+    words make one token when together they spell it ("self" + "-government"); when they spell something else,
+    one timed word per token if the counts agree (a correction that fixed a word's spelling), else None."""
+    out: list[tuple[float, float]] = []
+    k = 0
+    for token in tokens:
+        first, joined = k, ""
+        while k < len(words) and len(joined) < len(token):
+            joined += str(words[k].get("word", "")).strip()
+            k += 1
+        if joined != token:
+            break
+        out.append((float(words[first]["start"]), float(words[k - 1]["end"])))
+    else:
+        if k == len(words):
+            return out
+    if len(words) == len(tokens):
+        return [(float(w["start"]), float(w["end"])) for w in words]
+    return None
+
+
 def segment_words(segment: dict[str, Any], opts: CueOptions = CueOptions()) -> list[Word]:
     """A segment's words with times inside the segment, never going backwards."""
     start = float(segment.get("start", 0.0))
     end = max(start, float(segment.get("end", start)))
     tokens = str(segment.get("text", "")).split()
     speaker = segment.get("speaker")
-    timed = [w for w in (segment.get("words") or []) if isinstance(w, dict)]
+    timed = [w for w in (segment.get("words") or []) if isinstance(w, dict) and "start" in w and "end" in w]
+    times = token_times(tokens, timed) if timed else None
     words: list[Word] = []
-    if timed and len(timed) == len(tokens):
-        for token, w in zip(tokens, timed, strict=True):
-            a = min(max(float(w.get("start", start)), start), end)
-            b = min(max(float(w.get("end", a)), a), end)
-            words.append(Word(a, b, token, speaker))
+    if times is not None:
+        own = {float(w["start"]): w.get("speaker", speaker) for w in timed}  # a word may have its own speaker
+        for token, (a, b) in zip(tokens, times, strict=True):
+            who = own.get(a, speaker)
+            a = min(max(a, start), end)
+            b = min(max(b, a), end)
+            words.append(Word(a, b, token, who))
     else:  # share the segment's time out by length (a space counts as one character)
         total = sum(len(t) + 1 for t in tokens) or 1
         t = start
@@ -87,7 +114,7 @@ def segment_words(segment: dict[str, Any], opts: CueOptions = CueOptions()) -> l
         a, b = max(w.start, last), max(w.end, last)
         step = (b - a) / len(pieces)
         for n, piece in enumerate(pieces):
-            out.append(Word(a + n * step, a + (n + 1) * step, piece, speaker))
+            out.append(Word(a + n * step, a + (n + 1) * step, piece, w.speaker))
         last = a
     return out
 
@@ -141,18 +168,20 @@ def _runs(words: Sequence[Word], opts: CueOptions) -> Iterable[Sequence[Word]]:
             first = k
 
 
-def _cues_of(words: Sequence[Word], opts: CueOptions) -> list[Cue]:
-    """Cues for words that may run together (no hard break among them), before timing."""
+def _cues_of(words: Sequence[Word], opts: CueOptions, name: str | None = None) -> list[Cue]:
+    """Cues for words that may run together (no hard break among them), before timing; ``name``, when given,
+    opens the first cue ("Alice:"), counted in its lines."""
     cues = []
     i = 0
     while i < len(words):
+        label = [f"{name}:"] if name and i == 0 else []
         j = i
         while j + 1 < len(words) and words[j + 1].end - words[i].start <= opts.max_cue_s and \
-                wrap([w.text for w in words[i:j + 2]], opts) is not None:
+                wrap(label + [w.text for w in words[i:j + 2]], opts) is not None:
             j += 1
         cut = j if j == len(words) - 1 else _cut_after(words, i, j, opts)
-        lines = wrap([w.text for w in words[i:cut + 1]], opts) or (words[i].text,)
-        cues.append(Cue(words[i].start, words[cut].end, lines))
+        lines = wrap(label + [w.text for w in words[i:cut + 1]], opts) or tuple(label) + (words[i].text,)
+        cues.append(Cue(words[i].start, words[cut].end, lines, words[i].speaker))
         i = cut + 1
     return cues
 
@@ -180,20 +209,26 @@ def _timed(cues: list[Cue], opts: CueOptions, duration_s: float | None) -> list[
             limit = min(limit, max(duration_s, cue.end))
         chars = len(cue.text)
         want = max(cue.end, cue.start + opts.min_cue_s, cue.start + chars / opts.max_chars_per_s)
-        out.append(Cue(cue.start, max(cue.start, min(want, limit)), cue.lines))
+        out.append(Cue(cue.start, max(cue.start, min(want, limit)), cue.lines, cue.speaker))
     return out
 
 
 def cues(items: Sequence[dict[str, Any]], opts: CueOptions = CueOptions(),
-         duration_s: float | None = None) -> list[Cue]:
+         duration_s: float | None = None, name_changes: bool = False) -> list[Cue]:
     """Cues for a transcript's timed items in recording order: segments (``start``, ``end``, ``text``, and
-    ``words`` where known) and failed slices (``failed: True``, with ``span`` and ``error``)."""
+    ``words`` where known) and failed slices (``failed: True``, with ``span`` and ``error``). A change of speaker
+    always ends a cue; with ``name_changes`` the first cue of each speaker's turn opens with the name ("Alice:"),
+    as subtitles without voice tags (``.srt``) show it."""
     raw: list[Cue] = []
     pending: list[Word] = []
+    last_speaker: list[Any] = [None]
 
     def flush() -> None:
         for run in _runs(pending, opts):
-            raw.extend(_cues_of(run, opts))
+            speaker = run[0].speaker
+            named = name_changes and speaker is not None and speaker != last_speaker[0]
+            raw.extend(_cues_of(run, opts, str(speaker) if named else None))
+            last_speaker[0] = speaker
         pending.clear()
 
     for item in items:
@@ -219,7 +254,16 @@ def to_srt(cue_list: Sequence[Cue]) -> str:
                      for n, c in enumerate(cue_list, 1))
 
 
+def _voice(speaker: Any) -> str:
+    """A WebVTT voice tag for a speaker's name (``<v Alice>``), escaped: a name is whatever a user typed."""
+    if speaker is None:
+        return ""
+    name = str(speaker).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<v {name}>"
+
+
 def to_vtt(cue_list: Sequence[Cue]) -> str:
-    body = "\n".join(f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n" + "\n".join(c.lines) + "\n"
-                     for c in cue_list)
+    """WebVTT; a cue with a speaker opens with its voice tag (``<v Alice>``), which players show as the name."""
+    body = "\n".join(f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{_voice(c.speaker)}" + "\n".join(c.lines)
+                     + "\n" for c in cue_list)
     return "WEBVTT\n\n" + body

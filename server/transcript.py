@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Sequence
 
-from . import paragraphs, strict_json, subtitles
+from . import paragraphs, speakers, strict_json, subtitles
 from .store import JobRecord, SliceRecord
 
 
@@ -95,7 +95,8 @@ def join_text(slices: Iterable[SliceRecord]) -> str:
 def timed_segments(job: JobRecord) -> list[dict[str, Any]]:
     """Every segment of the job on the recording's timeline, in order, with the slice it came from; a corrected
     one says so and keeps its original text (``edited``, ``original``); a failed slice is one item marked
-    ``failed``; a done slice whose worker sent text without times is one item spanning the slice."""
+    ``failed``; a done slice whose worker sent text without times is one item spanning the slice. Each item and
+    each of its words has a ``speaker`` (the name; None where the job has no speaker labels)."""
     out = []
     for s in sorted(job.slices, key=lambda s: s.index):
         if s.status == "done":
@@ -113,7 +114,7 @@ def timed_segments(job: JobRecord) -> list[dict[str, Any]]:
             out.append({"start": s.start, "end": s.end, "text": failure_marker(s), "slice": s.index,
                         "failed": True, "span": f"{format_clock(s.start)}–{format_clock(s.end)}",
                         "error": s.error or "failed", "words": [], "avg_logprob": None})
-    return out
+    return speakers.labelled_items(out, job.speakers)
 
 
 def format_clock(seconds: float) -> str:
@@ -129,7 +130,7 @@ def _spoken(job: JobRecord) -> list[dict[str, Any]]:
 
 
 def to_srt(job: JobRecord) -> str:
-    return subtitles.to_srt(subtitles.cues(_spoken(job), duration_s=job.duration))
+    return subtitles.to_srt(subtitles.cues(_spoken(job), duration_s=job.duration, name_changes=True))
 
 
 def to_vtt(job: JobRecord) -> str:
@@ -137,12 +138,15 @@ def to_vtt(job: JobRecord) -> str:
 
 
 def to_txt(job: JobRecord, timestamps: bool = False) -> str:
-    """The transcript in paragraphs (``paragraphs``), a blank line between them; with ``timestamps`` each
-    starts with its time, e.g. ``[1:02.5]``. A job without text gives its note ("no speech found")."""
+    """The transcript in paragraphs (``paragraphs``), a blank line between them, each starting with its
+    speaker's name when the job has speaker labels; with ``timestamps`` each starts with its time, e.g.
+    ``[1:02.5]``. A job without text gives its note ("no speech found")."""
     items = _spoken(job)
     out = []
     for para in paragraphs.group(items):
         text = " ".join(" ".join(str(items[i]["text"]).split()) for i in para)
+        if items[para[0]].get("speaker"):  # paragraphs break where the speaker changes: one name each
+            text = f"{items[para[0]]['speaker']}: {text}"
         out.append(f"[{format_clock(items[para[0]]['start'])}] {text}" if timestamps else text)
     return ("\n\n".join(out) or job.note) + "\n"
 
@@ -154,8 +158,10 @@ def _used(values: Iterable[str]) -> str:
 
 def to_json(job: JobRecord, view: dict[str, Any]) -> str:
     """The job view plus every timed segment. ``engine`` and ``model`` say what produced the text (the job's
-    slices); what the job asked workers for is under ``requested``."""
+    slices); what the job asked workers for is under ``requested``. A live recording's tentative text
+    (``partial``) is never part of a download."""
     done = [s for s in job.slices if s.status == "done"]
     used = {"engine": _used(s.engine for s in done) or job.engine, "model": _used(s.model for s in done) or job.model,
             "requested": {"engine": job.engine, "model": job.model}}
-    return strict_json.dumps({**view, **used, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"
+    final = {key: value for key, value in view.items() if key != "partial"}
+    return strict_json.dumps({**final, **used, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"

@@ -5,15 +5,20 @@ Pure functions of the stored job and the scheduler's state; the coordinator call
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from . import paragraphs, redo, transcript
+from . import paragraphs, redo, speakers, transcript
 from .scheduler import Requirement, Scheduler, WorkerState
 from .store import JobRecord, SliceRecord
 
 
-def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
-    """A job in full: status, progress, transcript so far, every slice, and whether it waits for workers."""
+def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A job in full: status, progress, transcript so far, every slice, whether it waits for workers, and its
+    speakers (every segment and word carries its ``speaker`` once they are known). ``partial`` is a live
+    recording's tentative text of its open part (``{start, end, text}``, never stored)."""
+    job = replace(job, slices=[replace(s, segments=speakers.labelled_segments(s.segments, job.speakers))
+                               if s.segments else s for s in job.slices])
     done = sum(s.status == "done" for s in job.slices)
     failed = sum(s.status == "failed" for s in job.slices)
     open_slices = [s for s in job.slices if s.status in ("queued", "leased")]
@@ -25,6 +30,7 @@ def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
         "duration": round(job.duration, 3),
         "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
         "transcript": transcript.join_text(job.slices),
+        "partial": partial,
         "progress": {"done": done, "failed": failed, "total": len(job.slices)},
         "eta_s": eta_s(job.id, open_slices, requirement, scheduler),
         "waiting_for_workers": bool(open_slices) and not servable,
@@ -36,6 +42,7 @@ def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
                     "asked_model": s.asked_model}
                    for s in job.slices],
         "paragraphs": paragraph_view(job.slices),
+        "speakers": speakers.view(job.speakers),
     }
 
 
@@ -56,7 +63,7 @@ def paragraph_view(slices: list[SliceRecord]) -> list[dict[str, Any]]:
     for para in paragraphs.group(items):
         first = items[para[0]]
         out.append({"start": round(float(first["start"]), 3), "speaker": first.get("speaker"),
-                    "items": [refs[i] for i in para]})
+                    "speaker_id": first.get("speaker_id"), "items": [refs[i] for i in para]})
     return out
 
 
@@ -101,6 +108,7 @@ def worker_view(worker_id: str, state: WorkerState, now: float) -> dict[str, Any
     info = state.info
     return {"id": worker_id, "name": info.name, "engine": info.engine, "model": info.model, "slots": info.slots,
             "busy": len(state.leases), "max_slice_s": info.max_slice_s, "slices_done": state.slices_done,
+            "diarize": info.diarize,
             "speed": round(state.speed, 2) if state.speed else None,
             "connected_s": round(now - state.connected_at, 1)}
 

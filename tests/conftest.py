@@ -22,6 +22,13 @@ def whisper_model():
 
 
 @pytest.fixture(scope="session")
+def voice_embedder():
+    """The ``--diarize`` worker's voice encoder (resemblyzer), loaded once for the session."""
+    from client.diarize import VoiceEmbedder
+    return VoiceEmbedder()
+
+
+@pytest.fixture(scope="session")
 def whole_file_text(whisper_model):
     """Text of a corpus recording transcribed whole by the same model (cached per file)."""
     from server.audio import open_pcm16
@@ -46,3 +53,23 @@ def cluster(tmp_path_factory):
     for w in workers:
         w.stop()
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def diarizing(tmp_path_factory):
+    """A server and two real workers started with --diarize (one thread each), and a two-person conversation
+    built from the corpus (LJ Speech sentences and the 2008 radio address, turns of 2–20 s), shared by the
+    speaker tests: ``{"server", "conversation"}`` (``"job"`` once it has been transcribed)."""
+    from bench import conversations
+
+    tmp = tmp_path_factory.mktemp("diarizing")
+    conversation = conversations.build("two-people", ["lj", "bush"], tmp / "mix", 100, seed=11)
+    server = Server(tmp)
+    workers = [Worker(server, name, "--diarize") for name in ("alpha", "beta")]
+    try:
+        server.wait_workers(2, timeout=240)
+        yield {"server": server, "conversation": conversation, "tmp": tmp}
+    finally:
+        for w in workers:
+            w.stop()
+        server.stop()

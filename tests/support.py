@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import os
 import signal
 import socket
@@ -155,15 +156,22 @@ class Process:
 
 
 class Server(Process):
-    """``python -m server`` on a free port with its own data folder."""
+    """``python -m server`` on a free port with its own data folder. ``flags``: more of its command line; with
+    ``--self-signed`` it serves https and the test's requests trust its certificate. ``host``: the address it
+    binds, and is reached at unless ``reach`` names another. ``wrap``: a command the server runs under (e.g.
+    ``ip netns exec NAME``)."""
 
     def __init__(self, tmp: Path, local_workers: int = 0, config: Path | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT, python: str = PYTHON):
+                 env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT, python: str = PYTHON,
+                 flags: tuple[str, ...] = (), host: str = "127.0.0.1", reach: str | None = None,
+                 wrap: tuple[str, ...] = ()):
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        https = "--self-signed" in flags
+        self.url = f"{'https' if https else 'http'}://{reach or host}:{self.port}"
         self.data_dir = tmp / "data"
-        args = [python, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
-                "--local-workers", str(local_workers)]
+        self.verify: str | bool = str(self.data_dir / "tls" / "cert.pem") if https else True
+        args = [*wrap, python, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
+                "--local-workers", str(local_workers), "--host", host, *flags]
         if config is not None:
             args += ["--config", str(config)]
         access = (env or {}).get("SCATTERSCRIBE_ACCESS_TOKEN")
@@ -180,20 +188,20 @@ class Server(Process):
             if not self.alive():
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                return requests.get(f"{self.url}/api/workers", timeout=2).status_code < 500
-            except requests.ConnectionError:
+                return requests.get(f"{self.url}/api/workers", timeout=2, verify=self.verify).status_code < 500
+            except OSError:  # not listening yet (an https server: its certificate may not be written yet either)
                 return False
         wait_for(up, timeout, "the server to answer")
 
     # --- API ---
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, timeout=30, headers=self.headers, **kw)
+        return requests.get(self.url + path, timeout=30, headers=self.headers, verify=self.verify, **kw)
 
     def upload(self, path: Path, field: str = "audio", **form: str) -> requests.Response:
         with open(path, "rb") as f:
             return requests.post(f"{self.url}/api/jobs", files={field: (path.name, f, "audio/wav")}, data=form,
-                                 headers=self.headers, timeout=120)
+                                 headers=self.headers, timeout=120, verify=self.verify)
 
     def submit(self, path: Path, **form: str) -> str:
         response = self.upload(path, **form)
@@ -245,5 +253,14 @@ class RawWorker:
         return {"lease": data["lease"], "job": data["job"], "index": data["index"]}
 
     def result(self, held: dict, text: str, **changes) -> dict:
-        """Send a result for the slice ``held`` describes, with some of its fields changed."""
-        return self.sio.call("result", {**held, **changes, "text": text}, namespace="/worker", timeout=10)
+        """Send a result for the slice ``held`` describes, with some of its fields changed. It is encoded with
+        Python's plain ``json``, which writes an infinity as the token ``Infinity`` as a hostile worker may: an app
+        created in this test process (tests/test_corrections.py) sets python-socketio's process-wide packet
+        encoder to the server's strict one, which would refuse to send it."""
+        from socketio import packet
+
+        strict, packet.Packet.json = packet.Packet.json, json
+        try:
+            return self.sio.call("result", {**held, **changes, "text": text}, namespace="/worker", timeout=10)
+        finally:
+            packet.Packet.json = strict

@@ -16,6 +16,7 @@ import soundfile
 from scipy.signal import resample_poly
 
 from server.audio import open_pcm16
+from tests.media_files import ENCODINGS, encode_wav
 from tests.support import Server, Worker, corpus_file, manifest, wer, write_config
 
 SPEECH = "jfk_inaugural_excerpt.wav"
@@ -57,13 +58,57 @@ def noise(level_db: float) -> bytes:
     return buf.getvalue()
 
 
+def media(kind: str, cut: float = 1.0) -> bytes:
+    """The speech encoded as ENCODINGS[kind] (written with PyAV's encoders), its first ``cut`` part only."""
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        data = encode_wav(corpus_file(SPEECH), Path(tmp) / f"speech{ENCODINGS[kind].suffix}", ENCODINGS[kind])
+        content = data.read_bytes()
+    return content[: int(len(content) * cut)]
+
+
+def video_without_sound() -> bytes:
+    """An MP4 holding only a picture track."""
+    import tempfile
+    from pathlib import Path
+
+    import av
+    with tempfile.TemporaryDirectory() as tmp:
+        with av.open(str(Path(tmp) / "mute.mp4"), "w") as out:
+            stream = out.add_stream("mpeg4", rate=5)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for _ in range(10):
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")))
+            out.mux(stream.encode(None))
+        return (Path(tmp) / "mute.mp4").read_bytes()
+
+
+def unknown_codec() -> bytes:
+    """A Matroska file whose audio track names a codec nobody knows (A_OPUS renamed A_OPUX)."""
+    data = media("MKV video (Opus)")
+    where = data.index(b"A_OPUS")
+    return data[:where] + b"A_OPUX" + data[where + 6:]
+
+
 TEXT = "transcript"  # expected: a transcript of the speech within a WER bound
 #: case → (form field, filename, content or None for "no multipart at all", expected status, expected words)
 CASES = {
     "empty body": ("audio", "empty.wav", b"", 400, "the file is empty"),
     "no multipart at all": (None, None, None, 400, "multipart/form-data"),
     "wrong form field": ("file", "a.wav", b"RIFF", 400, "no file in the form field 'audio'"),
-    "not a WAV": ("audio", "notes.wav", b"just some text, not audio\n" * 50, 400, "not a WAV file"),
+    "a text file": ("audio", "notes.wav", b"just some text, not audio\n" * 50, 400, "this is a text file"),
+    "an image": ("audio", "photo.mp3", b"\xff\xd8\xff\xe0" + bytes(2000), 400, "this is a JPEG image"),
+    "an archive": ("audio", "talks.zip", b"PK\x03\x04" + bytes(2000), 400, "this is a ZIP archive"),
+    "MP3": ("audio", "speech.mp3", lambda: media("MP3"), 202, TEXT),
+    "M4A": ("audio", "speech.m4a", lambda: media("M4A (AAC)"), 202, TEXT),
+    "a video without sound": ("audio", "mute.mp4", video_without_sound, 400, "this video has no sound track"),
+    "a truncated MP3": ("audio", "half.mp3", lambda: media("MP3", 0.5), 400,
+                        "cut short or damaged: it decodes only up to 0:0"),
+    "an M4A cut before its index": ("audio", "cut.m4a", lambda: media("M4A (AAC)", 0.6), 400,
+                                    "could not be read: it is damaged or cut short (FFmpeg: moov atom not found)"),
+    "an unknown codec": ("audio", "odd.mkv", unknown_codec, 400, "encoded with an unknown codec, which this server "
+                                                                  "cannot decode"),
     "truncated header": ("audio", "cut.wav", header()[:22], 400, "truncated WAV header"),
     "header claims more data than present": ("audio", "short.wav", header(data_size=32000) + b"\0" * 1000, 400,
                                              "truncated (was the upload cut short?)"),
@@ -71,7 +116,7 @@ CASES = {
     "0 samples, then a LIST chunk": ("audio", "tagged.wav", header(data_size=0, extra=b"LIST" + struct.pack("<I", 3204)
                                      + b"INFO" + b"\x10\x27" * 1600), 400, "no audio samples"),
     "steady noise, no speech (-40 dBFS hiss)": ("audio", "hiss.wav", lambda: noise(-40), 202, "no speech found"),
-    "all silence": ("audio", "quiet.wav", silence, 202, "no speech found"),
+    "all silence": ("audio", "quiet.wav", silence, 400, "the recording is silent"),
     "48 kHz stereo 24-bit": ("audio", "studio.wav", lambda: encoded(48000, 2, "PCM_24"), 202, TEXT),
     "32-bit float": ("audio", "float.wav", lambda: encoded(44100, 1, "FLOAT"), 202, TEXT),
     "8-bit": ("audio", "old.wav", lambda: encoded(22050, 1, "PCM_U8"), 202, TEXT),
@@ -79,11 +124,12 @@ CASES = {
     "over the size limit": ("audio", "long.wav", lambda: encoded(16000, 1, "PCM_16", seconds=150), 413,
                             "larger than this server's limit"),
     "a filename with ../": ("audio", "../../../escape.wav", lambda: encoded(16000, 1, "PCM_16"), 202, TEXT),
-    "A-law": ("audio", "alaw.wav", lambda: encoded(8000, 1, "ALAW"), 400, "unsupported WAV encoding: A-law"),
-    "IMA ADPCM": ("audio", "adpcm.wav", lambda: encoded(16000, 1, "IMA_ADPCM"), 400,
-                  "unsupported WAV encoding: IMA ADPCM"),
-    "MS ADPCM": ("audio", "msadpcm.wav", lambda: encoded(16000, 1, "MS_ADPCM"), 400,
-                 "unsupported WAV encoding: Microsoft ADPCM"),
+    "A-law": ("audio", "alaw.wav", lambda: encoded(8000, 1, "ALAW"), 202, TEXT),
+    "IMA ADPCM": ("audio", "adpcm.wav", lambda: encoded(16000, 1, "IMA_ADPCM"), 202, TEXT),
+    "MS ADPCM": ("audio", "msadpcm.wav", lambda: encoded(16000, 1, "MS_ADPCM"), 202, TEXT),
+    "a WAV encoding nobody knows": ("audio", "odd.wav", lambda: header(tag=0x1234, data_size=1000) + bytes(1000),
+                                    400, "unsupported WAV encoding: format code 0x1234"),
+    "96 kHz WAV": ("audio", "hires.wav", lambda: encoded(96000, 1, "PCM_16"), 202, TEXT),
 }
 
 
@@ -152,3 +198,27 @@ def test_a_chunked_upload_is_refused_with_411_and_a_clear_message(served):
     empty = requests.post(f"{server.url}/api/jobs", timeout=30)
     assert empty.status_code == 400 and "multipart/form-data" in empty.json()["error"]
     assert server.get("/api/workers").ok
+
+
+def test_each_form_limit_has_its_own_sentence_and_a_filename_in_any_encoding_is_taken(served):
+    """The probe: a 3 MB request whose text field is over the form's field limit was told it was over the 512 MB
+    upload limit, and a filename that is not UTF-8 made the file vanish from the form. Now: the field limit and
+    the part limit each say what they are, and the upload with a Latin-1 name is taken, its name shown."""
+    server, _ = served
+    wav = encoded(16000, 1, "PCM_16")
+    field = requests.post(f"{server.url}/api/jobs", files={"audio": ("a.wav", wav, "audio/wav")},
+                          data={"note": "x" * 3_000_000}, timeout=60)
+    assert field.status_code == 413
+    assert field.json()["error"].startswith("a form field other than the file holds more than 500 KB")
+    parts = [("audio", ("a.wav", wav, "audio/wav"))] + [(f"f{n}", (None, "1")) for n in range(1500)]
+    many = requests.post(f"{server.url}/api/jobs", files=parts, timeout=60)
+    assert many.status_code == 413 and many.json()["error"].startswith("the form has more than 1000 parts")
+
+    boundary = b"b0undary"
+    body = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="audio"; filename="\xe9t\xe9 \xff.wav"\r\n'
+            b"Content-Type: audio/wav\r\n\r\n" + wav + b"\r\n--" + boundary + b"--\r\n")
+    latin = requests.post(f"{server.url}/api/jobs", data=body, timeout=60,
+                          headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert latin.status_code == 202, latin.text
+    job = server.wait_job(latin.json()["id"])
+    assert job["name"] == "été ÿ.wav" and job["status"] == "done"

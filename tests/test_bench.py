@@ -39,6 +39,7 @@ def test_quick_bench_writes_every_part(tmp_path):
         assert all(0 < ideal / wall <= 1.05 for ideal, wall in zip(point["ideal_s"], point["wall_s"], strict=True))
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["server_peak_mb"] >= memory["server_idle_mb"] > 0
+    assert memory["server_mp3_peak_mb"] >= memory["server_mp3_idle_mb"] > 0 and memory["mp3_s"] > 0
     old = json.loads((tmp_path / "before.json").read_text())
     assert old["commit"] == "HEAD" and set(old["sides"]) == {"before", "after-1", "after"}
     assert all(side["wall_s"] and side["wer"]["trusted"] < 30 for side in old["sides"].values())
@@ -77,3 +78,33 @@ def test_quick_width_bench_scores_every_width(tmp_path):
         assert side["long_s"] and side["joined_s"] and side["long_wer_all"] < 40, key
         assert set(side["per_file_wer"]) == {r["name"] for r in width["recordings"]}, key
     assert width["sides"]["w4"]["long_slices"] and width["sides"]["w1"]["slots"] == 1
+
+
+def test_quick_speakers_bench_runs_the_real_thing(tmp_path):
+    """``python -m bench speakers --quick``: a short two-person conversation through two real --diarize workers
+    and the stereo call; the table and the raw numbers are written, each conversation's speakers found (by
+    voice, then by channel) and its words labelled."""
+    command = [PYTHON, "-m", "bench", "speakers", "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "**cores**" in (tmp_path / "speakers.md").read_text()
+    raw = json.loads((tmp_path / "speakers.json").read_text())
+    assert [m["method"] for m in raw["mixes"]] == ["voice", "channel"]
+    for mix in raw["mixes"]:
+        assert mix["found"] == mix["voices"] == 2 and mix["words"] > 10 and mix["right"] > 0.9, mix
+    assert raw["mixes"][0]["voices_worker_s"] > 0 and raw["mixes"][0]["transcribe_s"] > 0
+    assert raw["same"][2] > raw["threshold"] > raw["different"][2]
+
+
+def test_quick_subtitles_bench_counts_the_rules_before_and_after(tmp_path):
+    """``python -m bench.subtitles --quick`` transcribes one recording through a real server and worker and
+    counts, for the old one-cue-per-segment subtitles and the new ones, the cues that break each rule; the new
+    ones break none."""
+    command = [PYTHON, "-m", "bench.subtitles", "--quick", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "**cores**" in (tmp_path / "subtitles.md").read_text()
+    counts = json.loads((tmp_path / "subtitles.json").read_text())
+    assert counts["before"]["cues"] > 0 and counts["after"]["cues"] > 0
+    assert all(v == 0 for k, v in counts["after"].items() if k not in ("cues", "longest line (characters)",
+                                                                       "faster than 20 characters/s"))

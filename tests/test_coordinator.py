@@ -5,6 +5,7 @@ are cut for idle workers when several arrive together."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from server.store import SliceRecord, Store
 from tests.support import Server, Worker, corpus_file, wait_for
 
 BUSH = "bush_radio_address_2008-11-01.wav"  # 127 s: five slices at the default 28 s
+JFK = "jfk_inaugural_excerpt.wav"  # 11 s: one slice
 
 
 def record(index: int, seconds: float, status: str = "queued") -> SliceRecord:
@@ -221,6 +223,57 @@ def test_a_job_submitted_before_any_worker_is_finished_by_a_worker_with_a_short_
     pieces = [p for s in job["slices"] for p in s["pieces"]]
     assert all(a < b <= c for (a, b), (c, _) in zip(pieces, pieces[1:], strict=False))
     assert "cut again" in server.log()
+
+
+class FailingStore(Store):
+    """A real store whose next ``fail`` writes of the named kind raise what SQLite raises on a full disk. The
+    real full disk (a tmpfs) is in tests/test_disk_full.py; a failure at this exact point cannot be timed
+    there."""
+
+    def __init__(self, path, method: str):
+        super().__init__(path)
+        self.method, self.fail = method, 0
+
+    def _maybe_fail(self, method: str) -> None:
+        if method == self.method and self.fail > 0:
+            self.fail -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def update_slice(self, *args, **values):
+        self._maybe_fail("update_slice")
+        return super().update_slice(*args, **values)
+
+    def finish_slice(self, *args, **values):
+        self._maybe_fail("finish_slice")
+        return super().finish_slice(*args, **values)
+
+
+@pytest.mark.parametrize("method", ["update_slice", "finish_slice"])
+def test_a_write_that_fails_gives_the_lease_back_at_once(tmp_path, method):
+    """The slice cannot be marked sent (update_slice) or its result cannot be stored (finish_slice): either way
+    the lease is given back at once, the worker's slot is free, the try is not counted, nothing goes out for a
+    moment, and then the job goes on and finishes."""
+    settings = Settings(server=ServerSettings(data_dir=str(tmp_path / "data")))
+    emit, clock = Recorder(), {"now": 0.0}
+    store = FailingStore(tmp_path / "state.db", method)
+    coord = Coordinator(settings, store, emit, clock=lambda: clock["now"])
+    coord.emit_log = emit
+    job_id = submit(coord, JFK)
+    coord.worker_connected("w", WorkerInfo("w"))
+    store.fail = 1
+    coord.dispatch()
+    if method == "finish_slice":
+        sent = emit.slices_for("w")[0]
+        assert coord.result("w", result_for(sent, "ask not"))["error"].startswith("the server's disk is full")
+    assert coord.scheduler.workers["w"].free_slots == 1 and not coord.scheduler.leases
+    assert list(coord.scheduler.queue) == [(job_id, 0)] and coord.scheduler.tasks[(job_id, 0)].attempts == 0
+    sent_before = len(emit.slices_for("w"))
+    coord.dispatch()
+    assert len(emit.slices_for("w")) == sent_before, "nothing goes out while the store just failed"
+    clock["now"] = 3.0
+    coord.tick()
+    answer_all(coord, "w", text=lambda data: "ask not")
+    assert coord.store.get_job(job_id).status == "done"
 
 
 def test_deleting_a_job_removes_its_audio_and_calls_back_its_slices(tmp_path):

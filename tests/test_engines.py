@@ -145,8 +145,9 @@ def test_faster_whisper_finds_the_bundled_model_loads_once_and_transcribes_real_
 
 def test_sphinx_loads_its_decoders_once_and_gives_recognize_sphinx_text_on_real_speech(monkeypatch):
     """Sphinx builds one decoder per slot at start and none per slice; its text equals SpeechRecognition's
-    recognize_sphinx on the same audio, its segments are timed inside the slice, and on two clearly spoken
-    recordings its pooled WER is under 25 % (Sphinx is far less accurate than Whisper in general)."""
+    recognize_sphinx on the same audio, its segments are timed inside the slice, each with its words (pocketsphinx's
+    times and posterior probabilities, one per word of the text, in order, inside the segment), and on two clearly
+    spoken recordings its pooled WER is under 25 % (Sphinx is far less accurate than Whisper in general)."""
     import pocketsphinx
     import speech_recognition as sr
     loads = count_calls(monkeypatch, pocketsphinx, "Decoder")
@@ -159,6 +160,11 @@ def test_sphinx_loads_its_decoders_once_and_gives_recognize_sphinx_text_on_real_
         assert segments
         assert_well_formed(segments, len(audio) / 16000)
         texts[name] = " ".join(s.text for s in segments)
+        for seg in segments:
+            assert [w.word for w in seg.words] == seg.text.split() and seg.avg_logprob is None
+            assert all(seg.start <= w.start <= w.end <= seg.end and 0.0 <= w.probability <= 1.0 for w in seg.words)
+            assert [w.start for w in seg.words] == sorted(w.start for w in seg.words)
+        assert any(w.probability < 1.0 for seg in segments for w in seg.words), "posteriors, not placeholders"
     assert loads[0] == 2, "a slice must never load the model again"
     for name in CLEAR:
         raw = open_pcm16(corpus_file(name)).astype("<i2").tobytes()
@@ -264,6 +270,7 @@ def test_google_slices_fit_its_limit_and_its_answers_become_the_slice_text(tmp_p
     for s in job["slices"]:
         assert slice_seconds(s) <= GoogleEngine.max_slice_s + 1e-3
         assert (s["worker"], s["engine"], s["model"]) == ("goo", "google", "en-US")
+        assert [seg["words"] for seg in s["segments"]] == [[]], "Google times nothing: one segment, no words"
         heard = int(re.fullmatch(r"heard (\d+) samples", s["text"]).group(1))
         assert abs(heard - slice_seconds(s) * 16000) <= 16 * 2 * len(s["pieces"])  # pieces are kept to 1 ms
     for request in seen:

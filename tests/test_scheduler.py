@@ -346,3 +346,19 @@ def test_a_slice_nobody_can_take_does_not_stop_straggler_duplicates():
     outcome = s.complete("fast", dup[0].id, dup[0].key, T0 + 7)  # the duplicate wins
     assert outcome.status == SliceStatus.DONE and [c.id for c in outcome.cancelled] == [first["slow"].id]
     assert list(s.queue) == [SliceKey("nobody", 0)] and s.assign(T0 + 8) == []  # still nobody for it
+
+
+def test_a_released_lease_goes_back_to_the_head_of_the_queue_without_costing_a_try():
+    """A lease given back (its result could not be stored, its slice could not be sent, its worker is stopping)
+    puts the slice first in the queue, frees the worker's slot and leaves the slice's tries as they were, so a
+    server-side failure never makes a slice fail."""
+    s = make(2, max_attempts=1)
+    s.add_worker("w", WorkerInfo("w"), T0)
+    (lease,) = s.assign(T0)
+    assert s.holds("w", lease.id, lease.key) and not s.holds("x", lease.id, lease.key)
+    outcome = s.release(lease.id, "the disk is full")
+    assert outcome.status == SliceStatus.QUEUED and outcome.reason == "the disk is full"
+    assert list(s.queue) == [SliceKey("job", 0), SliceKey("job", 1)] and s.tasks[lease.key].attempts == 0
+    assert s.workers["w"].free_slots == 1 and s.release(lease.id, "again").key is None
+    (again,) = s.assign(T0 + 1)
+    assert again.key == lease.key  # with max_attempts=1 a counted loss would have failed it

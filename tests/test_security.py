@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psutil
 import pytest
 import requests
@@ -36,7 +38,7 @@ def test_tokens_are_never_logged_nor_put_on_a_command_line(tmp_path):
 def test_a_worker_socket_without_a_token_is_refused(tmp_path):
     """A raw Socket.IO connection to /worker that presents no token at all (no auth, empty auth, no token key,
     an empty or null token) is refused by the server, not only by the worker program, which will not start
-    without one, and never joins the worker list."""
+    without one, and never joins the worker list; the refusals make one log line, not five."""
     server = Server(tmp_path)
     try:
         for auth in (None, {}, {"name": "no-token"}, {"token": ""}, {"token": None}):
@@ -46,7 +48,7 @@ def test_a_worker_socket_without_a_token_is_refused(tmp_path):
                             wait_timeout=5)
             assert not raw.connected, auth
             assert server.workers() == [], auth
-        assert server.log().count("refused a worker") == 5
+        assert server.log().count("refused a worker") == 1, "refusals are logged once per interval"
     finally:
         server.stop()
 
@@ -171,3 +173,60 @@ def test_a_job_id_of_any_other_form_touches_nothing(tmp_path):
         assert not (jobs / job_id).exists() and jobs.is_dir()
     finally:
         server.stop()
+
+
+def test_token_guessing_is_slowed_per_address_and_logged_once(tmp_path):
+    """The probe: wrong access tokens as fast as one client can send them for 4 s, then 40 worker connections
+    with wrong tokens. After the first 10 wrong guesses each address waits (1 s, then twice as long after each
+    further one) before another guess is even checked: the rest get 429 with a Retry-After and a sentence, or
+    a refused Socket.IO connection saying to wait. Another address is not slowed; the right token works again
+    once the wait is over; the log holds one line for each kind, not one per guess."""
+    server = Server(tmp_path, env={"SCATTERSCRIBE_ACCESS_TOKEN": ACCESS})
+    try:
+        session = requests.Session()
+        statuses = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.0:
+            response = session.get(f"{server.url}/api/jobs", headers={"Authorization": "Bearer xyzzy-77"}, timeout=10)
+            statuses.append(response.status_code)
+        checked = statuses.count(401)
+        assert 10 <= checked <= 13 and statuses.count(429) == len(statuses) - checked > 100, statuses[:20]
+        throttled = session.get(f"{server.url}/api/jobs", headers={"Authorization": "Bearer xyzzy-77"}, timeout=10)
+        assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
+        assert "too many failed attempts from your address" in throttled.json()["error"]
+        elsewhere = requests.Session()
+        elsewhere.mount("http://", SourceAddressAdapter("127.0.0.2"))
+        assert elsewhere.get(f"{server.url}/api/jobs", headers={"Authorization": f"Bearer {ACCESS}"},
+                             timeout=10).ok
+
+        refusals: list[str] = []
+        for n in range(40):
+            guesser = socketio.Client(reconnection=False)
+            guesser.on("connect_error", lambda data: refusals.append(data.get("message", "")), namespace="/worker")
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                guesser.connect(server.url, namespaces=["/worker"], transports=["websocket"], wait_timeout=5,
+                                auth={"token": f"wrong-{n}", "name": "guesser"})
+        assert len(refusals) == 40 and all("too many failed attempts" in r for r in refusals), refusals[:3]
+
+        wait = int(throttled.headers["Retry-After"])
+        retry = wait_for(lambda: session.get(f"{server.url}/api/jobs", timeout=10,
+                                             headers={"Authorization": f"Bearer {ACCESS}"}).ok, wait + 70,
+                         "the wait to pass", interval=1.0)
+        assert retry
+        log = server.log()
+        assert log.count("refused a request with a wrong or missing access token") == 1
+        assert log.count("refused a worker") == 1 and "xyzzy" not in log and "wrong-1" not in log
+    finally:
+        server.stop()
+
+
+class SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    """Requests from another loopback address (127.0.0.0/8 all reach this machine): another client."""
+
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)

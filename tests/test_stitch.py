@@ -78,7 +78,7 @@ def test_a_word_both_neighbours_place_on_the_other_side_is_not_lost():
     left_seg = [{"start": 1.0, "end": 2.4, "text": "a b c", "avg_logprob": -0.1,
                  "words": [a, word("b", 1.95, 2.2), c]}]
     first = stitch.settle([left, right], 0, left_seg)
-    assert [w["word"] for w in first.segments[0]["words"]] == ["A"]  # the recording's first word
+    assert [w["word"] for w in first.segments[0]["words"]] == ["a"]
     left.status, left.segments, left.heard = "done", first.segments, first.heard
     right_seg = [{"start": 1.8, "end": 2.9, "text": "b c", "avg_logprob": -0.1, "words": [b, c]}]
     second = stitch.settle([left, right], 1, right_seg)
@@ -94,7 +94,7 @@ def test_a_word_both_neighbours_keep_is_not_doubled():
     right.status, right.segments, right.heard = "done", first.segments, first.heard
     second = stitch.settle([left, right], 0, [{"start": 1.0, "end": 2.0, "text": "a b", "avg_logprob": -0.1,
                                                 "words": [word("a", 1.0, 1.4), word("b", 1.6, 1.9)]}])
-    assert [w["word"] for seg in second.segments for w in seg["words"]] == ["A"]
+    assert [w["word"] for seg in second.segments for w in seg["words"]] == ["a"]
     assert first.text == "b c"
 
 
@@ -114,14 +114,23 @@ def test_any_cuts_any_order_every_word_once(n, cuts, guard_s, jitter, seed):
     assert starts == sorted(starts)
 
 
-def test_segments_end_at_sentences_and_keep_the_contract():
-    """Kept words are grouped into segments ending at a sentence end (or after 12 s), each with its words'
-    span, text, words (only the contract's keys) and avg_logprob."""
-    words = [word("Hello", 0.0, 0.3), word("there.", 0.4, 0.7), word("Next", 1.0, 1.2), word("one", 1.3, 1.5)]
-    segments = stitch.segments_from_words([{**w, "lp": -0.3} for w in words], -0.3)
-    assert [s["text"] for s in segments] == ["Hello there.", "Next one"]
-    assert segments[0]["start"] == 0.0 and segments[0]["end"] == 0.7 and segments[1]["avg_logprob"] == -0.3
-    assert set(segments[0]["words"][0]) == {"start", "end", "word", "probability"}
+def test_kept_words_stay_in_the_workers_segments_with_the_contracts_shape():
+    """The words kept of each of the worker's segments form one stored segment (its span, text, avg_logprob,
+    and words with only the contract's keys); a segment with no word kept is gone."""
+    this = SliceRecord(index=0, start=0.0, end=2.0, pieces=[(0.0, 2.0)])
+    after = SliceRecord(index=1, start=2.6, end=5.0, pieces=[(2.6, 5.0)])
+    segments = [{"start": 0.0, "end": 0.7, "text": "Hello there.", "avg_logprob": -0.3,
+                 "words": [word("Hello", 0.0, 0.3), word("there.", 0.4, 0.7)]},
+                {"start": 1.0, "end": 1.5, "text": "Next one", "avg_logprob": -0.5,
+                 "words": [word("Next", 1.0, 1.2), word("one", 1.3, 1.5)]},
+                {"start": 2.8, "end": 3.5, "text": "guard band", "avg_logprob": -0.2,
+                 "words": [word("guard", 2.8, 3.0), word("band", 3.1, 3.5)]}]
+    settled = stitch.settle([this, after], 0, segments)
+    assert [s["text"] for s in settled.segments] == ["Hello there.", "Next one"]
+    assert settled.segments[0]["start"] == 0.0 and settled.segments[0]["end"] == 0.7
+    assert [s["avg_logprob"] for s in settled.segments] == [-0.3, -0.5]
+    assert set(settled.segments[0]["words"][0]) == {"start", "end", "word", "probability"}
+    assert len(settled.heard) == 6 and settled.text == "Hello there. Next one"
 
 
 def test_an_engine_without_word_times_keeps_its_segments_by_time():
@@ -136,14 +145,15 @@ def test_an_engine_without_word_times_keeps_its_segments_by_time():
 
 def test_a_slice_after_a_sentence_end_starts_with_a_capital():
     """Joins read cleanly: after a neighbour that ends a sentence the next slice's first word gets its
-    capital; after one that does not, it is left as said; a stray leading punctuation mark is dropped; the
-    recording's first word is capitalised; digits and quotes before the first letter are kept."""
+    capital; after one that does not, or when nothing is known before it, it is left as said; a stray leading
+    punctuation mark is dropped; a quote before the first letter is kept."""
     assert [w["word"] for w in stitch.clean_start([word("ask", 0, 1), word("what", 1, 2)], "you.")] == \
         ["Ask", "what"]
     assert stitch.clean_start([word("ask", 0, 1)], "you,")[0]["word"] == "ask"
     assert stitch.clean_start([word("looking", 0, 1)], "Three.\u201d")[0]["word"] == "Looking"
     assert [w["word"] for w in stitch.clean_start([word(".", 0, 0.1), word("and", 0, 1)], "end")] == ["and"]
-    assert stitch.clean_start([word("\u201chello", 0, 1)], None, first=True)[0]["word"] == "\u201cHello"
+    assert stitch.clean_start([word("\u201chello", 0, 1)], "it.")[0]["word"] == "\u201cHello"
+    assert stitch.clean_start([word("hello", 0, 1)], None)[0]["word"] == "hello"  # nothing known before it
 
 
 def test_settled_slices_join_with_a_capital_either_order():
@@ -160,4 +170,4 @@ def test_settled_slices_join_with_a_capital_either_order():
                                                  "words": heard[i]}])
             slices[i].status, slices[i].segments, slices[i].heard, slices[i].text = \
                 "done", settled.segments, settled.heard, settled.text
-        assert (left.text, right.text) == ("For you.", "Ask not"), order
+        assert (left.text, right.text) == ("for you.", "Ask not"), order

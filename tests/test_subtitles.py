@@ -108,6 +108,17 @@ def test_a_corrected_segment_keeps_its_word_times_when_it_keeps_its_word_count()
     assert cues([seg])[0].start == 0.0
 
 
+def test_words_timed_in_pieces_are_one_word_of_the_text():
+    """Whisper times "self-government" as "self" and "-government": the text's word gets the first piece's
+    start and the last piece's end; timed words that spell something else are not forced onto the text."""
+    from server.subtitles import token_times
+    words = [{"start": 1.0, "end": 1.2, "word": "for"}, {"start": 1.2, "end": 1.5, "word": "self"},
+             {"start": 1.5, "end": 2.0, "word": "-government."}]
+    assert token_times(["for", "self-government."], words) == [(1.0, 1.2), (1.2, 2.0)]
+    assert token_times(["four", "cells", "governed"], words) == [(1.0, 1.2), (1.2, 1.5), (1.5, 2.0)]
+    assert token_times(["four", "governments"], words) is None
+
+
 def test_failed_slices_are_one_cue_that_names_the_span_and_fits():
     """A failed slice is one cue at its start, with its span and reason cut to fit two lines."""
     item = {"start": 28.6, "end": 57.6, "failed": True, "span": "0:28.6–0:57.6",

@@ -7,6 +7,7 @@ path: encoded as a WAV in the page and uploaded at Stop. Live mode in the page: 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from server.sniff import sniff
+from tests.media_files import ENCODINGS, encode_wav
 from tests.support import ROOT, Server, Worker, corpus_file, launch_chromium, manifest, wer, write_config
 
 UPLOADED = "osr_us_000_0034_harvard_list72.wav"  # 35 s of read sentences with pauses: two slices
@@ -189,7 +192,7 @@ def test_waveform_marks_every_slice_and_the_workers_panel_lists_the_worker(site,
 
 def test_downloads_are_well_formed(uploaded):
     """The .srt downloaded from the page parses and its cue times increase; the .json names the worker of
-    every slice; the .txt is the transcript on the page."""
+    every slice; the .txt holds the words on the page (in paragraphs)."""
     page, _ = uploaded
     files = {}
     for ext in ("srt", "vtt", "json", "txt"):
@@ -210,7 +213,7 @@ def test_downloads_are_well_formed(uploaded):
                                                                         zip(times, cues, strict=True)]
     data = json.loads(files["json"])
     assert data["slices"] and {s["worker"] for s in data["slices"]} == {WORKER}
-    assert files["txt"].strip() == page.text_content("#transcript").strip()
+    assert " ".join(files["txt"].split()) == " ".join(page.text_content("#transcript").split())
 
 
 def test_peaks_for_the_waveform_are_bounded(site, uploaded):
@@ -285,16 +288,21 @@ def test_denied_microphone_is_said_in_words(site):
 
 
 def test_microphone_on_a_plain_http_address_is_explained(site):
-    """Opened by a name other than this machine over plain http, the page explains that browsers allow the
-    microphone only on https or on the machine itself."""
+    """Opened by a name other than this machine over plain http, the page says before any click that Record
+    cannot work there, why (browsers give the microphone only to https pages or on the machine itself) and how
+    to fix it (the server's --self-signed, and the https address to open); Record is disabled, upload is not."""
     server, playwright, _ = site
     # A name that resolves to this machine but that Chromium, unlike 127.0.0.1, does not treat as secure.
     browser = launch(playwright, "--host-resolver-rules=MAP scatterscribe.test 127.0.0.1", *FAKE_MIC)
     try:
         page = open_page(browser, f"http://scatterscribe.test:{server.port}/")
-        page.get_by_role("button", name="Record").click()
         page.wait_for_selector("#record-panel[data-mic='insecure']", timeout=15_000)
-        assert "only allow the microphone on https://" in page.text_content("#record-message")
+        message = page.text_content("#record-message")
+        assert "browsers give the microphone only to https:// pages" in message
+        assert "--self-signed" in message and f"https://scatterscribe.test:{server.port}/" in message
+        assert page.is_disabled("#record") and page.is_enabled("#file")
+        assert page.get_attribute("#record", "aria-describedby") == "record-message"
+        shot(page, "07b-plain-http-explained")
     finally:
         browser.close()
 
@@ -313,10 +321,11 @@ def test_missing_microphone_is_said_in_words(site):
 
 
 def test_rejected_upload_shows_the_servers_message(site, tmp_path):
-    """A file the server refuses leaves the page showing the server's own error message, word for word."""
+    """A file the server refuses leaves the page showing the server's own error message, word for word (a WAV
+    whose header promises more audio than it holds: only the server can tell)."""
     server, _, browser = site
-    bad = tmp_path / "notes.wav"
-    bad.write_text("these are meeting notes, not a recording\n" * 20)
+    bad = tmp_path / "short.wav"
+    bad.write_bytes(corpus_file(RECORDED).read_bytes()[:20_000])
     expected = server.upload(bad).json()["error"]
     page = open_page(browser, server.url)
     page.set_input_files("#file", str(bad))
@@ -324,6 +333,46 @@ def test_rejected_upload_shows_the_servers_message(site, tmp_path):
     assert page.get_attribute("#upload-error", "data-server-message") == expected
     assert expected in page.text_content("#upload-error")
     shot(page, "07-upload-rejected")
+    page.context.close()
+
+
+def test_a_file_that_is_no_audio_is_refused_before_any_of_it_is_sent(site, tmp_path):
+    """A PDF chosen in the picker is refused by the page from its first bytes, with the sentence the server
+    would give, and no upload is made."""
+    server, _, browser = site
+    pdf = tmp_path / "minutes.mp3"
+    pdf.write_bytes(b"%PDF-1.7\n" + bytes(300_000))
+    expected = sniff(pdf.read_bytes()[:512]).refusal
+    page = open_page(browser, server.url)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.set_input_files("#file", str(pdf))
+    page.wait_for_selector("#upload-error:not([hidden])", timeout=15_000)
+    assert page.text_content("#upload-error") == f"minutes.mp3 was not accepted: {expected}"
+    assert posts == [] and page.is_hidden("#upload-progress-row")
+    page.context.close()
+
+
+def test_an_mp3_dropped_on_the_page_is_transcribed(site, tmp_path):
+    """The upload box says it takes audio or video, its picker offers them, and an MP3 dropped on it (encoded
+    here from RECORDED with PyAV) is transcribed."""
+    server, _, browser = site
+    mp3 = encode_wav(corpus_file(RECORDED), tmp_path / "speech.mp3", ENCODINGS["MP3"])
+    page = open_page(browser, server.url)
+    assert page.text_content("#drop-zone h3") == "Upload audio or video"
+    accept = page.get_attribute("#file", "accept").split(",")
+    assert {"audio/*", "video/*", ".mp3", ".m4a", ".ogg", ".opus", ".flac", ".mp4", ".mov", ".mkv"} <= set(accept)
+    data = base64.b64encode(mp3.read_bytes()).decode()
+    transfer = page.evaluate_handle("""(data) => {
+        const t = new DataTransfer();
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        t.items.add(new File([bytes], 'speech.mp3', { type: 'audio/mpeg' }));
+        return t; }""", data)
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    page.wait_for_function(DONE, timeout=180_000)
+    job = server.job(job_id_of(page))
+    assert job["name"] == "speech.mp3" and wer(manifest()[RECORDED]["reference"], job["transcript"]) < 20
+    shot(page, "07c-mp3-dropped")
     page.context.close()
 
 

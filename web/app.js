@@ -4,7 +4,10 @@
 
 import { copyText, JobView } from './job-view.js';
 import { Intake } from './intake.js';
-import { renderJobs, renderWorkerCommand, renderWorkers } from './panels.js';
+import { JobTools } from './job-tools.js';
+import { renderWorkerCommand, renderWorkers } from './panels.js';
+import { Captions } from './partial.js';
+import { PastJobs } from './past-jobs.js';
 
 const $ = (id) => document.getElementById(id);
 const socket = window.io();
@@ -27,12 +30,42 @@ function announce(text) {
 }
 
 const jobView = new JobView(announce);
+const pastJobs = new PastJobs();
+new JobTools({
+  job: () => jobView.job,
+  workers: () => state.workers,
+  announce,
+  onDeleted: (id, name) => {
+    socket.emit('unwatch', { job: id });
+    state.jobId = null;
+    history.pushState({}, '', '/');
+    jobView.showMissing(id);
+    captions.clear();
+    $('job').hidden = true;
+    state.jobs = state.jobs.filter((j) => j.id !== id);
+    pastJobs.show(state.jobs, null);
+    announce(`Deleted ${name}.`);
+    $('record').focus();
+  },
+});
+// Tentative words of a live recording, drawn after the job card draws the transcript.
+const captions = new Captions($('transcript-body'), $('transcript-tail'),
+  { recordingHere: () => intake.recorder.recording });
+
+function showJob(view) {
+  jobView.render(view, state.workers);
+  captions.render(view);
+}
 
 function watch(id) {
   socket.emit('watch', { job: id }, (view) => {
     if (id !== state.jobId) return;
-    if (view) jobView.render(view, state.workers);
-    else jobView.showMissing(id);
+    if (view) {
+      showJob(view);
+    } else {
+      jobView.showMissing(id);
+      captions.clear();
+    }
   });
 }
 
@@ -44,7 +77,7 @@ function openJob(id, { push = true, recording = false } = {}) {
   if (state.jobId && state.jobId !== id) socket.emit('unwatch', { job: state.jobId });
   state.jobId = id;
   if (push) history.pushState({ job: id }, '', `/?job=${encodeURIComponent(id)}`);
-  renderJobs(state.jobs, id);
+  pastJobs.setCurrent(id);
   jobView.quietFor = recording ? id : null;
   if (socket.connected) watch(id);
   if (recording) return;
@@ -76,7 +109,7 @@ function onWorkers(workers) {
 
 function onJobs(jobs) {
   state.jobs = jobs;
-  renderJobs(jobs, state.jobId);
+  pastJobs.show(jobs, state.jobId);
   for (const job of jobs) intake.jobChanged(job);
 }
 
@@ -94,19 +127,20 @@ socket.on('connect_error', (error) => {
 });
 socket.on('job', (view) => {
   if (view.id !== state.jobId) return;
-  jobView.render(view, state.workers);
+  showJob(view);
   intake.jobChanged(view);
   // The server broadcasts the jobs list when a job starts, grows or ends; progress in between comes from
   // here. The list shows the same fields as the card, so neither lags behind the other.
   const entry = state.jobs.find((j) => j.id === view.id);
-  const shown = ['status', 'recording', 'duration'];
+  const shown = ['status', 'recording', 'duration', 'name'];
   if (entry && (shown.some((k) => entry[k] !== view[k]) || entry.progress.done !== view.progress.done ||
       entry.progress.total !== view.progress.total)) {
     for (const k of shown) entry[k] = view[k];
     entry.progress = { ...view.progress };
-    renderJobs(state.jobs, state.jobId);
+    pastJobs.show(state.jobs, state.jobId);
   }
 });
+socket.on('partial', ({ job, partial }) => captions.update(job, partial));
 socket.on('workers', onWorkers);
 socket.on('jobs', onJobs);
 

@@ -1,9 +1,11 @@
 'use strict';
-// Getting a recording in: record from the microphone (level meter, elapsed time) or choose/drop a .wav.
+// Getting a recording in: record from the microphone (level meter, elapsed time) or choose/drop an audio or
+// video file (checked by its first bytes before any of it is sent).
 // A recording is streamed to the server while it is made (live mode, live.js) and shown as a job from its
 // first chunk; if live mode cannot start, it is uploaded at Stop like a chosen file, with a progress bar.
 
 import { clock } from './format.js';
+import { sniffFile } from './sniff.js';
 import { LiveStream } from './live.js';
 import { PcmRecorder, microphoneProblem } from './recorder.js';
 import { uploadRecording } from './upload.js';
@@ -11,6 +13,14 @@ import { encodeWav } from './wav.js';
 
 const $ = (id) => document.getElementById(id);
 const MIN_RECORDING_S = 0.5;
+
+/** Why Record cannot work on this page, and how to fix it, when the browser will not give it the microphone. */
+export function insecureReason(location = window.location) {
+  const https = `https://${location.hostname}${location.port ? `:${location.port}` : ''}/`;
+  return 'Recording needs a secure page: browsers give the microphone only to https:// pages or to pages ' +
+    `opened on the server's own machine. Start the server with --self-signed (or --certfile and --keyfile) and ` +
+    `open ${https} instead. Uploading a file works here.`;
+}
 
 export class Intake {
   /**
@@ -35,6 +45,13 @@ export class Intake {
       onLevel: (peak) => this.showLevel(peak),
       onEnded: () => this.stopRecording('The microphone went away; what was recorded is being sent.'),
     });
+    // Over plain http from another machine the browser has no microphone to give: say so before any click.
+    this.insecure = !window.isSecureContext;
+    if (this.insecure) {
+      $('record-panel').dataset.mic = 'insecure';
+      this.recordMessage(insecureReason(), true);
+      $('record').disabled = true;
+    }
     $('record').addEventListener('click', () => this.toggleRecording());
     $('file').addEventListener('change', () => {
       const file = $('file').files[0];
@@ -64,7 +81,7 @@ export class Intake {
     $('file').disabled = busy;
     // Never `disabled` while the button has the focus for a recording: the focus would fall to the page's
     // body and the keyboard could not reach Stop. A button that waits says so with aria-disabled.
-    $('record').disabled = busy && !this.recorder.recording && !this.switching;
+    $('record').disabled = this.insecure || (busy && !this.recorder.recording && !this.switching);
     $('drop-zone').classList.toggle('disabled', busy);
   }
 
@@ -224,12 +241,19 @@ export class Intake {
     }
   }
 
-  /** Upload a recording as a new job; on refusal show the server's own words. */
+  /** Upload a recording as a new job; on refusal show the server's own words. A file whose first bytes are
+   * no audio or video is refused here, in the server's words, and none of it is sent. */
   async send(blob, name) {
     if (this.busy) return;
     this.setBusy(true);
     const error = $('upload-error');
     error.hidden = true;
+    const kind = await sniffFile(blob);
+    if (!kind.audio) {
+      this.setBusy(false);
+      this.refused(name, kind.refusal);
+      return;
+    }
     const row = $('upload-progress-row');
     const bar = $('upload-progress');
     const text = $('upload-progress-text');
@@ -246,11 +270,16 @@ export class Intake {
     row.hidden = true;
     this.setBusy(false);
     if (!answer.ok) {
-      error.textContent = `${name} was not accepted: ${answer.body.error}`;
-      error.dataset.serverMessage = answer.body.error;
-      error.hidden = false;
+      this.refused(name, answer.body.error);
       return;
     }
     this.onJob(answer.body.id);
+  }
+
+  refused(name, message) {
+    const error = $('upload-error');
+    error.textContent = `${name} was not accepted: ${message}`;
+    error.dataset.serverMessage = message;
+    error.hidden = false; // role=alert: read out as it appears
   }
 }

@@ -1,11 +1,20 @@
 'use strict';
-// The job card: status, progress and ETA, the waveform with its slices, the transcript filling in, results.
+// The job card: status, progress and ETA, the waveform with its slices, the transcript (transcript.js) with
+// its player (player.js), find (find.js) and corrections (editor.js), results.
 
+import { SegmentEditor } from './editor.js';
+import { Find } from './find.js';
+import { Follow } from './follow.js';
 import { JOB_STATUS_WORDS, clock, roughly, sliceEngine, sliceState } from './format.js';
+import { installKeys } from './keys.js';
+import { Player } from './player.js';
+import { SpeakerPanel } from './speakers.js';
+import { TranscriptView } from './transcript.js';
 import { Waveform } from './waveform.js';
 
 const $ = (id) => document.getElementById(id);
-const FORMATS = ['txt', 'srt', 'vtt', 'json'];
+const DOWNLOADS = { txt: 'transcript.txt', 'txt-times': 'transcript.txt?timestamps=1', srt: 'transcript.srt',
+  vtt: 'transcript.vtt', json: 'transcript.json' };
 
 export class JobView {
   /** @param {(text: string) => void} announce says a change out loud (aria-live) */
@@ -17,7 +26,25 @@ export class JobView {
     this.peaksAt = 0;
     this.quietFor = null; // a job shown without announcing it (the page's own recording, just started)
     this.waveform = new Waveform({ svg: $('waveform'), path: $('waveform-path'), marks: $('waveform-slices'),
-      track: $('slice-track'), axis: $('time-axis'), caption: $('slice-caption') });
+      track: $('slice-track'), axis: $('time-axis'), caption: $('slice-caption'),
+      onSeek: (t) => this.player.playFrom(t) });
+    const play = (t) => this.player.playFrom(t);
+    this.transcript = new TranscriptView($('transcript-body'), { onPlay: play, onEdit: (seg) => this.editor.start(seg) });
+    this.editor = new SegmentEditor({ transcript: this.transcript, job: () => this.job, announce,
+      onSaved: (answer) => this.saved(answer) });
+    this.speakers = new SpeakerPanel({ job: () => this.job, announce });
+    this.follow = new Follow();
+    this.player = new Player((t, playing) => this.playing(t, playing));
+    this.find = new Find($('transcript-body'), play);
+    installKeys({
+      k: () => this.player.toggle(), ' ': () => this.player.toggle(),
+      j: () => this.player.skip(-5), l: () => this.player.skip(5),
+      '<': () => this.announce(`Speed ${this.player.faster(-1)}×`),
+      '>': () => this.announce(`Speed ${this.player.faster(1)}×`),
+      n: () => this.nextUnsure(), '/': () => $('find-input').focus(),
+      f: () => { this.follow.set(true); this.follow.show(this.transcript.current.seg, true); },
+    });
+    $('next-uncertain').addEventListener('click', () => this.nextUnsure());
     $('copy').addEventListener('click', () => this.copy());
     // The ETA counts down between pushes; pushes only come when a slice changes hands.
     setInterval(() => { if (this.job && !this.finished) this.renderProgress(); }, 1000);
@@ -32,12 +59,15 @@ export class JobView {
     $('job-h').textContent = 'Job not found';
     $('job-meta').textContent = `This server has no job ${id}: it may have been deleted. Record or upload ` +
       'again.';
-    for (const part of ['job-status', 'waiting', 'actions', 'partial-note']) $(part).hidden = true;
+    for (const part of ['job-status', 'job-tools', 'waiting', 'actions', 'partial-note', 'empty-note',
+      'transcript-help', 'rename-form', 'speakers']) $(part).hidden = true;
     $('job-progress').value = 0;
     $('job-progress-text').textContent = '';
-    $('transcript').replaceChildren();
+    $('transcript-body').replaceChildren();
     $('slice-list').replaceChildren();
     this.waveform.clear();
+    this.player.clear();
+    document.title = 'Scatterscribe';
   }
 
   /** Render a job view (the `job` event / GET /api/jobs/<id>); announces what changed since the last one. */
@@ -47,6 +77,7 @@ export class JobView {
     this.receivedAt = performance.now();
     $('job').hidden = false;
     $('job-status').hidden = false;
+    $('job-tools').hidden = false;
     $('actions').hidden = false;
     $('job-h').textContent = view.name;
     this.renderMeta();
@@ -54,9 +85,11 @@ export class JobView {
     this.renderWaiting(workers);
     this.waveform.setSlices(view.slices, view.duration);
     this.renderSliceList();
-    this.renderTranscript();
-    for (const ext of FORMATS) $(`dl-${ext}`).href = `/api/jobs/${view.id}/transcript.${ext}`;
-    $('partial-note').hidden = this.finished || view.progress.done === 0;
+    this.speakers.render(view);
+    this.transcript.render(view);
+    this.find.refresh();
+    this.player.setJob(view);
+    this.renderResults();
     // A live job's audio grows (its length comes once a second): its waveform is fetched again now and then
     // while it records, each time reading the whole file, and once more when it ends.
     const stale = this.peaksDuration !== view.duration;
@@ -114,6 +147,62 @@ export class JobView {
     if (v.note) text += ` · ${v.note}`;
     if (v.error) text += ` · ${v.error}`;
     $('job-progress-text').textContent = text;
+    // The browser tab says how far the job is, for someone working in another tab.
+    const open = !this.finished && total ? `(${done}/${total}) ` : '';
+    document.title = `${v.recording ? '● ' : open}${v.name} — Scatterscribe`;
+  }
+
+  /** Copy and the downloads only once there is text; the help and the unsure-word control once it is timed. */
+  renderResults() {
+    const v = this.job;
+    const hasText = !!(v.transcript && v.transcript.trim());
+    $('copy').disabled = !hasText;
+    for (const [id, path] of Object.entries(DOWNLOADS)) {
+      const link = $(`dl-${id}`);
+      if (hasText) {
+        link.href = `/api/jobs/${v.id}/${path}`;
+        link.removeAttribute('aria-disabled');
+      } else {
+        link.removeAttribute('href'); // a link without href cannot be followed
+        link.setAttribute('aria-disabled', 'true');
+      }
+    }
+    $('empty-note').hidden = hasText || v.recording;
+    $('partial-note').hidden = !hasText || this.finished;
+    $('transcript-help').hidden = !this.transcript.timed.length;
+    const unsure = this.transcript.unsure;
+    $('uncertain-note').hidden = unsure === 0;
+    $('next-uncertain').hidden = unsure === 0;
+    $('next-uncertain').textContent = `Next unsure word (${unsure})`;
+  }
+
+  /** The player's time moved: highlight what is said then, and keep it in view while following. */
+  playing(t, playing) {
+    const seg = this.transcript.highlight(t);
+    this.follow.active = playing;
+    if (playing) this.follow.show(seg);
+    this.waveform.setPlayhead(t);
+  }
+
+  /** Focus the next word the model was unsure of after the playhead, and move the playhead there. */
+  nextUnsure() {
+    const word = this.transcript.nextUnsure(this.player.audio.currentTime);
+    if (!word) return;
+    this.player.seek(Number(word.dataset.start));
+    word.focus();
+    word.scrollIntoView({ block: 'center', behavior: 'instant' });
+  }
+
+  /** A correction the server took: shown at once (the job's push follows). */
+  saved(answer) {
+    const s = this.job && this.job.slices.find((x) => x.index === answer.slice);
+    if (!s) return;
+    s.segments[answer.segment] = { ...s.segments[answer.segment], text: answer.text };
+    s.edits = { ...s.edits };
+    if (answer.edited) s.edits[String(answer.segment)] = { original: answer.original };
+    else delete s.edits[String(answer.segment)];
+    s.text = s.segments.map((seg) => seg.text).filter((t) => t && t.trim()).join(' ');
+    this.transcript.render(this.job);
   }
 
   /** The "start a worker" notice; shown while the job's slices have nobody to go to. */
@@ -144,44 +233,24 @@ export class JobView {
       if (s.status === 'done' && s.elapsed) text += ` in ${s.elapsed.toFixed(1)} s`;
       if (s.attempts > 1) text += ` (attempt ${s.attempts})`;
       if (s.error && s.status !== 'done') text += ` — ${s.error}`;
+      if (s.asked_engine || s.asked_model) text += ` (asked of ${[s.asked_engine, s.asked_model].join(' ').trim()})`;
       const symbol = document.createElement('span');
       symbol.className = 'chip-symbol';
       symbol.setAttribute('aria-hidden', 'true');
       symbol.textContent = state.symbol;
       li.append(symbol, ` ${text}`);
+      if ((s.status === 'done' || s.status === 'failed') && !this.job.recording) {
+        const again = document.createElement('button');
+        again.type = 'button';
+        again.className = 'button small secondary redo';
+        again.dataset.redo = s.index;
+        again.textContent = 'Transcribe again…';
+        again.setAttribute('aria-label', `Transcribe again… (slice ${s.index + 1})`);
+        li.append(' ', again);
+      }
       return li;
     });
     $('slice-list').replaceChildren(...items);
-  }
-
-  /** Done slices' text in order, with a visible placeholder for each slice still out. */
-  renderTranscript() {
-    const parts = [];
-    for (const s of this.job.slices) {
-      const span = document.createElement('span');
-      span.dataset.index = s.index;
-      if (s.status === 'done') {
-        if (!s.text) continue;
-        span.className = 'piece';
-        span.textContent = s.text;
-      } else if (s.status === 'failed') {
-        span.className = 'piece failed';
-        const why = s.error || 'failed';
-        span.textContent = `[${clock(s.start)}–${clock(s.end)} could not be transcribed: ${why}]`;
-      } else {
-        span.className = 'piece placeholder';
-        span.textContent = `[${clock(s.start)}–${clock(s.end)} ${sliceState(s).word}…]`;
-      }
-      parts.push(span, ' ');
-    }
-    if (parts.length === 0 && (this.finished || this.job.recording)) {
-      const empty = document.createElement('span');
-      empty.className = 'piece placeholder';
-      empty.textContent = this.job.recording ? 'The words appear here as each pause sends a slice.'
-        : this.job.note || 'No text.';
-      parts.push(empty);
-    }
-    $('transcript').replaceChildren(...parts);
   }
 
   async loadPeaks(id, duration) {
@@ -217,7 +286,12 @@ export class JobView {
 
   async copy() {
     if (!this.job) return;
-    const ok = await copyText(this.job.transcript);
+    // What the page shows, as the .txt has it: paragraphs with a blank line between them.
+    const paragraphs = [...$('transcript-body').querySelectorAll('.para-text')]
+      .map((p) => [...p.querySelectorAll('.seg, .piece.failed')].map((e) => e.textContent.trim())
+        .filter(Boolean).join(' '))
+      .filter(Boolean);
+    const ok = await copyText(paragraphs.join('\n\n') || this.job.transcript);
     const button = $('copy');
     button.textContent = ok ? 'Copied ✓' : 'Copy failed';
     this.announce(ok ? 'Transcript copied to the clipboard.'

@@ -1,7 +1,6 @@
 'use strict';
-// The side panels: connected workers (live, from the `workers` broadcast) and this server's past jobs.
-
-import { JOB_STATUS_WORDS, ago, clock } from './format.js';
+// The workers panel (live, from the `workers` broadcast) and the command that starts a worker against this
+// server. Past jobs: past-jobs.js.
 
 const $ = (id) => document.getElementById(id);
 
@@ -12,11 +11,23 @@ function el(tag, className, text) {
   return node;
 }
 
-/** The command that starts a worker against this very server, run from the repository root; as written it
- * reads the token the server generated in its default data folder. */
-export function workerCommand() {
-  const token = 'SCATTERSCRIBE_TOKEN=$(cat data/worker-token)';
-  return `${token} .venv/bin/python -m client --server ${location.origin}`;
+/** A word for a POSIX shell: quoted when it holds anything but safe characters. */
+function shellWord(text) {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/** The shortest command that starts a worker against this very server, run from the repository root
+ * (GET /api/worker-setup says what it needs). `tokenFile`: where this server keeps its generated worker token
+ * (its own data folder, whatever --data-dir it was given); null when it was started with a token of its own,
+ * which the command then asks for. `announced`: the server is announced on the LAN, so a worker there finds it
+ * with no --server. `fingerprint`: a self-signed https server's certificate, which the worker must be told to
+ * trust. */
+export function workerCommand(tokenFile, { announced = false, fingerprint = null } = {}) {
+  const token = tokenFile ? `SCATTERSCRIBE_TOKEN=$(cat ${shellWord(tokenFile)})`
+    : 'SCATTERSCRIBE_TOKEN=<the token the server was started with>';
+  const server = announced ? '' : ` --server ${location.origin}`;
+  const trust = fingerprint ? ` --fingerprint ${fingerprint}` : '';
+  return `${token} .venv/bin/python -m client${server}${trust}`;
 }
 
 function stat(label, value, title) {
@@ -54,29 +65,29 @@ export function renderWorkers(workers) {
   $('no-workers').hidden = workers.length > 0;
 }
 
-/** The recent jobs, newest first, each a link that reopens it. */
-export function renderJobs(jobs, currentId) {
-  const items = jobs.map((j) => {
-    const li = el('li', 'past-job');
-    li.dataset.status = j.status;
-    const link = el('a', '', j.name);
-    link.title = j.name;
-    link.href = `/?job=${encodeURIComponent(j.id)}`;
-    if (j.id === currentId) link.setAttribute('aria-current', 'page');
-    const { done, total } = j.progress;
-    const progress = j.status === 'done' || j.status === 'failed' ? '' : ` · ${done}/${total} slices`;
-    const state = j.recording ? 'Recording' : JOB_STATUS_WORDS[j.status] || j.status;
-    const meta = el('span', 'meta', `${state}${progress} · ${clock(j.duration)} · ${ago(j.created_at)}`);
-    li.append(link, meta);
-    return li;
-  });
-  $('jobs').replaceChildren(...items);
-  $('no-jobs').hidden = jobs.length > 0;
-}
-
 /** Fill in the worker command wherever the page shows it, with a note when this server is loopback-only. */
-export function renderWorkerCommand() {
-  for (const id of ['worker-command', 'worker-command-2']) $(id).textContent = workerCommand();
+export async function renderWorkerCommand() {
+  let tokenFile = 'data/worker-token';
+  let setup = {};
+  try {
+    const response = await fetch('/api/worker-setup');
+    if (response.ok) {
+      setup = await response.json();
+      tokenFile = setup.token_file;
+    }
+  } catch {
+    // The server's default folder, as the command read before the server could say.
+  }
+  for (const id of ['worker-command', 'worker-command-2']) $(id).textContent = workerCommand(tokenFile, setup);
+  for (const where of document.querySelectorAll('.token-where')) {
+    if (tokenFile) {
+      const code = document.createElement('code');
+      code.textContent = tokenFile;
+      where.replaceChildren("the contents of the server's ", code);
+    } else {
+      where.textContent = 'the token the server was started with (SCATTERSCRIBE_TOKEN or [server] token)';
+    }
+  }
   const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
   $('waiting-host-note').textContent = loopback
     ? 'This address only works on this computer; for workers on other machines, start the server with ' +

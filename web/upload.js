@@ -3,7 +3,7 @@
 // progress.
 
 /**
- * POST a WAV to /api/jobs (field 'audio').
+ * POST a recording (any audio or video file) to /api/jobs (field 'audio').
  * @param {Blob} blob the recording
  * @param {string} name the file name shown for the job
  * @param {(sent: number, total: number) => void} onProgress bytes sent so far

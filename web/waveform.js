@@ -15,7 +15,8 @@ const CAPTION_HINT = 'Point at a slice, or Tab to the slices and use the arrow k
 export class Waveform {
   /**
    * @param {object} parts svg (the SVG), path (its waveform), marks (its slice group), track (the list of
-   *   slice labels under it), axis (the time labels under that), caption (the focused slice in words)
+   *   slice labels under it), axis (the time labels under that), caption (the focused slice in words), and
+   *   optionally onSeek(seconds), called when the waveform is clicked
    */
   constructor(parts) {
     Object.assign(this, parts);
@@ -30,8 +31,30 @@ export class Waveform {
     this.track.addEventListener('mouseleave',
       () => this.describe(this.track.querySelector('.slice-chip:focus')));
     this.describe(null);
+    // Clicking the waveform plays the recording from there.
+    if (this.onSeek) {
+      this.svg.addEventListener('click', (e) => {
+        const box = this.svg.getBoundingClientRect();
+        if (this.duration > 0 && box.width > 0) this.onSeek(((e.clientX - box.left) / box.width) * this.duration);
+      });
+    }
     // Whether a chip's words fit depends on the page's width too.
-    if (window.ResizeObserver) new ResizeObserver(() => this.fitLabels()).observe(this.track);
+    if (window.ResizeObserver) {
+      new ResizeObserver(() => {
+        this.fitLabels();
+        if (this.axisFor !== undefined && this.axis.clientWidth !== this.axisWidth) this.drawAxis(this.axisFor);
+      }).observe(this.track);
+    }
+  }
+
+  /** Mark where the player is (seconds), on the waveform. */
+  setPlayhead(t) {
+    const head = this.svg.querySelector('.playhead');
+    if (!head) return;
+    const x = this.duration > 0 ? Math.min(WIDTH, Math.max(0, (t / this.duration) * WIDTH)) : 0;
+    head.setAttribute('x1', x);
+    head.setAttribute('x2', x);
+    head.style.visibility = t > 0 ? 'visible' : 'hidden';
   }
 
   clear() {
@@ -116,14 +139,20 @@ export class Waveform {
     if (this.axisFor !== duration) this.drawAxis(duration);
   }
 
-  /** A chip whose two lines do not fit whole shows its number alone (its words stay for screen readers). */
+  /** A chip whose two lines do not fit whole shows its symbol and number alone (its words stay for screen
+   * readers); one too narrow for that too shows its symbol alone, and one too narrow for a symbol shows its
+   * colour alone (its title and the caption still say it all). Never a cut-off character. */
   fitLabels() {
-    // Clear, then measure every chip, then mark: one layout for all the chips, not one per chip.
+    // Each stage: clear, then measure every chip, then mark: one layout per stage for all the chips.
     const chips = [...this.track.children];
-    for (const chip of chips) chip.classList.remove('narrow');
+    for (const chip of chips) chip.classList.remove('narrow', 'tiny', 'bare');
+    const overflows = (chip) => chip.scrollWidth > chip.clientWidth + 1;
     const narrow = chips.filter((chip) => [...chip.querySelectorAll('.chip-line')]
       .some((line) => line.scrollWidth > line.clientWidth + 1));
     for (const chip of narrow) chip.classList.add('narrow');
+    const tiny = narrow.filter(overflows);
+    for (const chip of tiny) chip.classList.add('tiny');
+    for (const chip of tiny.filter(overflows)) chip.classList.add('bare');
   }
 
   chip(s, state, x0, w, label) {
@@ -193,21 +222,27 @@ export class Waveform {
     chips[next].focus();
   }
 
-  /** Time labels under the waveform at a round step, about six of them; none for an empty recording. */
+  /** Time labels under the waveform at a round step, as many as fit the width without touching; none for an
+   * empty recording. */
   drawAxis(duration) {
     this.axisFor = duration;
+    this.axisWidth = this.axis.clientWidth;
     if (!(duration > 0)) {
       this.axis.replaceChildren();
       return;
     }
-    const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
-    const step = steps.find((s) => duration / s <= 6) || 7200;
+    const tenths = duration < 10;
+    const labelPx = (clock(duration, tenths).length + 1) * 7.5; // a label's width at the axis's 0.75rem
+    const pxPerS = (this.axis.clientWidth || 600) / duration;
+    const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400];
+    const step = steps.find((s) => s * pxPerS >= labelPx * 1.5) || steps[steps.length - 1];
     const labels = [];
-    for (let t = 0; t < duration - step * 0.5; t += step) labels.push(t);
+    // The end's label is drawn right-aligned: a tick closer to it than that would overlap it.
+    for (let t = 0; (duration - t) * pxPerS >= labelPx * 1.6; t += step) labels.push(t);
     labels.push(duration);
     this.axis.replaceChildren(...labels.map((t) => {
       const span = document.createElement('span');
-      span.textContent = clock(t, duration < 10);
+      span.textContent = clock(t, tenths);
       span.style.left = `${(t / duration) * 100}%`;
       return span;
     }));

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -57,6 +57,9 @@ class FasterWhisperEngine:
         side_by_side = WhisperModel(**load, cpu_threads=1, num_workers=parallel) if parallel > 1 else None
         self._batch = BatchTranscriber(self._model, lambda audio: list(self.transcribe(audio)),
                                        BatchOptions(beam_size=beam_size), side_by_side, parallel)
+        from .faster_whisper_tentative import TentativeDecoder
+
+        self._tentative = TentativeDecoder(self._model)
 
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
         segments, _info = self._model.transcribe(audio, language="en", beam_size=self.beam_size,
@@ -72,3 +75,10 @@ class FasterWhisperEngine:
         that cannot be decoded gets its exception in its place (the worker reports it for that slice alone).
         ``spans``: where each slice's own audio lies in what it holds (guard bands around it), or None."""
         return self._batch.transcribe(audios, spans)
+
+    def transcribe_tentative(self, audio: np.ndarray, prefix: str = "",
+                             abandon: Callable[[], bool] | None = None) -> str | None:
+        """Quick provisional text of a live recording's open part, beginning with ``prefix`` (the words already
+        stable on the page), or None if ``abandon()`` says to give up half-way: see ``faster_whisper_tentative``.
+        A worker whose engine has this method offers tentative decoding to the server."""
+        return self._tentative.decode(audio, prefix, abandon)

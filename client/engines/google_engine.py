@@ -3,7 +3,9 @@ load but the library, and no GPU or threads to speak of.
 
 The API takes about a minute of audio per request in theory, but its users report empty answers for anything
 much past 30 s (SpeechRecognition issues #61, #247), so this engine announces 25 s as its longest slice and
-the server cuts the recordings it serves to fit. Each slice becomes one segment: the API gives no timings.
+the server cuts the recordings it serves to fit. Each slice becomes one segment: the API gives no timings, so
+the segment has no words (``words`` empty, ``avg_logprob`` None) and the page and subtitles share its time out
+over its words.
 """
 
 from __future__ import annotations
@@ -57,4 +59,4 @@ class GoogleEngine:
             return
         except self._sr.RequestError as exc:  # no connection, quota, refused key: another worker may retry
             raise RuntimeError(f"Google speech request failed: {exc}") from exc
-        yield Segment(0.0, round(len(audio) / SAMPLE_RATE, 3), str(text))
+        yield Segment(0.0, round(len(audio) / SAMPLE_RATE, 3), str(text), (), None)  # nothing timed to give

@@ -5,11 +5,13 @@ offline, CPU only, one thread per slice; much less accurate than Whisper.
 bench.engines`` measures what that costs a slice). This engine builds the decoder once, with the configuration
 and model files ``recognize_sphinx`` uses, and runs the same decoding steps for each slice, so it gives
 ``recognize_sphinx``'s text (a test checks that) without the reload. The decoder's word timings give the
-segments.
+segments and their words: each word's start and end (its frames) and its posterior probability, which
+pocketsphinx computes for the best path; Sphinx has no average log probability to give (None).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import re
@@ -18,7 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .base import SAMPLE_RATE, Segment, pcm16_bytes
+from .base import SAMPLE_RATE, Segment, Word, pcm16_bytes
 
 MODEL = "en-US"
 #: A pause at least this long between words starts a new segment.
@@ -78,26 +80,30 @@ class SphinxEngine:
             decoder.end_utt()
             frame = self._frame_s
             words = [] if decoder.hyp() is None else \
-                [(s.word, s.start_frame * frame, (s.end_frame + 1) * frame) for s in decoder.seg()]
+                [(s.word, s.start_frame * frame, (s.end_frame + 1) * frame, s.prob) for s in decoder.seg()]
         finally:
             self._decoders.put(decoder)
         yield from _segments(words, len(audio) / SAMPLE_RATE)
 
 
-def _segments(words: list[tuple[str, float, float]], duration_s: float) -> Iterator[Segment]:
-    """Words and fillers (``<sil>``, ``[NOISE]``, ...) with their times → segments that break at pauses."""
-    current: list[tuple[str, float, float]] = []
-    for word, start, end in words:
+def _segments(words: list[tuple[str, float, float, float]], duration_s: float) -> Iterator[Segment]:
+    """Words and fillers (``<sil>``, ``[NOISE]``, ...) with their times and posterior probabilities → segments
+    that break at pauses, each with its words."""
+    current: list[tuple[str, float, float, float]] = []
+    for word, start, end, prob in words:
         if word[0] in "<[+":  # a filler, not a word
             if end - start >= SEGMENT_PAUSE_S and current:
                 yield _segment(current, duration_s)
                 current = []
             continue
-        current.append((re.sub(r"\(\d+\)$", "", word), start, end))  # "meters(2)": second pronunciation
+        current.append((re.sub(r"\(\d+\)$", "", word), start, end, prob))  # "meters(2)": second pronunciation
     if current:
         yield _segment(current, duration_s)
 
 
-def _segment(words: list[tuple[str, float, float]], duration_s: float) -> Segment:
-    text = " ".join(w for w, _, _ in words)
-    return Segment(round(words[0][1], 3), round(min(words[-1][2], duration_s), 3), text)
+def _segment(words: list[tuple[str, float, float, float]], duration_s: float) -> Segment:
+    text = " ".join(w for w, _, _, _ in words)
+    timed = tuple(Word(round(min(start, duration_s), 3), round(min(end, duration_s), 3), word,
+                       round(min(1.0, max(0.0, float(prob))), 3) if math.isfinite(prob) else 0.0)
+                  for word, start, end, prob in words)
+    return Segment(round(words[0][1], 3), round(min(words[-1][2], duration_s), 3), text, timed, None)

@@ -1,0 +1,223 @@
+"""Property-based tests of every input surface against one real server (Hypothesis): HTTP routes with any job
+id and any form, and any Socket.IO payload from a worker or a page. Whatever arrives, the answer is a 4xx with
+a sentence or a correct result, never a 5xx; the server keeps serving; no file outside a job's own folder is
+touched (a canary beside the data folder, the known job's audio, the data folder's layout)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import re
+import urllib.parse
+
+import pytest
+import requests
+import socketio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support import TOKEN, RawWorker, Server, corpus_file, wait_for, write_config
+from tests.test_payloads import JSONISH, NEAR_RESULTS, strict_loads
+
+JFK = "jfk_inaugural_excerpt.wav"
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+class Site:
+    """The module's server, a job it holds, and what must never change."""
+
+    def __init__(self, tmp):
+        self.canary = tmp / "canary.txt"
+        self.canary.write_text("outside the data folder\n")
+        config = write_config(tmp / "c.toml", server={"max_upload_mb": 2.0})
+        self.server = Server(tmp, config=config)
+        self.job = self.server.submit(corpus_file(JFK))
+        self.audio = self.server.data_dir / "jobs" / self.job / "audio.wav"
+        self.audio_hash = hashlib.sha256(self.audio.read_bytes()).hexdigest()
+        self.top = sorted(p.name for p in self.server.data_dir.iterdir())
+
+    def check(self) -> None:
+        """Nothing outside a job's own folder was touched, and the server still serves."""
+        assert self.canary.read_text() == "outside the data folder\n"
+        assert hashlib.sha256(self.audio.read_bytes()).hexdigest() == self.audio_hash
+        assert sorted(p.name for p in self.server.data_dir.iterdir()) == self.top
+        known = {j["id"] for j in self.server.get("/api/jobs", params={"limit": 1000}).json()["jobs"]}
+        folders = {p.name for p in (self.server.data_dir / "jobs").iterdir()}
+        assert all(re.fullmatch(r"[0-9a-f]{16}", name) for name in folders), folders
+        assert self.job in known and self.job in folders
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = Site(tmp_path_factory.mktemp("properties"))
+    yield site
+    log = site.server.log()
+    site.server.stop()
+    assert "Traceback" not in log, log[-3000:]
+
+
+def answered_with_a_sentence(status: int, body: str) -> None:
+    assert status < 500, (status, body)
+    if status >= 400:
+        error = json.loads(body)["error"]
+        assert isinstance(error, str) and len(error) > 5, body
+
+
+def raw(site: Site, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """A request sent byte for byte as given: no client-side normalisation of `%2e`, `..` or `//`."""
+    conn = http.client.HTTPConnection("127.0.0.1", site.server.port, timeout=30)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+IDS = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40),
+    st.lists(st.sampled_from(["..", ".", "%2e", "%2E%2e", "%2f", "%5c", "/", "\\", "%00", "0123456789abcdef",
+                              "jobs", "audio.wav", "~", "%"]), max_size=6).map("".join))
+SUFFIXES = ["", "/audio.wav", "/peaks.json?bins=7", "/transcript.txt", "/transcript.json", "/slices/0/redo",
+            "/slices/0/segments/0"]
+
+
+@SETTINGS
+@given(job_id=IDS, suffix=st.sampled_from(SUFFIXES), method=st.sampled_from(["GET", "DELETE", "PATCH", "POST"]))
+def test_any_job_id_on_any_route_gets_a_sentence_and_touches_nothing(site, job_id, suffix, method):
+    path = "/api/jobs/" + urllib.parse.quote(job_id, safe="/%.~\\")
+    status, body = raw(site, method, path + suffix, b"{}" if method in ("PATCH", "POST") else None,
+                       {"Content-Type": "application/json"})
+    answered_with_a_sentence(status, body)
+    site.check()
+
+
+FIELD_NAMES = st.sampled_from(["audio", "file", "engine", "model", "name", "speakers", ""]) | st.text(max_size=12)
+
+
+@SETTINGS
+@given(fields=st.lists(st.tuples(FIELD_NAMES, st.text(max_size=200)), max_size=4),
+       filename=st.text(max_size=60) | st.none(),
+       content=st.sampled_from(["wav", "empty", "junk"]) | st.binary(max_size=300),
+       engine=st.text(max_size=20) | st.none())
+def test_any_upload_form_gets_a_job_or_a_sentence(site, fields, filename, content, engine):
+    """Fields named anything, any filename, the real recording or bytes that are not one, any engine field."""
+    data = corpus_file(JFK).read_bytes() if content == "wav" else b"" if content == "empty" else \
+        b"RIFF\x00\x00" if content == "junk" else content
+    form = [(name, (None, value)) for name, value in fields]
+    if engine is not None:
+        form.append(("engine", (None, engine)))
+    form.append(("audio", (filename, data, "audio/wav")))
+    response = requests.post(f"{site.server.url}/api/jobs", files=form, timeout=60)
+    answered_with_a_sentence(response.status_code, response.text)
+    if response.status_code == 202:
+        job = site.server.job(response.json()["id"])
+        assert job["id"] == response.json()["id"] and job["duration"] > 0
+        assert requests.delete(f"{site.server.url}/api/jobs/{job['id']}", timeout=30).ok
+    site.check()
+
+
+@SETTINGS
+@given(body=JSONISH.map(lambda v: json.dumps(v, default=bytes.hex).encode()) | st.binary(max_size=200),
+       route=st.sampled_from(["", "/slices/0/segments/0", "/slices/0/redo", "/slices/99/segments/3"]))
+def test_any_body_on_the_known_jobs_routes_gets_a_correct_answer_or_a_sentence(site, body, route):
+    method = "POST" if route.endswith("redo") else "PATCH"
+    status, answer = raw(site, method, f"/api/jobs/{site.job}{route}", body, {"Content-Type": "application/json"})
+    answered_with_a_sentence(status, answer)
+    site.check()
+
+
+@pytest.fixture(scope="module")
+def worker(site):
+    raw_worker = RawWorker(site.server, "prop-worker")
+    yield raw_worker
+    if raw_worker.sio.connected:
+        raw_worker.sio.disconnect()
+
+
+def held(worker: RawWorker) -> dict:
+    return {"lease": worker.slices[-1]["lease"], "job": worker.slices[-1]["job"],
+            "index": worker.slices[-1]["index"]} if worker.slices else {}
+
+
+@SETTINGS
+@given(event=st.sampled_from(["result", "slice_error", "hand_back", "heartbeat"]),
+       payload=NEAR_RESULTS | JSONISH, use_lease=st.booleans())
+def test_any_worker_payload_gets_an_answer_and_keeps_the_worker(site, worker, event, payload, use_lease):
+    """Near-results (any field anything) and anything at all; sometimes for the slice the worker really holds.
+    The answer says ok or why not; the worker stays connected; every job stays strict JSON."""
+    if use_lease and isinstance(payload, dict) and worker.slices:
+        payload = {**payload, **held(worker)}
+    if event == "hand_back":
+        return  # a hand-back ends the worker's turn: it has its own test (tests/test_shutdown.py)
+    answer = worker.sio.call(event, payload, namespace="/worker", timeout=10)
+    if event != "heartbeat":
+        assert isinstance(answer, dict) and (answer["ok"] is True or len(answer["error"]) > 5), answer
+    assert worker.sio.connected
+    for path in (f"/api/jobs/{site.job}", "/api/jobs"):
+        strict_loads(site.server.get(path).text)
+    site.check()
+
+
+@SETTINGS
+@given(auth=st.fixed_dictionaries({"token": st.just(TOKEN)}, optional={
+    "name": JSONISH, "engine": JSONISH, "model": JSONISH, "slots": JSONISH | st.integers(-5, 100),
+    "max_slice_s": JSONISH | st.floats()}))
+def test_any_worker_announcement_is_taken_bounded_or_refused(site, auth):
+    client = socketio.Client(reconnection=False)
+    try:
+        client.connect(site.server.url, namespaces=["/worker"], transports=["websocket"], auth=auth,
+                       wait_timeout=10)
+        names = wait_for(lambda: [w for w in site.server.workers() if w["slots"] <= 64], 10, "the worker list")
+        assert all(len(w["name"]) <= 64 and 1 <= w["max_slice_s"] <= 3600 for w in names)
+    except socketio.exceptions.ConnectionError:
+        pass
+    finally:
+        if client.connected:
+            client.disconnect()
+    site.check()
+
+
+@pytest.fixture(scope="module")
+def page(site):
+    client = socketio.Client(reconnection=False)
+    client.connect(site.server.url, transports=["websocket"], wait_timeout=10)
+    yield client
+    client.disconnect()
+
+
+LIVE = st.fixed_dictionaries({}, optional={
+    "job": st.just("0123456789abcdef") | JSONISH, "key": st.text(max_size=70) | JSONISH,
+    "seq": st.integers(-3, 2**32) | JSONISH, "pcm": st.binary(max_size=64) | JSONISH,
+    "last_seq": st.integers(-3, 3) | JSONISH, "name": JSONISH | st.text(max_size=300),
+    "sample_rate": st.sampled_from([8000, 16000, 44100, 192000]) | JSONISH})
+
+
+@SETTINGS
+@given(event=st.sampled_from(["watch", "unwatch", "live_start", "live_chunk", "live_stop", "live_resume"]),
+       payload=LIVE | JSONISH, extra=st.none() | JSONISH)
+def test_any_page_payload_gets_an_answer_and_keeps_the_page(site, page, event, payload, extra):
+    """Any payload, or none, or two arguments where one belongs, for every event a page may send."""
+    answer = page.call(event, payload, timeout=10) if extra is None else page.call(event, (payload, extra),
+                                                                                   timeout=10)
+    if event == "watch":
+        assert answer is None or answer["id"] == payload.get("job")
+    elif event != "unwatch":
+        assert isinstance(answer, dict) and ("job" in answer or "ack" in answer or "error" in answer), answer
+        assert "error" not in answer or len(answer["error"]) > 5
+    assert page.connected
+    site.check()
+
+
+def test_the_server_still_serves_after_all_of_it(site, worker, page):
+    """After every example above: the known job is intact and a real upload still becomes a job."""
+    assert site.server.job(site.job)["id"] == site.job
+    assert site.server.upload(corpus_file(JFK)).status_code == 202
+    assert page.connected and worker.sio.connected
+    site.check()
