@@ -105,7 +105,10 @@ class Worker:
                      "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
                      "diarize": diarizer is not None, "tentative": hasattr(engine, "transcribe_tentative"),
                      # It times each word: the server may send guard bands and keep the words of the slice.
-                     "words": bool(getattr(engine, "word_times", False))}
+                     "words": bool(getattr(engine, "word_times", False)),
+                     # Slices it decodes truly at once: more slots than that are batched (faster per slice,
+                     # not per job), so the server does not cut a recording finer for them.
+                     "parallel": max(1, min(slots, int(getattr(engine, "parallel", slots))))}
         self.work: queue.Queue[Work | object] = queue.Queue()  # slices, and WAKE for tentative requests
         self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
         self.held_lock = threading.Lock()

@@ -179,9 +179,9 @@ class Coordinator:
                 # Idle slots this job may cut finer for: those no queued slice will take and no upload being
                 # prepared right now has counted on (it will fill them), so uploads that arrive together do
                 # not each cut for the same idle slots.
-                idle = max(0, self.scheduler.idle_slots_for_new_job(requirement) - sum(self._preparing.values()))
+                idle = max(0, self.scheduler.idle_decoders_for_new_job(requirement) - sum(self._preparing.values()))
                 self._preparing[job_id] = idle
-                opts = fit_to_workers(self.settings.splitter, self.scheduler.longest_slice_s(requirement))
+                opts = fit_to_workers(self._cutting(requirement), self.scheduler.longest_slice_s(requirement))
             prepared = self.run_blocking(prepare_audio, upload, job_dir / "audio.wav", opts,
                                          server.max_duration_min * 60, idle)
         except BaseException:
@@ -212,6 +212,16 @@ class Coordinator:
         log.info("job %s: %s, %.1f s, %d slices (decode %.3f s, split %.3f s)", job.id,
                  source_format.describe(), job.duration, len(job.slices), prepared.decode_s, prepared.split_s)
         return job
+
+    def _cutting(self, requirement: Requirement) -> splitter.SplitOptions:
+        """The splitter settings for a new job: slices are cut finer down to ``min_slice_s`` only when every
+        worker that may take them hears them with guard bands (its engine times words), else down to
+        ``min_slice_alone_s``. Under the lock."""
+        opts = self.settings.splitter
+        guarded = self.settings.guard.guard_s > 0 and all(
+            s.info.words for s in self.scheduler.workers.values() if requirement.accepts(s.info.engine, s.info.model))
+        alone = min(max(opts.min_slice_s, opts.min_slice_alone_s), opts.max_slice_s / 2)
+        return opts if guarded else replace(opts, min_slice_s=alone)
 
     def open_job(self, job: JobRecord, last_round: int = 0) -> None:
         """Store a new job, queue its slices (the last ``last_round`` longest first) and tell the pages."""

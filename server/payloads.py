@@ -109,7 +109,8 @@ def worker_info(auth: Any) -> WorkerInfo:
     return WorkerInfo(name=label(auth.get("name"), 64, "worker"), engine=label(auth.get("engine"), 32, "unknown"),
                       model=label(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s,
                       words=auth.get("words") is True, diarize=auth.get("diarize") is True,
-                      tentative=auth.get("tentative") is True)
+                      tentative=auth.get("tentative") is True,
+                      parallel=min(slots, whole(auth.get("parallel", slots), "parallel", 1, 2**31)))
 
 
 @dataclass(frozen=True)

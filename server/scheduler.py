@@ -121,6 +121,9 @@ class WorkerInfo:
     words: bool = False  # its engine times each word: it may be sent guard bands (server/guard.py)
     tentative: bool = False  # it decodes tentative text of live recordings in a free slot (``tentative.py``)
     diarize: bool = False  # it sends speaker voices with its results (``speaker_jobs.py``)
+    #: Slices it decodes truly at the same time (a CPU worker's side-by-side decoders); 0: as many as its
+    #: slots. More slots than that are batched, which is cheaper per slice but not faster per job.
+    parallel: int = 0
 
 
 @dataclass
@@ -136,6 +139,12 @@ class WorkerState:
     @property
     def free_slots(self) -> int:
         return self.info.slots - len(self.leases)
+
+    @property
+    def idle_decoders(self) -> int:
+        """Slices it could start decoding right now at no cost to the others it holds."""
+        decoders = min(self.info.parallel or self.info.slots, self.info.slots)
+        return max(0, min(self.free_slots, decoders - len(self.leases)))
 
     @property
     def speed(self) -> float | None:
@@ -306,13 +315,16 @@ class Scheduler:
         return sum(max(0, s.free_slots) for s in self.workers.values()
                    if requirement.accepts(s.info.engine, s.info.model))
 
-    def idle_slots_for_new_job(self, requirement: Requirement = Requirement()) -> int:
-        """Idle slots a new job may count on: free slots among the workers ``requirement`` accepts, less the
-        queued slices one of those workers may take (they are ahead of the new job's in the queue)."""
+    def idle_decoders_for_new_job(self, requirement: Requirement = Requirement()) -> int:
+        """Idle decoders a new job may count on (what the splitter cuts finer for): the slices the workers
+        ``requirement`` accepts could start decoding at once, each at most as many as it decodes truly at the
+        same time (``WorkerInfo.parallel``: a slot beyond that would only join a batch, and a slice cut finer
+        for it costs another window and gains nothing), less the queued slices one of those workers may take
+        (they are ahead of the new job's in the queue)."""
         idle = [s for s in self.workers.values()
-                if s.free_slots > 0 and requirement.accepts(s.info.engine, s.info.model)]
+                if s.idle_decoders > 0 and requirement.accepts(s.info.engine, s.info.model)]
         waiting = sum(1 for key in self.queue if any(self._fits(self.tasks[key], s) for s in idle))
-        return max(0, sum(s.free_slots for s in idle) - waiting)
+        return max(0, sum(s.idle_decoders for s in idle) - waiting)
 
     def longest_slice_s(self, requirement: Requirement = Requirement()) -> float | None:
         """The longest slice any connected worker that ``requirement`` accepts will take; None if none is

@@ -44,8 +44,12 @@ class SplitOptions:
     min_silence_ms: int = 300
     #: Silence kept around speech at each cut and on each side of a shortened pause.
     pad_ms: int = 200
-    #: Cutting finer for idle workers stops at slices of twice this length (short slices lose context).
+    #: Cutting finer for idle workers stops at slices of twice this length: shorter ones lose words even with
+    #: guard bands of their neighbours' speech (``bench/slicing.py``; the README has the curve) ...
     min_slice_s: float = 4.0
+    #: ... and at twice this when some worker that may take them hears slices alone (no word times, so no
+    #: guard bands: the text suffers sooner).
+    min_slice_alone_s: float = 7.0
     #: Packing looks back for the longest pause among cuts that leave a slice at least this full.
     min_fill: float = 0.75
     #: Length of one analysis frame.

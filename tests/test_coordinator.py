@@ -296,3 +296,18 @@ def test_deleting_a_job_removes_its_audio_and_calls_back_its_slices(tmp_path):
     finally:
         worker.stop()
         server.stop()
+
+
+def test_a_job_is_cut_finer_only_as_far_as_its_workers_keep_the_text(tmp_path):
+    """16 idle one-slot workers and the 127 s radio address: workers that time words hear each slice with
+    guard bands, so the slices may go down to 8 s (2 x min_slice_s); one worker among them without word times
+    would hear slices alone, so they stop at 14 s (2 x min_slice_alone_s): fewer, longer slices."""
+    counts = {}
+    for words in (True, False):
+        coord = Coordinator(Settings(server=ServerSettings(data_dir=str(tmp_path / f"d{words}"))),
+                            Store(tmp_path / f"s{words}.db"), Recorder())
+        for n in range(16):
+            coord.worker_connected(f"w{n}", WorkerInfo(f"w{n}", slots=1, words=words or n > 0))
+        job = coord.store.get_job(submit(coord, "bush_radio_address_2008-11-01.wav"))
+        counts[words] = len(job.slices)
+    assert counts[True] > counts[False] >= 5

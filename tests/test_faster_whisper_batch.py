@@ -173,3 +173,9 @@ def test_invented_words_are_told_by_their_alignment():
     assert invented(Word(2.5, 2.5, "you.", 0.97), loud, after_invented=True)
     assert not invented(Word(2.5, 2.5, "words.", 0.97), loud)
     assert invented(Word(3.2, 3.4, "padding", 0.9), loud)  # past the audio: Whisper's zero padding
+
+
+def test_the_engine_says_how_many_slices_it_decodes_at_once(whisper_model):
+    """Two threads and two slots: two one-thread decoders side by side, so two slices at once (the worker
+    announces it as ``parallel``; more slots would only be batched)."""
+    assert whisper_model.parallel == 2

@@ -108,7 +108,10 @@ def test_what_a_worker_announces_is_bounded():
     info = payloads.worker_info({"name": "a\x00b" * 100, "slots": 1000, "max_slice_s": 1e6, "engine": None})
     assert info.name == ("ab" * 100)[:64] and info.slots == 64 and info.max_slice_s == 3600 and \
         info.engine == "unknown"
-    for auth in ({"slots": 0}, {"slots": "2"}, {"max_slice_s": math.inf}, {"max_slice_s": 0.5}, {"name": {}}):
+    assert payloads.worker_info({"slots": 8, "parallel": 100}).parallel == 8  # never more than its slots
+    assert payloads.worker_info({"slots": 8}).parallel == 8 and payloads.worker_info({"words": 1}).words is False
+    for auth in ({"slots": 0}, {"slots": "2"}, {"max_slice_s": math.inf}, {"max_slice_s": 0.5}, {"name": {}},
+                 {"parallel": 0}, {"parallel": 1.5}, {"parallel": True}):
         with pytest.raises(PayloadError):
             payloads.worker_info(auth)
 

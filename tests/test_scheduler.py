@@ -314,17 +314,31 @@ def test_idle_slots_for_a_new_job_leave_out_slots_queued_slices_will_take():
     are not."""
     s = Scheduler()
     s.add_worker("fw", WorkerInfo("fw", engine="faster-whisper", slots=4, max_slice_s=30), T0)
-    assert s.idle_slots_for_new_job() == 4
+    assert s.idle_decoders_for_new_job() == 4
     s.submit(SliceKey("a", 0), 20.0)  # queued, not handed out yet: it will take one of the four
     s.submit(SliceKey("b", 0), 20.0, Requirement("sphinx"))  # nobody idle may take it
     s.submit(SliceKey("c", 0), 40.0)  # longer than fw takes
-    assert s.idle_slots_for_new_job() == 3
-    assert s.idle_slots_for_new_job(Requirement("sphinx")) == 0
+    assert s.idle_decoders_for_new_job() == 3
+    assert s.idle_decoders_for_new_job(Requirement("sphinx")) == 0
     s.assign(T0)
-    assert s.idle_slots_for_new_job() == 3  # now it holds one: the same answer
+    assert s.idle_decoders_for_new_job() == 3  # now it holds one: the same answer
     for i in range(1, 5):
         s.submit(SliceKey("a", i), 20.0)
-    assert s.idle_slots_for_new_job() == 0  # never below zero
+    assert s.idle_decoders_for_new_job() == 0  # never below zero
+
+
+def test_a_new_job_cuts_finer_only_for_decoders_not_for_batched_slots():
+    """A CPU worker with 16 slots and 2 side-by-side decoders offers a new job 2 idle decoders (its other
+    slots would only join a batch: a slice cut finer for them costs a window and saves no time), 1 once it
+    holds a slice; one announcing no ``parallel`` counts every slot, as before."""
+    s = Scheduler()
+    s.add_worker("cpu", WorkerInfo("cpu", slots=16, parallel=2), T0)
+    assert s.idle_decoders_for_new_job() == 2
+    s.submit(SliceKey("a", 0), 20.0)
+    s.assign(T0)
+    assert s.idle_decoders_for_new_job() == 1
+    s.add_worker("gpu", WorkerInfo("gpu", slots=8), T0)
+    assert s.idle_decoders_for_new_job() == 9
 
 
 def test_a_slice_nobody_can_take_does_not_stop_straggler_duplicates():

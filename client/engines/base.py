@@ -49,6 +49,9 @@ class Engine(Protocol):
     #: Optional, default False: every segment carries its aligned words (then the server may send a slice with
     #: guard bands of the neighbouring audio and keep only the slice's own words).
     # word_times: bool
+    #: Optional, default: its slots. Slices it decodes truly at the same time (the server cuts a recording
+    #: finer only for those).
+    # parallel: int
 
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
         """Segments of ``audio`` (float32, mono, 16 kHz), yielded as they are decoded so a caller can stop

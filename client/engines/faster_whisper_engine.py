@@ -55,6 +55,8 @@ class FasterWhisperEngine:
         # a second copy of the model, loaded only when batches of several slices can happen (slots > 1).
         parallel = threads if device == "cpu" and threads > 1 and slots > 1 else 1
         side_by_side = WhisperModel(**load, cpu_threads=1, num_workers=parallel) if parallel > 1 else None
+        # Slices decoded truly at once: the side-by-side decoders on a CPU; a GPU decodes a whole batch together.
+        self.parallel = parallel if device == "cpu" else max(1, slots)
         self._batch = BatchTranscriber(self._model, lambda audio: list(self.transcribe(audio)),
                                        BatchOptions(beam_size=beam_size), side_by_side, parallel)
         from .faster_whisper_tentative import TentativeDecoder
