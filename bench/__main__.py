@@ -5,7 +5,8 @@ code against the core as it was before the benchmark work, ``bench/before.py``),
 16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload
 and with a 2-hour MP3, and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and
 pydub), ``width`` (time and WER at 1 to 32 slots on the long recordings one by one and on the joined workload,
-``bench/width.py``),
+``bench/width.py``), ``slicing`` (WER against slice length, with and without guard bands, in process:
+``bench/slicing.py``),
 ``engines`` (each engine's speed and WER, ``bench/engines.py``), ``install`` (the size of a fresh venv for each
 requirements file, ``bench/install.py``), ``ceiling`` (how many simulated workers one server coordinates,
 ``bench/ceiling.py``), ``speakers`` (speaker labels on conversations built from the corpus: words with the
@@ -41,13 +42,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import before, ceiling, compare, machine, memory, report, scaleout, splitter, width, workload  # noqa: E402
+from bench import before, ceiling, compare, machine, memory, report, scaleout, slicing, splitter, width, workload  # noqa: E402
 from bench.cluster import Spec  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "engines", "install", "ceiling",
+PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "slicing", "engines", "install", "ceiling",
          "speakers", "live")
 
 
@@ -203,7 +204,7 @@ def _width(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, s
     if args.quick:  # the shortest long recording, two widths
         recordings = sorted(recordings, key=lambda r: r.seconds)[:1]
         work = workload.build(workloads, target_s=10, longest_first=False)
-        result = width.run(tmp, recordings, work, runs=args.runs or 1, widths=(1, 4), log=log)
+        result = width.run(tmp, recordings, work, runs=args.runs or 1, widths=(1, 4), layouts=("one",), log=log)
     else:
         result = width.run(tmp, recordings, workload.build(workloads), runs=args.runs or 1, log=log)
     return "Accuracy and speed at every width", width.markdown(result), result
@@ -216,8 +217,19 @@ def _speakers(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str
     return "Speaker labels", speakers.markdown(result), result
 
 
+def _slicing(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    recordings = width.long_recordings()
+    if args.quick:
+        recordings = sorted(recordings, key=lambda r: r.seconds)[:1]
+        result = slicing.run(recordings, lengths=(8.0, 28.0), guards=(0.0, 6.0), log=log)
+    else:
+        result = slicing.run(recordings, log=log)
+    return "WER against slice length", slicing.markdown(result), result
+
+
 PART_RUNNERS = {"compare": _compare, "before": _before, "scaleout": _scaleout, "memory": _memory,
-                "splitter": _splitter, "width": _width, "ceiling": _ceiling, "speakers": _speakers}
+                "splitter": _splitter, "width": _width, "slicing": _slicing,
+                "ceiling": _ceiling, "speakers": _speakers}
 
 
 def _engines(args: argparse.Namespace) -> None:

@@ -267,16 +267,20 @@ def before_markdown(result: BeforeResult) -> str:
 
 
 def width_plot(result, path: Path) -> None:
-    """WER and time against the slots in all, the faster-whisper baselines as lines."""
+    """WER and time against the slots in all, one line per layout, the faster-whisper baselines as lines."""
     from .width import BATCHED, PLAIN
 
     sides = result.sides
-    widths = [s for s in sides.values() if s.slots]
-    slots = [s.slots for s in widths]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours = {"one": "#2a4d8f", "many": "#55a868"}
+    slots: list[int] = []
     for axis, attr, title in ((left, "long_wer_all", "WER %, long recordings one by one"),
                               (right, "long_median_s", "seconds, long recordings one by one")):
-        axis.plot(slots, [getattr(s, attr) for s in widths], "o-", color="#2a4d8f", label="Scatterscribe")
+        for layout in result.layouts:
+            widths = [s for s in sides.values() if s.slots and s.layout == layout]
+            slots = [s.slots for s in widths]
+            axis.plot(slots, [getattr(s, attr) for s in widths], "o-", color=colours.get(layout, "#2a4d8f"),
+                      label=f"Scatterscribe, layout {layout}")
         axis.axhline(getattr(sides[PLAIN], attr), color="#999999", linestyle="--", label="plain transcribe")
         axis.axhline(getattr(sides[BATCHED], attr), color="#cc8844", linestyle=":", label="batched pipeline")
         axis.set_xscale("log", base=2)
@@ -284,7 +288,7 @@ def width_plot(result, path: Path) -> None:
         axis.set_xlabel("slots in all")
         axis.set_title(title, fontsize=9)
         axis.set_ylim(bottom=0)
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=7)
     fig.suptitle(f"Width: {len(result.recordings)} long corpus recordings ({result.long_total_s:.0f} s), "
                  "tiny.en int8", fontsize=10)
     fig.tight_layout()

@@ -1,8 +1,13 @@
 """Accuracy and speed at every width: 1 to 32 slots in all, against faster-whisper on the same files.
 
-More slots make the server cut a recording finer (``splitter.split_for_parallelism``: one slice per idle slot
-when there are more slots than slices), so width is where cutting costs words, if it does. Each width is one
-worker of 2 threads holding that many slots (``--slots N``: its slices are decoded together), started afresh.
+More workers make the server cut a recording finer (``splitter.split_for_parallelism``: one slice per idle
+decoder when there are more of them than slices), so width is where cutting costs words, if it does. Each
+width is laid out two ways, each cluster started afresh:
+
+* ``one``: one worker of 2 threads holding every slot (``--slots N``: its slices are decoded together);
+* ``many``: N one-thread workers of one slot each, up to ``MAX_WORKERS`` (beyond that, that many workers share
+  the slots): the layout where cutting finer truly runs slices side by side.
+
 Two inputs:
 
 * **The long recordings one by one**: every corpus recording of at least ``MIN_LONG_S`` (20 s), uploaded and
@@ -35,6 +40,9 @@ from .cluster import Cluster, Spec
 #: A recording at least this long counts as long (the corpus has eight).
 MIN_LONG_S = 20.0
 WIDTHS = (1, 2, 4, 8, 16, 32)
+LAYOUTS = ("one", "many")
+#: The most worker processes the many layout starts (each holds a model: about 300 MB).
+MAX_WORKERS = 8
 PLAIN, BATCHED = "plain", "batched"
 LABELS = {PLAIN: "faster-whisper `transcribe`, whole files, 2 threads",
           BATCHED: "faster-whisper `BatchedInferencePipeline`, batch 8, 2 threads"}
@@ -69,6 +77,7 @@ class Side:
 
     label: str
     slots: int = 0  # 0 for a baseline
+    layout: str = ""  # "one" or "many"; "" for a baseline
     long_s: list[float] = field(default_factory=list)  # sum over the long recordings, per run
     long_texts: dict[str, str] = field(default_factory=dict)  # recording -> hypothesis (the last run's)
     long_slices: dict[str, int] = field(default_factory=dict)  # recording -> slices it was cut into
@@ -97,8 +106,7 @@ class WidthResult:
     joined_s: float
     joined_recordings: int
     runs: int
-    workers: int
-    threads: int
+    layouts: tuple[str, ...]
     sides: dict[str, Side]
 
 
@@ -116,13 +124,22 @@ def words_of(text: str) -> str:
     return " ".join(FAILURE.sub(" ", text).split())
 
 
+def spec_for(layout: str, width: int) -> Spec:
+    """The cluster of a width in a layout (see the module docstring)."""
+    if layout == "one":
+        return Spec(f"1 × 2 threads, --slots {width}", workers=1, threads=2, slots=width)
+    workers = min(width, MAX_WORKERS)
+    return Spec(f"{workers} × 1 thread, --slots {width // workers}", workers=workers, threads=1,
+                slots=width // workers)
+
+
 def run(tmp: Path, recordings: list[Recording], work: workload.Workload, runs: int = 1,
-        widths: tuple[int, ...] = WIDTHS, workers: int = 1, threads: int = 2,
+        widths: tuple[int, ...] = WIDTHS, layouts: tuple[str, ...] = LAYOUTS,
         log: Callable[[str], None] = print) -> WidthResult:
-    """Every width (``workers`` workers of ``threads`` threads, ``width / workers`` slots each) and both
-    baselines on the long recordings one by one and on the joined workload, ``runs`` times each."""
+    """Every width in every layout, and both baselines (2 threads), on the long recordings one by one and on
+    the joined workload, ``runs`` times each."""
     sides: dict[str, Side] = {PLAIN: Side(LABELS[PLAIN]), BATCHED: Side(LABELS[BATCHED])}
-    baselines = Baselines(threads=threads)
+    baselines = Baselines(threads=2)
     for key, method in ((PLAIN, baselines.plain), (BATCHED, baselines.batched)):
         side = sides[key]
         method(recordings[0].path)  # warm-up, untimed
@@ -140,14 +157,11 @@ def run(tmp: Path, recordings: list[Recording], work: workload.Workload, runs: i
             log(f"  run {r + 1}/{runs}: {side.label}: long {total:.2f} s, WER {side.long_wer_all:.2f} %; "
                 f"joined {result.wall_s:.2f} s, WER {side.joined_wer.trusted:.2f} %")
     del baselines
-    for width in widths:
-        per_worker = max(1, width // workers)
-        n_workers = workers if width >= workers else 1
-        spec = Spec(f"{n_workers} × {threads} threads, --slots {per_worker}", workers=n_workers, threads=threads,
-                    slots=per_worker)
-        key = f"w{width}"
+    for layout, width in [(layout, width) for layout in layouts for width in widths]:
+        spec = spec_for(layout, width)
+        key = f"{layout}-{width}"
         side = sides[key] = Side(f"Scatterscribe, {width} slot{'s' if width > 1 else ''} ({spec.label})",
-                                 slots=width)
+                                 slots=width, layout=layout)
         with Cluster(spec, tmp / key) as cluster:
             cluster.run(recordings[0].path, accept_failed=True)  # warm-up, untimed
             for r in range(runs):
@@ -173,14 +187,13 @@ def run(tmp: Path, recordings: list[Recording], work: workload.Workload, runs: i
 
     info = [{"name": r.name, "seconds": r.seconds, "tier": r.tier, "words": len(normalise(r.reference).split())}
             for r in recordings]
-    return WidthResult(info, sum(r.seconds for r in recordings), work.seconds, len(work.parts), runs, workers,
-                       threads, sides)
+    return WidthResult(info, sum(r.seconds for r in recordings), work.seconds, len(work.parts), runs,
+                       tuple(layouts), sides)
 
 
 def markdown(result: WidthResult) -> str:
-    """The width table: time and WER per width, the baselines beside them."""
-    sides = result.sides
-    plain = sides[PLAIN]
+    """The width tables, one per layout: time and WER per width, the baselines beside them."""
+    plain = result.sides[PLAIN]
     words = sum(r["words"] for r in result.recordings)
     trusted = [r for r in result.recordings if r["tier"] != "C"]
     lines = [
@@ -188,14 +201,44 @@ def markdown(result: WidthResult) -> str:
         f"({result.long_total_s:.0f} s, {words} reference words), uploaded one after the other; WER pooled "
         f"over all of them, and over the {len(trusted)} of tiers A/A-/B. Joined: the compare part's "
         f"{result.joined_s:.0f} s recording of {result.joined_recordings} corpus recordings, WER on tiers "
-        f"A/A-/B (all tiers in brackets). Each width is {result.workers} worker(s) of {result.threads} threads "
-        "holding that many slots in all; tiny.en int8, beam 5. Time: median over "
+        "A/A-/B (all tiers in brackets). tiny.en int8, beam 5. Time: median over "
         f"{result.runs} run(s); × plain: plain `transcribe`'s time over the side's, same input.",
         "",
-        "| side | long: time (s) | × plain | slices | failed | WER % all | WER % A/A-/B | "
-        "joined: time (s) | × plain | slices | failed | WER % (all tiers) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    for layout in result.layouts:
+        sides = {k: s for k, s in result.sides.items() if not s.slots or s.layout == layout}
+        lines += [f"**Layout `{layout}`**: " + ("one worker of 2 threads holding every slot." if layout == "one"
+                  else f"one-thread workers of one slot each, up to {MAX_WORKERS}."), "", *_table(sides, plain),
+                  ""]
+    widths = [s for s in result.sides.values() if s.slots]
+    worst = max(widths, key=lambda s: s.long_wer_all)
+    failed = sum(s.long_failed + s.joined_failed for s in widths)
+    lines += [
+        f"Target: at every width, WER on the long recordings no higher than plain `transcribe` on each whole "
+        f"file ({plain.long_wer_all:.2f} %), and no failed slice. Worst: {worst.label}, "
+        f"{worst.long_wer_all:.2f} % — {'met' if worst.long_wer_all <= plain.long_wer_all else '**missed**'}; "
+        f"failed slices: {failed} — {'met' if not failed else '**missed**'}.",
+        "",
+        "WER % per long recording, by side (layout-slots; slices in brackets):",
+        "",
+        "| recording | tier | s | " + " | ".join(key for key in result.sides) + " |",
+        "|---|---|---:|" + "---:|" * len(result.sides),
+    ]
+    for r in result.recordings:
+        cells = []
+        for s in result.sides.values():
+            cell = f"{s.per_file_wer[r['name']]:.1f}"
+            if s.slots:
+                cell += f" ({s.long_slices[r['name']]})"
+            cells.append(cell)
+        lines.append(f"| {r['name']} | {r['tier']} | {r['seconds']:.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _table(sides: dict[str, Side], plain: Side) -> list[str]:
+    lines = ["| side | long: time (s) | × plain | slices | failed | WER % all | WER % A/A-/B | "
+             "joined: time (s) | × plain | slices | failed | WER % (all tiers) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for side in sides.values():
         baseline = side.slots == 0
         lines.append(
@@ -205,28 +248,4 @@ def markdown(result: WidthResult) -> str:
             f"{plain.joined_median_s / side.joined_median_s:.2f}× | "
             f"{'—' if baseline else side.joined_slices} | {'—' if baseline else side.joined_failed} | "
             f"{side.joined_wer.trusted:.2f} ({side.joined_wer.all:.2f}) |")
-    widths = [s for s in sides.values() if s.slots]
-    worst = max(widths, key=lambda s: s.long_wer_all)
-    lines += [
-        "",
-        f"Target: at every width, WER on the long recordings no higher than plain `transcribe` on each whole "
-        f"file ({plain.long_wer_all:.2f} %), and no failed slice. Worst width: {worst.slots} slots, "
-        f"{worst.long_wer_all:.2f} % — {'met' if worst.long_wer_all <= plain.long_wer_all else '**missed**'}; "
-        f"failed slices: {sum(s.long_failed + s.joined_failed for s in widths)} — "
-        f"{'met' if not any(s.long_failed + s.joined_failed for s in widths) else '**missed**'}.",
-        "",
-        "WER % per long recording, by side (slots in all; slices in brackets):",
-        "",
-        "| recording | tier | s | " + " | ".join(key if not s.slots else str(s.slots)
-                                                 for key, s in sides.items()) + " |",
-        "|---|---|---:|" + "---:|" * len(sides),
-    ]
-    for r in result.recordings:
-        cells = []
-        for s in sides.values():
-            cell = f"{s.per_file_wer[r['name']]:.1f}"
-            if s.slots:
-                cell += f" ({s.long_slices[r['name']]})"
-            cells.append(cell)
-        lines.append(f"| {r['name']} | {r['tier']} | {r['seconds']:.0f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines

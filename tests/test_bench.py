@@ -66,18 +66,22 @@ def test_quick_ceiling_measures_a_server_under_simulated_workers(tmp_path):
 def test_quick_width_bench_scores_every_width(tmp_path):
     """The width part runs two widths and both faster-whisper baselines on the shortest long recording and a
     short joined workload, and writes its table, raw numbers and plot; every side has a time, a WER per
-    recording and (for Scatterscribe) its slice counts."""
-    command = [PYTHON, "-m", "bench", "width", "--quick", "--out", str(tmp_path)]
+    recording and (for Scatterscribe) its slice counts. The slicing part scores two slice lengths with and
+    without guard bands."""
+    command = [PYTHON, "-m", "bench", "width", "slicing", "--quick", "--out", str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "| Scatterscribe, 4 slots" in (tmp_path / "width.md").read_text()
     assert (tmp_path / "width.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     width = json.loads((tmp_path / "width.json").read_text())
-    assert set(width["sides"]) == {"plain", "batched", "w1", "w4"}
+    assert set(width["sides"]) == {"plain", "batched", "one-1", "one-4"}
     for key, side in width["sides"].items():
         assert side["long_s"] and side["joined_s"] and side["long_wer_all"] < 40, key
         assert set(side["per_file_wer"]) == {r["name"] for r in width["recordings"]}, key
-    assert width["sides"]["w4"]["long_slices"] and width["sides"]["w1"]["slots"] == 1
+    assert width["sides"]["one-4"]["long_slices"] and width["sides"]["one-1"]["slots"] == 1
+    points = json.loads((tmp_path / "slicing.json").read_text())["points"]
+    assert [(p["max_slice_s"], p["guard_s"]) for p in points] == [(8, 0), (8, 6), (28, 0), (28, 6)]
+    assert all(p["slices"] >= 1 and 0 <= p["wer_all"] < 40 for p in points)
 
 
 def test_quick_speakers_bench_runs_the_real_thing(tmp_path):
