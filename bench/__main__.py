@@ -221,7 +221,7 @@ def _slicing(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str,
     recordings = width.long_recordings()
     if args.quick:
         recordings = sorted(recordings, key=lambda r: r.seconds)[:1]
-        result = slicing.run(recordings, lengths=(8.0, 28.0), guards=(0.0, 6.0), log=log)
+        result = slicing.run(recordings, lengths=(8.0, 28.0), guards=(0.0, 6.0), prompted=((8.0, 6.0),), log=log)
     else:
         result = slicing.run(recordings, log=log)
     return "WER against slice length", slicing.markdown(result), result

@@ -80,7 +80,8 @@ def test_quick_width_bench_scores_every_width(tmp_path):
         assert set(side["per_file_wer"]) == {r["name"] for r in width["recordings"]}, key
     assert width["sides"]["one-4"]["long_slices"] and width["sides"]["one-1"]["slots"] == 1
     points = json.loads((tmp_path / "slicing.json").read_text())["points"]
-    assert [(p["max_slice_s"], p["guard_s"]) for p in points] == [(8, 0), (8, 6), (28, 0), (28, 6)]
+    assert [(p["max_slice_s"], p["guard_s"], p["prompt"]) for p in points] == \
+        [(8, 0, False), (8, 6, False), (28, 0, False), (28, 6, False), (8, 6, True)]
     assert all(p["slices"] >= 1 and 0 <= p["wer_all"] < 40 for p in points)
 
 
