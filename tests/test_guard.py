@@ -13,27 +13,30 @@ SLICES = [[(0.0, 3.0), (4.0, 9.0)], [(9.0, 17.0)], [(18.0, 20.0)]]
 def test_a_middle_slice_hears_its_neighbours_speech_on_both_sides():
     """The middle slice gets 3 s of the speech before it (across the first slice's pieces, the pause left out)
     and the 2 s after it (all the last slice has), and its span says where its own 8 s lie."""
-    sent = heard(SLICES, 1, GuardOptions(guard_s=3.0))
+    sent = heard(SLICES, 1, GuardOptions(guard_s=3.0, min_guard_s=0.5))
     assert sent.pieces == ((6.0, 17.0), (18.0, 20.0))  # 6-9 then its own 9-17 joined: they touch
     assert sent.span == (3.0, 11.0)
 
 
 def test_the_ends_of_a_recording_have_one_guard_band():
     """The first slice hears only what follows it, the last only what precedes it."""
-    first = heard(SLICES, 0, GuardOptions(guard_s=2.0))
+    first = heard(SLICES, 0, GuardOptions(guard_s=2.0, min_guard_s=0.5))
     assert first.span == (0.0, 8.0) and first.pieces == ((0.0, 3.0), (4.0, 11.0))
-    last = heard(SLICES, 2, GuardOptions(guard_s=2.0))
+    last = heard(SLICES, 2, GuardOptions(guard_s=2.0, min_guard_s=0.5))
     assert last.span == (2.0, 4.0) and last.pieces == ((15.0, 17.0), (18.0, 20.0))
 
 
 def test_guard_bands_stay_within_the_window_and_share_the_room():
-    """A 26 s slice between long neighbours has room for 3.5 s in a 29.5 s window: 1.75 s each side; a slice
-    with nothing before it gives all the room to the side after it."""
-    slices = [[(0.0, 30.0)], [(30.0, 56.0)], [(56.0, 90.0)]]
-    sent = heard(slices, 1, GuardOptions(guard_s=6.0, window_s=29.5))
-    assert sent.pieces == ((28.25, 57.75),) and sent.span == (1.75, 27.75)
-    first = heard([[(0.0, 26.0)], [(26.0, 60.0)]], 0, GuardOptions(guard_s=6.0, window_s=29.5))
-    assert first.pieces == ((0.0, 29.5),) and first.span == (0.0, 26.0)
+    """A 22 s slice between long neighbours has room for 7.5 s in a 29.5 s window: 3.75 s each side; a slice
+    with nothing before it gives all the room to the side after it; a 26 s slice, with room for 1.75 s a side,
+    gets none (below min_guard_s: a full slice gains nothing from a second of context)."""
+    opts = GuardOptions(guard_s=6.0, window_s=29.5, min_guard_s=2.0)
+    sent = heard([[(0.0, 30.0)], [(30.0, 52.0)], [(52.0, 90.0)]], 1, opts)
+    assert sent.pieces == ((26.25, 55.75),) and sent.span == (3.75, 25.75)
+    first = heard([[(0.0, 22.0)], [(22.0, 60.0)]], 0, GuardOptions(guard_s=8.0, window_s=29.5))
+    assert first.pieces == ((0.0, 29.5),) and first.span == (0.0, 22.0)
+    full = heard([[(0.0, 30.0)], [(30.0, 56.0)], [(56.0, 90.0)]], 1, opts)
+    assert full.pieces == ((30.0, 56.0),) and full.span == (0.0, 26.0)
 
 
 def test_no_guard_is_the_slice_alone():
@@ -70,3 +73,5 @@ def test_the_span_is_exactly_the_slice_and_the_whole_fits_the_window(lengths, gu
         position += b - a
     assert abs(played[0][0] - slices[k][0][0]) < 1e-6 and abs(played[-1][1] - slices[k][-1][1]) < 1e-6
     assert start <= guard_s + 1e-6 and length(sent.pieces) - end <= guard_s + 1e-6
+    before = sum(lengths[:k]) + 0.0
+    assert start == 0 or start >= min(opts.min_guard_s, before) - 1e-6
