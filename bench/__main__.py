@@ -8,8 +8,10 @@ pydub), ``width`` (time and WER at 1 to 32 slots on the long recordings one by o
 ``bench/width.py``),
 ``engines`` (each engine's speed and WER, ``bench/engines.py``), ``install`` (the size of a fresh venv for each
 requirements file, ``bench/install.py``), ``ceiling`` (how many simulated workers one server coordinates,
-``bench/ceiling.py``) and ``speakers`` (speaker labels on conversations built from the corpus: words with the
-right speaker, speakers found, their cost, ``bench/speakers.py``). No part named: all of them.
+``bench/ceiling.py``), ``speakers`` (speaker labels on conversations built from the corpus: words with the
+right speaker, speakers found, their cost, ``bench/speakers.py``) and ``live`` (live mode in Chromium: each
+word's delay from speech to the page with tentative text and without, Stop to final text, ``bench/live.py``).
+No part named: all of them.
 Each part writes ``bench/results/<part>.md`` (a markdown table with the machine described), ``<part>.json``
 (the raw numbers) and, for compare, scaleout and width, ``<part>.png``.
 
@@ -46,7 +48,7 @@ RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
 PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "engines", "install", "ceiling",
-         "speakers")
+         "speakers", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
         parser.error(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    # The engines and install parts are their own full-length programs: --quick leaves them out unless named.
-    parts = args.parts or [p for p in PARTS if not (args.quick and p in ("engines", "install"))]
+    # The engines, install and live parts are their own full-length programs: --quick leaves them out unless
+    # named (live plays recordings at the speed they were spoken).
+    parts = args.parts or [p for p in PARTS if not (args.quick and p in ("engines", "install", "live"))]
     args.out = args.out or (RESULTS / "tmp" / "quick" if args.quick else RESULTS)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -97,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
                 if part == "install":
                     from bench import install
                     install.main(["--out", str(args.out / "install.md")])
+                    continue
+                if part == "live":
+                    from bench import live
+                    live.main(["--out", str(args.out / "live.md")] + (["--quick"] if args.quick else []))
                     continue
                 title, body, raw = PART_RUNNERS[part](args, scratch / part, workloads)
             except Exception:  # one broken part must not cost the others' results

@@ -1,4 +1,9 @@
-"""Stop-to-text latency of live mode: ``python -m bench.live``.
+"""Live mode: how soon words show while speaking, and Stop-to-text latency: ``python -m bench live`` (or
+``python -m bench.live``).
+
+First, captions (``bench/live_captions.py``): corpus recordings played live through the page on a server with
+tentative text and on one without; per reference word, the delay from speech to its first appearance on the
+page (any style, and in the final text), the final WER, Stop to final text, and the closed slices' decode time.
 
 A real server with its one local worker (faster-whisper tiny.en, as ``python -m server`` starts it) and
 Debian's Chromium, headless, whose fake microphone plays a corpus recording with pauses. Each run opens the
@@ -12,7 +17,7 @@ what Stop cost without live mode. Runs alternate live / upload so a shared machi
 alike. Medians and the 90th percentile (linear interpolation) are printed and written to
 ``bench/results/live.md``.
 
-What cutting while recording costs in accuracy: the corpus's long recordings (tiers A, A- and B, over 20 s)
+Then, what cutting while recording costs in accuracy: the corpus's long recordings (tiers A, A- and B, over 20 s)
 are cut as an upload is and as live mode cuts them while they play in 250 ms chunks (``server.live``, pure,
 no browser), and the same model transcribes both sets of slices; the pooled WER of each is reported.
 """
@@ -20,13 +25,14 @@ no browser), and the same model transcribes both sets of slices; the pooled WER 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import live_captions  # noqa: E402
 from client.engines import create_engine  # noqa: E402
 from server import splitter  # noqa: E402
 from server.audio import open_pcm16  # noqa: E402
@@ -44,6 +51,7 @@ from server.live import LiveSession  # noqa: E402
 from tests.support import Server, corpus_file, launch_chromium, manifest, wait_for, wer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "live.md"
+QUICK_RESULTS = ROOT / "bench" / "results" / "tmp" / "quick" / "live.md"
 RECORDING = "osr_us_000_0034_harvard_list72.wav"  # 35.5 s of read sentences with pauses
 
 #: One live run inside the page: Record, Stop once `stopAt` seconds are recorded, time until "Done".
@@ -170,11 +178,12 @@ def live_slices(samples: np.ndarray, chunk_times: list[float]) -> list[splitter.
     return slices + session.stop(seq, now=0.0).slices
 
 
-def cutting_wer() -> dict:
-    """Pooled WER of the long corpus recordings cut as an upload is and as live mode cuts them."""
+def cutting_wer(limit: int | None = None) -> dict:
+    """Pooled WER of the long corpus recordings (the first ``limit`` of them) cut as an upload is and as live
+    mode cuts them."""
     engine = create_engine("faster-whisper", threads=2)
     opts = load_settings().splitter
-    names = sorted(n for n, r in manifest().items() if float(r["seconds"]) > 20 and r["tier"] != "C")
+    names = sorted(n for n, r in manifest().items() if float(r["seconds"]) > 20 and r["tier"] != "C")[:limit]
     texts: dict[str, list[str]] = {"upload": [], "live": []}
     counts = {"upload": 0, "live": 0}
     chunk_times: list[float] = []
@@ -205,7 +214,7 @@ def report(results: list[Run], worker: dict, runs: int, cuts: dict) -> str:
     lines = [
         "# Live mode: Stop to final text",
         "",
-        f"`python -m bench.live --runs {runs}` on {platform.machine()}, {os.cpu_count()} CPU core(s) shared "
+        f"`--runs {runs}` on {platform.machine()}, {os.cpu_count()} CPU core(s) shared "
         f"with other work, {time.strftime('%Y-%m-%d')}: a server with its one local worker "
         f"({worker['engine']} {worker['model']}), Debian's Chromium headless with its fake microphone "
         f"playing `{RECORDING}` (read sentences with pauses). Each run presses Record, then Stop after the "
@@ -254,15 +263,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9,
                         help="live runs, each stopping at another point (default 9)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"markdown report (default {RESULTS})")
+    parser.add_argument("--recordings", nargs="+", default=list(live_captions.RECORDINGS), metavar="FILE",
+                        help="corpus recordings for the captions part (default: "
+                             f"{', '.join(live_captions.RECORDINGS)})")
+    parser.add_argument("--quick", action="store_true",
+                        help="one short recording each way, two Stop runs, one file cut: checks that the bench "
+                             "works (its numbers mean nothing); writes bench/results/tmp/quick/live.md")
+    parser.add_argument("--out", type=Path, help=f"markdown report (default {RESULTS}); raw numbers beside it "
+                                                 "as .json")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.recordings = 2, list(live_captions.QUICK)
+    out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
+    captions = live_captions.run(tuple(args.recordings))
     with tempfile.TemporaryDirectory() as tmp:
         results, worker = measure(args.runs, Path(tmp))
-    cuts = cutting_wer()
+    cuts = cutting_wer(1 if args.quick else None)
     text = report(results, worker, args.runs, cuts)
+    command = "python -m bench live" + (" --quick" if args.quick else f" --runs {args.runs}")
+    text = text.replace("# Live mode: Stop to final text\n", "# Live mode\n\n" + f"`{command}`" +
+                        (" (quick: a smoke test, these numbers mean nothing)" if args.quick else "") + "\n\n" +
+                        live_captions.markdown(captions, tuple(args.recordings)) + "\n## Stop to final text\n", 1)
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    raw = {"captions": {"summary": live_captions.summary(captions), "runs": [asdict(r) for r in captions.runs]},
+           "stop": [asdict(r) for r in results], "cutting": cuts}
+    out.with_suffix(".json").write_text(json.dumps(raw, indent=1, allow_nan=False, default=str) + "\n")
     return 0
 
 

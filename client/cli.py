@@ -19,7 +19,7 @@ TOKEN_ENV = "SCATTERSCRIBE_TOKEN"
 
 #: ``[worker]`` settings and their defaults; every flag below is one of these.
 DEFAULTS: dict[str, Any] = {
-    "server": "http://127.0.0.1:5000",
+    "server": "",  # empty: the server announced on the LAN (DNS-SD)
     "token": "",
     "ca": "",  # a CA (or the server's own certificate) to trust for an https server
     "fingerprint": "",  # or: trust exactly the certificate with this SHA-256 fingerprint
@@ -40,7 +40,8 @@ DEFAULTS: dict[str, Any] = {
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m client", description="Scatterscribe worker")
     p.add_argument("--config", type=Path, help="settings file; its [worker] section is read")
-    p.add_argument("--server", help="server URL, e.g. http://192.168.1.10:5000")
+    p.add_argument("--server", help="server URL, e.g. https://192.168.1.10:5000 (default: the one server "
+                                    "announced on the LAN, found by DNS-SD)")
     p.add_argument("--token", help=f"shared worker token (better: the {TOKEN_ENV} environment variable)")
     p.add_argument("--ca", help="https: trust this CA file, e.g. a copy of a self-signed server's "
                                 "<data_dir>/tls/cert.pem (default: the system's CAs)")
@@ -121,6 +122,16 @@ def _main(argv: list[str] | None) -> int:
     except (ValueError, OSError) as exc:  # a malformed fingerprint, an unreadable CA file
         print(f"worker: bad settings: {exc}", file=sys.stderr)
         return 2
+    if not s["server"]:
+        from . import discover
+
+        try:
+            s["server"] = discover.find_server()
+        except discover.SeveralServers as exc:
+            print(f"worker: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 0
 
     t0 = time.perf_counter()
     try:

@@ -7,6 +7,9 @@ one thread instead, which takes every slice waiting, up to ``slots``, and decode
 it could not decode comes back as its exception and is reported alone). A
 heartbeat thread keeps the leases alive. When the connection drops, slices still held are void (the server has
 already queued them again); python-socketio reconnects with backoff.
+
+A worker whose engine can (``transcribe_tentative``) also decodes tentative text of live recordings when the
+server asks (``tentative``), in the same threads but only when no slice is waiting: see ``tentative.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import socketio
 
 from . import tls
 from .engines import Engine, Segment
+from .tentative import TentativeBox, TentativeWork
 
 if TYPE_CHECKING:
     from .diarize import VoiceEmbedder
@@ -35,6 +39,9 @@ log = logging.getLogger("scatterscribe.worker")
 NAMESPACE = "/worker"
 #: How long a batching worker waits for more slices after the first arrives (they come back to back).
 GATHER_S = 0.05
+#: Put in the work queue when a tentative request arrives: the thread that takes it decodes one, if no slice
+#: waits (slices are in the same queue, so they are always taken first).
+WAKE = object()
 
 
 class TokenRefused(RuntimeError):
@@ -86,10 +93,11 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
                      "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
-                     "diarize": diarizer is not None}
-        self.work: queue.Queue[Work] = queue.Queue()
+                     "diarize": diarizer is not None, "tentative": hasattr(engine, "transcribe_tentative")}
+        self.work: queue.Queue[Work | object] = queue.Queue()  # slices, and WAKE for tentative requests
         self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
         self.held_lock = threading.Lock()
+        self.tentative = TentativeBox()
         self.cancelled: set[str] = set()
         self.generation = 0
         self.refusal: str | None = None
@@ -102,6 +110,7 @@ class Worker:
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
         self.sio.on("slice", self._on_slice, namespace=NAMESPACE)
         self.sio.on("cancel", self._on_cancel, namespace=NAMESPACE)
+        self.sio.on("tentative", self._on_tentative, namespace=NAMESPACE)
         self.sio.on("welcome", self._on_welcome, namespace=NAMESPACE)
 
     # --- events from the server ------------------------------------------------------------------------------
@@ -140,9 +149,20 @@ class Worker:
 
     def _on_cancel(self, data: dict[str, Any]) -> None:
         lease = str(data.get("lease"))
+        if self.tentative.cancel(lease):  # a tentative request not started yet
+            return
         self.cancelled.add(lease)
         with self.held_lock:
             self.held.pop(lease, None)
+
+    def _on_tentative(self, data: dict[str, Any]) -> None:
+        """A request for tentative text; it replaces this recording's older one if that has not started."""
+        work = TentativeWork(str(data["id"]), str(data["job"]), data["audio"], str(data.get("prefix") or ""),
+                             self.generation)
+        replaced = self.tentative.put(work)
+        if replaced is not None:
+            log.debug("tentative %s: dropped, overtaken by a newer request", replaced.job)
+        self.work.put(WAKE)
 
     # --- running ---------------------------------------------------------------------------------------------
 
@@ -211,6 +231,9 @@ class Worker:
                 work = self.work.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if work is WAKE:
+                self._tentative_turn()
+                continue
             try:
                 self._do(work)
             except Exception:  # noqa: BLE001 - one bad slice never ends the worker
@@ -219,20 +242,67 @@ class Worker:
     def _batch_loop(self) -> None:
         while not self.stopped.is_set():
             try:
-                batch = [self.work.get(timeout=0.5)]
+                first = self.work.get(timeout=0.5)
             except queue.Empty:
                 continue
+            if first is WAKE:
+                self._tentative_turn()
+                continue
+            batch, woken = [first], False
             # The server sends a worker's slices back to back: a moment's wait gathers those still in flight.
             deadline = time.monotonic() + GATHER_S
             while len(batch) < self.slots:
                 try:
-                    batch.append(self.work.get(timeout=max(0.0, deadline - time.monotonic())))
+                    item = self.work.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
+                if item is WAKE:
+                    woken = True
+                else:
+                    batch.append(item)
             try:
                 self._do_batch(batch)
             except Exception:  # noqa: BLE001 - one bad batch never ends the worker
                 log.exception("batch of %d slice(s): unexpected failure", len(batch))
+            if woken:  # a tentative request came meanwhile: its turn comes after the slices now waiting
+                self.work.put(WAKE)
+
+    def _slices_waiting(self) -> bool:
+        with self.work.mutex:
+            return any(isinstance(item, Work) for item in self.work.queue)
+
+    def _tentative_turn(self) -> None:
+        """Decode the tentative request that has waited longest, unless a slice is waiting: then it waits
+        behind the slices (and may be overtaken by a newer request meanwhile)."""
+        if self._slices_waiting():
+            self.work.put(WAKE)
+            return
+        work = self.tentative.take()
+        if work is None or work.generation != self.generation:
+            return
+        try:
+            t0 = time.perf_counter()
+            # A slice that arrives meanwhile goes first: the decode is abandoned half-way (the engine's steps
+            # cannot be interrupted, so a slice may still wait for one of them).
+            text = self.engine.transcribe_tentative(decode_wav(work.audio), work.prefix,
+                                                    lambda: self._slices_waiting() or work.id in self.cancelled)
+            elapsed = time.perf_counter() - t0
+        except Exception:  # noqa: BLE001 - tentative text is optional; the server asks again
+            log.exception("tentative %s: decode failed", work.job)
+            return
+        if text is None:
+            log.debug("tentative %s: abandoned after %.2f s: a slice came", work.job, elapsed)
+            return
+        sent = work.generation == self.generation and work.id not in self.cancelled and self.sio.connected
+        if sent:
+            try:
+                self.sio.emit("tentative_text", {"id": work.id, "job": work.job, "text": text,
+                                                 "elapsed": round(elapsed, 3)}, namespace=NAMESPACE)
+            except socketio.exceptions.SocketIOError:
+                sent = False
+        # Debug only: about one a second per live recording.
+        log.debug("tentative %s: %.1f s of audio in %.2f s%s", work.job, len(work.audio) / 32000, elapsed,
+                  "" if sent else " (not delivered)")
 
     def _do_batch(self, batch: list[Work]) -> None:
         """Decode live slices together; one that cannot be read is reported alone, the rest go on."""

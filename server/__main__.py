@@ -1,23 +1,14 @@
-"""``python -m server``: the Scatterscribe server, with its local workers."""
+"""``python -m server``: the Scatterscribe server, with its local workers.
 
-import warnings
+Only the settings are read before the async mode is prepared (``runtime.prepare``: eventlet patches the standard
+library, which must happen before anything opens a socket or starts a thread); the rest is imported after.
+"""
 
-# eventlet warns that it is deprecated on import; the user's card asks for it, and it works well here.
-warnings.filterwarnings("ignore", message=r"(?s)\s*Eventlet is deprecated")
+import logging
+import signal
+import sys
 
-import eventlet  # noqa: E402
-
-eventlet.monkey_patch()  # before anything else opens a socket or a thread
-
-import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-
-from . import tls  # noqa: E402
-from .app import create_app, worker_token  # noqa: E402
-from .config import parse_args  # noqa: E402
-from .local_workers import LocalWorkers  # noqa: E402
-from .serving import Serving  # noqa: E402
+from .config import parse_args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +18,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scatterscribe: bad settings: {exc}", file=sys.stderr)
         return 2
     server = settings.server
+    from . import runtime
+
+    runtime.prepare(server.async_mode)
+    from . import tls
+    from .announce import Announcer
+    from .app import create_app, worker_token
+    from .local_workers import LocalWorkers
+
     logging.basicConfig(level=server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     log = logging.getLogger("scatterscribe")
@@ -40,13 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     app.config["SCATTERSCRIBE_TLS"] = cert
     try:
         context = tls.server_context(cert.certfile, cert.keyfile) if cert else None
-        serving = Serving(app, server, ssl_context=context)  # bound before local workers start: they connect
+        # Bound before local workers start: they connect at once.
+        serving = runtime.make_server(socketio.async_mode, app, server, ssl_context=context)
     except (ValueError, OSError) as exc:
         log.error("cannot serve on %s:%d: %s", server.host, server.port, exc)
         return 2
     if server.host not in ("127.0.0.1", "localhost", "::1") and not server.access_token:
         log.warning("serving on %s without an access token: anyone on the network can use the page and API "
                     "(set [server] access_token or SCATTERSCRIBE_ACCESS_TOKEN)", server.host)
+    announcer = Announcer(server.host, server.port, scheme)
+    app.config["SCATTERSCRIBE_ANNOUNCED"] = server.announce and announcer.start()
     workers = None
     if server.local_workers > 0:
         host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
@@ -77,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serving.serve_forever()
     finally:
-        stop(app, serving, workers, stopping[0] if stopping else "the server loop ended")
+        announcer.stop()
+        stop(app, socketio, serving, workers, stopping[0] if stopping else "the server loop ended")
     return 0
 
 
-def stop(app, serving: Serving, workers: LocalWorkers | None, why: str) -> None:
+def stop(app, socketio, serving, workers, why: str) -> None:
     """Stop in order, from main's green thread (where waiting is allowed): slices out go back to the queue in
     the store, local workers are told (SIGTERM; killed after 5 s), every connection is closed (remote workers
     and pages reconnect to the next server by themselves), and SQLite is closed."""
@@ -90,7 +93,7 @@ def stop(app, serving: Serving, workers: LocalWorkers | None, why: str) -> None:
     coordinator = app.extensions["scatterscribe"]
     released = coordinator.stop()
     if workers is not None:
-        workers.stop(sleep=eventlet.sleep)
+        workers.stop(sleep=socketio.sleep)
     serving.close_all()
     coordinator.store.close()
     log.info("stopped; %d slice(s) that were out are back in the queue for the next start", released)

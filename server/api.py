@@ -170,18 +170,23 @@ def _small_body(limit: int) -> bytes:
 
 @bp.get("/api/worker-setup")
 def worker_setup():
-    """What the page needs to write the command that starts a worker against this server: where the worker
-    token is kept (relative to the repository when it is inside it), or null when the server was given its
-    token (then only whoever started it knows it)."""
+    """What the page needs to write the shortest command that starts a worker against this server: where the
+    worker token is kept (relative to the repository when it is inside it), or null when the server was given
+    its token (then only whoever started it knows it); whether the server is announced on the LAN (a worker
+    there needs no --server); and, for a self-signed https server, the certificate's fingerprint a worker must
+    be given (null otherwise)."""
     settings = coordinator().settings
+    cert = current_app.config.get("SCATTERSCRIBE_TLS")
+    extra = {"announced": bool(current_app.config.get("SCATTERSCRIBE_ANNOUNCED")),
+             "fingerprint": cert.fingerprint if cert is not None and cert.self_signed else None}
     if settings.server.token:
-        return jsonify({"token_file": None})
+        return jsonify({"token_file": None, **extra})
     path = settings.data_path.resolve() / "worker-token"
     try:
         shown = str(path.relative_to(ROOT.resolve()))
     except ValueError:
         shown = str(path)
-    return jsonify({"token_file": shown})
+    return jsonify({"token_file": shown, **extra})
 
 
 @bp.get("/api/jobs/<job:job_id>")

@@ -12,12 +12,13 @@ from typing import Any
 from flask import Flask, request
 from flask_socketio import SocketIO
 
-from . import api, strict_json
+from . import api, runtime, strict_json
 from .config import ROOT, Settings
 from .coordinator import Coordinator
 from .events import WRONG_WORKER_TOKEN, PageNamespace, WorkerNamespace
 from .ids import JobIdConverter
 from .limits import FailureThrottle, RefusalLog, TokenGate, Verdict
+from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .store import Store
 
@@ -54,16 +55,12 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
     app.config["MAX_CONTENT_LENGTH"] = int(settings.server.max_upload_mb * 2**20)
     app.json = strict_json.FlaskJSON(app)
     # A 28 s slice is ~0.9 MB of WAV; the default 1 MB limit would drop anything longer, so set it on purpose.
-    socketio = SocketIO(app, async_mode="eventlet" if _eventlet_patched() else "threading",
+    mode = runtime.active_mode(settings.server.async_mode)
+    socketio = SocketIO(app, async_mode=mode,
                         max_http_buffer_size=int(settings.server.max_message_mb * 2**20),
                         ping_interval=10, ping_timeout=20, cors_allowed_origins=[], json=strict_json.SocketIOJSON)
 
-    if socketio.async_mode == "eventlet":
-        from eventlet import tpool
-        run_blocking = tpool.execute
-    else:
-        def run_blocking(fn, *args):
-            return fn(*args)
+    run_blocking = runtime.blocking_runner(mode)
 
     def emit(event: str, data: Any, *, to: str | None = None, namespace: str = "/") -> None:
         socketio.emit(event, data, to=to, namespace=namespace)
@@ -109,9 +106,10 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
             response.set_cookie(ACCESS_COOKIE, given, httponly=True, samesite="Strict")
         return response
 
+    captions = LiveCaptions(coordinator, settings.tentative)
     socketio.on_namespace(WorkerNamespace(coordinator, worker_token(settings), worker_gate,
-                                          settings.scheduler.heartbeat_s))
-    live = LiveJobs(coordinator, settings.live, sleep=socketio.sleep)
+                                          settings.scheduler.heartbeat_s, captions))
+    live = LiveJobs(coordinator, settings.live, sleep=socketio.sleep, captions=captions)
     socketio.on_namespace(PageNamespace(coordinator, access_check, live))
     coordinator.resume()
     live.recover()
@@ -133,12 +131,4 @@ def create_app(settings: Settings) -> tuple[Flask, SocketIO]:
 
     socketio.start_background_task(reaper)
     return app, socketio
-
-
-def _eventlet_patched() -> bool:
-    try:
-        import eventlet.patcher
-    except ImportError:
-        return False
-    return eventlet.patcher.is_monkey_patched("socket")
 

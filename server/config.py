@@ -16,6 +16,7 @@ from typing import Any
 
 from .live import LiveOptions
 from .splitter import SplitOptions
+from .tentative import TentativeOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config.toml"
@@ -44,9 +45,15 @@ class ServerSettings:
     max_message_mb: float = 16.0  # Socket.IO max_http_buffer_size: a 28 s WAV slice is ~0.9 MB
     max_text_chars: int = 20_000  # longest text a worker may return for one slice
     log_level: str = "info"
+    async_mode: str = "eventlet"  # or "threading" (server/runtime.py says what differs)
     certfile: str = ""  # https: the certificate (chain) file; with keyfile
     keyfile: str = ""  # https: its private key
     self_signed: bool = False  # https with a certificate made for this machine in <data_dir>/tls/
+    announce: bool = True  # a server on the network announces itself by DNS-SD, so workers need no --server
+
+    def __post_init__(self) -> None:
+        if self.async_mode not in ("eventlet", "threading"):
+            raise ValueError(f"[server] async_mode must be eventlet or threading, not {self.async_mode!r}")
 
 
 @dataclass
@@ -67,6 +74,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     splitter: SplitOptions = field(default_factory=SplitOptions)
     live: LiveOptions = field(default_factory=LiveOptions)
+    tentative: TentativeOptions = field(default_factory=TentativeOptions)
     config_path: Path | None = None  # the file these came from (local workers read their [worker] section)
 
     @property
@@ -110,7 +118,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     if environ.get(ACCESS_TOKEN_ENV):
         raw.setdefault("server", {})["access_token"] = environ[ACCESS_TOKEN_ENV]
     # [worker] belongs to the worker's own settings
-    known = {"server", "scheduler", "splitter", "live", "worker"}
+    known = {"server", "scheduler", "splitter", "live", "tentative", "worker"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")
@@ -119,6 +127,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         scheduler=_section(SchedulerSettings, dict(raw.get("scheduler", {})), "scheduler"),
         splitter=_section(SplitOptions, dict(raw.get("splitter", {})), "splitter"),
         live=_section(LiveOptions, dict(raw.get("live", {})), "live"),
+        tentative=_section(TentativeOptions, dict(raw.get("tentative", {})), "tentative"),
         config_path=Path(path) if path else None,
     )
 
@@ -132,14 +141,20 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--data-dir", help="folder for the database and audio (default ./data)")
     parser.add_argument("--local-workers", type=int, help="workers to start on this machine (default 1; 0: none)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--async-mode", choices=["eventlet", "threading"],
+                        help="eventlet (default) or threading (see server/runtime.py)")
     parser.add_argument("--certfile", help="serve https with this certificate (chain) file; with --keyfile")
     parser.add_argument("--keyfile", help="the certificate's private key file")
     parser.add_argument("--self-signed", action="store_true", default=None,
                         help="serve https with a certificate made for this machine (kept in <data_dir>/tls/); "
                              "prints its SHA-256 fingerprint")
+    parser.add_argument("--no-announce", dest="announce", action="store_false", default=None,
+                        help="do not announce this server on the LAN (DNS-SD): workers then need --server")
     args = parser.parse_args(argv)
     return load_settings(args.config, {
         "server.host": args.host, "server.port": args.port, "server.data_dir": args.data_dir,
         "server.local_workers": args.local_workers, "server.log_level": args.log_level,
+        "server.async_mode": args.async_mode,
         "server.certfile": args.certfile, "server.keyfile": args.keyfile, "server.self_signed": args.self_signed,
+        "server.announce": args.announce,
     })

@@ -71,6 +71,10 @@ def prepare_audio(upload: Path, dst: Path, opts: splitter.SplitOptions, max_dura
     turns = channels.channel_turns(levels_db) if channels.separated(levels_db) else None
     t1 = time.perf_counter()
     analysis = splitter.analyse(audio.PcmFile(dst), opts)
+    loudest_db = float(analysis.levels_db.max()) if len(analysis.levels_db) else splitter.FLOOR_DB
+    if loudest_db < opts.min_speech_db:  # nothing there at all: say so now rather than queue a job of nothing
+        raise audio.AudioError(f"the recording is silent: its loudest moment is {loudest_db:.0f} dBFS, below the "
+                               f"{opts.min_speech_db:.0f} dBFS where speech begins (was the microphone muted?)")
     slices = splitter.split_for_parallelism(analysis, opts, idle_slots)
     return Prepared(converted, slices, analysis.threshold_db, t1 - t0, time.perf_counter() - t1, turns)
 
@@ -143,6 +147,7 @@ class Coordinator:
         self._hold_until = 0.0  # no hand-out before this (clock) time: a store write just failed
         self.stopped = False  # set by stop(): nothing more is handed out
         self.speakers = SpeakerLabels(self, spawn, sleep)  # labels worked out in the background (``spawn``)
+        self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -662,7 +667,8 @@ class Coordinator:
                 job.status = "running"
                 self._store_status(job_id, status="running")
         # The job as just stored, without reading it back: this runs after every hand-out and result.
-        self.emit("job", views.job_view(job, self.scheduler), to=f"job:{job_id}", namespace="/")
+        self.emit("job", views.job_view(job, self.scheduler, self.partials.get(job_id)), to=f"job:{job_id}",
+                  namespace="/")
         if finished:
             self.speakers.changed(job_id)  # its speakers are worked out once more, final now
         return finished
@@ -692,7 +698,7 @@ class Coordinator:
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         with self.lock:
             job = self.store.get_job(job_id)
-            return None if job is None else views.job_view(job, self.scheduler)
+            return None if job is None else views.job_view(job, self.scheduler, self.partials.get(job_id))
 
     def jobs_view(self, limit: int = 50, query: str = "") -> list[dict[str, Any]]:
         """The newest jobs (those whose name or text holds ``query``, if given), each with its first words."""

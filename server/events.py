@@ -15,6 +15,7 @@ from . import payloads
 from .api import display_name
 from .coordinator import Coordinator
 from .limits import TokenGate, Verdict
+from .live_captions import LiveCaptions
 from .live_jobs import LiveJobs
 from .payloads import PayloadError
 
@@ -35,12 +36,14 @@ class _OnePayload(Namespace):
 class WorkerNamespace(_OnePayload):
     """Events sent by workers."""
 
-    def __init__(self, coordinator: Coordinator, token: str, gate: TokenGate, heartbeat_s: float):
+    def __init__(self, coordinator: Coordinator, token: str, gate: TokenGate, heartbeat_s: float,
+                 captions: LiveCaptions):
         super().__init__("/worker")
         self.coordinator = coordinator
         self.token = token
         self.gate = gate
         self.heartbeat_s = heartbeat_s
+        self.captions = captions
 
     def on_connect(self, auth: dict[str, Any] | None = None) -> None:
         """Sent by a worker when it connects: proves the shared token and announces itself."""
@@ -102,6 +105,15 @@ class WorkerNamespace(_OnePayload):
         except PayloadError as exc:
             return {"ok": False, "error": f"malformed error report: {exc}"}
         return self.coordinator.error(request.sid, payloads.slice_failure(data, ref))
+
+    def on_tentative_text(self, data: Any) -> None:
+        """Sent by a worker with the tentative text of a live recording's open part it was asked for
+        (``{id, job, text}``); a malformed one is dropped (tentative text is optional: the next one comes)."""
+        try:
+            answer = payloads.tentative_text(data, self.coordinator.settings.server.max_text_chars)
+        except PayloadError:
+            return
+        self.captions.answered(request.sid, answer)
 
 
 class PageNamespace(_OnePayload):

@@ -22,6 +22,7 @@ from .coordinator import STORE_ERRORS, Coordinator, fit_to_workers
 from .ids import new_job_id
 from .limits import AudioPace
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
+from .live_captions import LiveCaptions
 from .payloads import LiveChunk, LiveRef, LiveStop
 from .store import JobRecord
 
@@ -92,13 +93,15 @@ class LiveJobs:
     """The live recordings in progress, by job id. Every method runs under the coordinator's lock."""
 
     def __init__(self, coordinator: Coordinator, opts: LiveOptions,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = time.sleep,
+                 captions: LiveCaptions | None = None):
         self.coordinator = coordinator
         self.opts = opts
         self.clock = clock
         self.sleep = sleep  # the event loop's: a chunk waiting for its turn lets everything else run
         self.sessions: dict[str, _Live] = {}
         self._unclosed: set[str] = set()  # recordings stopped by a full disk whose job could not be closed yet
+        self.captions = captions  # tentative text of the open parts; None: none
 
     # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
 
@@ -232,6 +235,8 @@ class LiveJobs:
         # New slices, the end, or a second's more audio: store the length so far and tell the pages.
         due = len(update.samples) > 0 and now - live.told_at >= DURATION_EVERY_S
         extended = True
+        if update.slices and self.captions:
+            self.captions.closing(job_id, session)  # before the push that shows the slices
         if update.slices or update.finished or due:
             live.told_at = now
             extended = self.coordinator.extend_job(job_id, update.slices, session.duration_s)
@@ -244,6 +249,8 @@ class LiveJobs:
                                            {"threshold_db": round(session.splitter.threshold_db, 1)})
             log.info("job %s: live recording ended, %.1f s", job_id, session.duration_s)
             answer["finished"] = True
+        elif self.captions:
+            self.captions.advance(job_id, session)
         if update.error:
             answer["error"] = update.error
         return answer
@@ -251,6 +258,8 @@ class LiveJobs:
     def _close(self, job_id: str, live: _Live) -> None:
         live.file.close()
         self.sessions.pop(job_id, None)
+        if self.captions:
+            self.captions.ended(job_id)
 
     def tick(self) -> None:
         """Called every second: a recording whose page has been silent for ``idle_timeout_s`` is closed with

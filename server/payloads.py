@@ -108,7 +108,7 @@ def worker_info(auth: Any) -> WorkerInfo:
     max_slice_s = min(MAX_SLICE_S, number(auth.get("max_slice_s", 30.0), "max_slice_s", 1.0, 1e9))
     return WorkerInfo(name=label(auth.get("name"), 64, "worker"), engine=label(auth.get("engine"), 32, "unknown"),
                       model=label(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s,
-                      diarize=auth.get("diarize") is True)
+                      diarize=auth.get("diarize") is True, tentative=auth.get("tentative") is True)
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,27 @@ def hand_back(data: Any) -> tuple[str, ...]:
     if not all(isinstance(lease, str) and _LEASE.fullmatch(lease) for lease in leases):
         raise PayloadError("leases must be lease ids")
     return tuple(leases)
+
+
+@dataclass(frozen=True)
+class TentativeText:
+    """A worker's tentative text of a live recording's open part, for the request ``id`` it was sent."""
+
+    id: str
+    job: str
+    text: str
+    elapsed_s: float  # how long the decode took on the worker
+
+
+def tentative_text(data: Any, max_text_chars: int) -> TentativeText:
+    """``{id, job, text, elapsed}``: the answer to a ``tentative`` request (``live_captions.py``)."""
+    data = _dict(data, "the message")
+    request_id = _field(data, "id")
+    if not isinstance(request_id, str) or not _LEASE.fullmatch(request_id):
+        raise PayloadError("id must be the id the request came with")
+    return TentativeText(request_id, job_id(_field(data, "job")),
+                         text(_field(data, "text"), "text", max_text_chars),
+                         number(_field(data, "elapsed", 0.0), "elapsed", 0.0, MAX_ELAPSED_S))
 
 
 # --- pages --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Serving the app over eventlet: the one module that knows the WSGI server. Another async mode plugs in here.
+"""Serving the app over eventlet: the one module that knows eventlet's WSGI server (``runtime.py`` picks it).
 
 ``eventlet.wsgi.server`` on its own (what ``socketio.run`` calls) serves at most 1,024 connections, from a pool
 it blocks on when full, and waits forever for a request that never finishes its headers: about a thousand

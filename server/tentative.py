@@ -12,7 +12,9 @@ The rules, one :class:`Tentative` per recording:
 * **Lowest priority.** A request goes only to a worker with a free slot that no queued slice could use
   (:func:`pick_worker`, called after the queue was served, so a closed slice always takes a free slot first);
   with none, there is no request and nothing waits. The worker decodes slices before tentative work, and keeps
-  only the newest request of a recording: an older one not yet started is dropped, overtaken.
+  only the newest request of a recording: an older one not yet started is dropped, overtaken. Requests are
+  spaced so that tentative decodes take at most ``max_busy_share`` of the time (on a slow or busy machine a
+  decode takes longer than a second, and a slice arriving meanwhile would wait for it).
 * **Only what changed.** No request while no new speech has arrived since the last answered one (the text
   would not change). Words on which two decodes in a row agree are *stable*: the next request carries them as a
   prefix the decoder is forced to start with, so it searches only the words after them and they never change on
@@ -48,10 +50,16 @@ class TentativeOptions:
     min_audio_s: float = 0.5
     #: A request unanswered this long is forgotten (its worker died or dropped it); another may go.
     answer_timeout_s: float = 5.0
+    #: Tentative decodes take at most this share of a worker's time: on a machine so busy that one takes
+    #: longer than ``every_s * max_busy_share``, requests are spaced further apart (a slice that arrives during
+    #: one waits for it, and its text is what matters).
+    max_busy_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.every_s < 0 or self.min_audio_s < 0 or self.answer_timeout_s <= 0:
             raise ValueError("every_s and min_audio_s must be 0 or more, answer_timeout_s positive")
+        if not 0 < self.max_busy_share <= 1:
+            raise ValueError("max_busy_share must be more than 0 and at most 1")
 
 
 class Request(NamedTuple):
@@ -113,6 +121,7 @@ class Tentative:
     def __init__(self, opts: TentativeOptions, open_start: int = 0):
         self.opts = opts
         self.finished = False
+        self._decode_s = 0.0  # how long the last answer's decode took on its worker
         self._reset(open_start)
 
     def _reset(self, open_start: int) -> None:
@@ -140,7 +149,8 @@ class Tentative:
             return None
         if any(out.speech_end >= speech_to for out in self._out.values()):
             return None  # a request still out covers all the speech there is
-        if now - self._asked_at < self.opts.every_s or (audio_end - open_start) / RATE < self.opts.min_audio_s:
+        spacing = max(self.opts.every_s, self._decode_s / self.opts.max_busy_share)
+        if now - self._asked_at < spacing or (audio_end - open_start) / RATE < self.opts.min_audio_s:
             return None
         start = max(open_start, audio_end - int(max_audio_s * RATE))
         prefix = " ".join(self._stable) if start == open_start else ""
@@ -156,17 +166,18 @@ class Tentative:
         newest = max(self._out.values(), key=lambda out: out.sent_at, default=None)
         return newest.worker_id if newest else None
 
-    def answered(self, worker_id: str, request_id: str, text: str) -> Partial | None:
-        """A worker's text for a request. Returns the new partial to push to the pages, or None when the answer
-        is not shown (unknown or another worker's request, a slice closed since, older than the answer shown)
-        or its text is the one shown already (the partial then only covers more audio)."""
+    def answered(self, worker_id: str, request_id: str, text: str, elapsed_s: float = 0.0) -> bool:
+        """A worker's text for a request; True when the text shown changed (push it to the pages). An answer
+        is not shown when the request is unknown or another worker's, a slice closed since it was sent, or a
+        newer answer is shown; one with the text shown already only makes the partial cover more audio."""
         out = self._out.get(request_id)
         if out is None or out.worker_id != worker_id:
-            return None
+            return False
         del self._out[request_id]
+        self._decode_s = elapsed_s
         request = out.request
         if self.finished or out.open_start != self.open_start or request.end <= self._shown_end:
-            return None
+            return False
         words = text.split()
         # Agreement needs two decodes from the same start; a request cut to the newest audio starts elsewhere.
         self._stable = stable_words(self._words, words) if request.start == self.open_start else []
@@ -174,7 +185,7 @@ class Tentative:
         self._shown_end, self._covered_to = request.end, out.speech_end
         before = self.partial.text if self.partial else ""
         self.partial = Partial(request.start / RATE, request.end / RATE, " ".join(words)) if words else None
-        return self.partial if " ".join(words) != before else None
+        return " ".join(words) != before
 
     def moved(self, open_start: int) -> list[tuple[str, str]]:
         """The open part now starts at ``open_start`` (a slice closed, or silence was dropped): the tentative

@@ -158,8 +158,10 @@ def _used(values: Iterable[str]) -> str:
 
 def to_json(job: JobRecord, view: dict[str, Any]) -> str:
     """The job view plus every timed segment. ``engine`` and ``model`` say what produced the text (the job's
-    slices); what the job asked workers for is under ``requested``."""
+    slices); what the job asked workers for is under ``requested``. A live recording's tentative text
+    (``partial``) is never part of a download."""
     done = [s for s in job.slices if s.status == "done"]
     used = {"engine": _used(s.engine for s in done) or job.engine, "model": _used(s.model for s in done) or job.model,
             "requested": {"engine": job.engine, "model": job.model}}
-    return strict_json.dumps({**view, **used, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"
+    final = {key: value for key, value in view.items() if key != "partial"}
+    return strict_json.dumps({**final, **used, "segments": timed_segments(job)}, indent=2, ensure_ascii=False) + "\n"

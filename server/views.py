@@ -13,9 +13,10 @@ from .scheduler import Requirement, Scheduler, WorkerState
 from .store import JobRecord, SliceRecord
 
 
-def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
+def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | None = None) -> dict[str, Any]:
     """A job in full: status, progress, transcript so far, every slice, whether it waits for workers, and its
-    speakers (every segment and word carries its ``speaker`` once they are known)."""
+    speakers (every segment and word carries its ``speaker`` once they are known). ``partial`` is a live
+    recording's tentative text of its open part (``{start, end, text}``, never stored)."""
     job = replace(job, slices=[replace(s, segments=speakers.labelled_segments(s.segments, job.speakers))
                                if s.segments else s for s in job.slices])
     done = sum(s.status == "done" for s in job.slices)
@@ -29,6 +30,7 @@ def job_view(job: JobRecord, scheduler: Scheduler) -> dict[str, Any]:
         "duration": round(job.duration, 3),
         "engine": job.engine, "model": job.model, "note": job.note, "error": job.error, "stats": job.stats,
         "transcript": transcript.join_text(job.slices),
+        "partial": partial,
         "progress": {"done": done, "failed": failed, "total": len(job.slices)},
         "eta_s": eta_s(job.id, open_slices, requirement, scheduler),
         "waiting_for_workers": bool(open_slices) and not servable,

@@ -158,17 +158,19 @@ class Process:
 class Server(Process):
     """``python -m server`` on a free port with its own data folder. ``flags``: more of its command line; with
     ``--self-signed`` it serves https and the test's requests trust its certificate. ``host``: the address it
-    binds and is reached at."""
+    binds, and is reached at unless ``reach`` names another. ``wrap``: a command the server runs under (e.g.
+    ``ip netns exec NAME``)."""
 
     def __init__(self, tmp: Path, local_workers: int = 0, config: Path | None = None, port: int | None = None,
                  env: dict[str, str] | None = None, name: str = "server", cwd: Path = ROOT, python: str = PYTHON,
-                 flags: tuple[str, ...] = (), host: str = "127.0.0.1"):
+                 flags: tuple[str, ...] = (), host: str = "127.0.0.1", reach: str | None = None,
+                 wrap: tuple[str, ...] = ()):
         self.port = port or free_port()
         https = "--self-signed" in flags
-        self.url = f"{'https' if https else 'http'}://{host}:{self.port}"
+        self.url = f"{'https' if https else 'http'}://{reach or host}:{self.port}"
         self.data_dir = tmp / "data"
         self.verify: str | bool = str(self.data_dir / "tls" / "cert.pem") if https else True
-        args = [python, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
+        args = [*wrap, python, "-m", "server", "--port", str(self.port), "--data-dir", str(self.data_dir),
                 "--local-workers", str(local_workers), "--host", host, *flags]
         if config is not None:
             args += ["--config", str(config)]

@@ -116,7 +116,7 @@ CASES = {
     "0 samples, then a LIST chunk": ("audio", "tagged.wav", header(data_size=0, extra=b"LIST" + struct.pack("<I", 3204)
                                      + b"INFO" + b"\x10\x27" * 1600), 400, "no audio samples"),
     "steady noise, no speech (-40 dBFS hiss)": ("audio", "hiss.wav", lambda: noise(-40), 202, "no speech found"),
-    "all silence": ("audio", "quiet.wav", silence, 202, "no speech found"),
+    "all silence": ("audio", "quiet.wav", silence, 400, "the recording is silent"),
     "48 kHz stereo 24-bit": ("audio", "studio.wav", lambda: encoded(48000, 2, "PCM_24"), 202, TEXT),
     "32-bit float": ("audio", "float.wav", lambda: encoded(44100, 1, "FLOAT"), 202, TEXT),
     "8-bit": ("audio", "old.wav", lambda: encoded(22050, 1, "PCM_U8"), 202, TEXT),

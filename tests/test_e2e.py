@@ -202,10 +202,14 @@ def test_bad_uploads_get_a_4xx_with_a_message_and_the_server_keeps_serving(clust
     assert wer(manifest()["jfk_inaugural_excerpt.wav"]["reference"], job["transcript"]) < 15
 
 
-def test_silence_gives_an_empty_transcript_that_says_so(cluster, tmp_path):
-    """A recording with no speech finishes at once with no text and the note 'no speech found'."""
+def test_no_speech_gives_an_empty_transcript_that_says_so(cluster, tmp_path):
+    """A recording with sound but no speech (a steady hum) finishes at once with no text and the note 'no speech
+    found'; one with nothing at all (digital near-silence) is refused with a sentence saying it is silent."""
     server, _ = cluster
-    path = write_wav(tmp_path / "quiet.wav", np.random.default_rng(0).normal(0, 2, 16000 * 20))
+    quiet = server.upload(write_wav(tmp_path / "quiet.wav", np.random.default_rng(0).normal(0, 2, 16000 * 20)))
+    assert quiet.status_code == 400 and "the recording is silent" in quiet.json()["error"]
+    t = np.arange(16000 * 20) / 16000
+    path = write_wav(tmp_path / "hum.wav", 1000 * np.sin(2 * np.pi * 50 * t))
     response = server.upload(path)
     assert response.status_code == 202
     job = server.job(response.json()["id"])
@@ -270,3 +274,30 @@ def test_a_default_worker_does_not_load_torch(cluster):
             mapped = maps.read()
         assert "ctranslate2" in mapped  # the engine is loaded...
         assert "libtorch" not in mapped and "/torch/" not in mapped  # ...and torch is not
+
+
+def test_the_core_loop_runs_under_threading_mode_too(tmp_path, whole_file_text):
+    """`[server] async_mode = "threading"` (no eventlet at all): an upload is cut, scattered to a real worker
+    and joined as under eventlet; a watching page gets the pushes; the server stops cleanly."""
+    config = write_config(tmp_path / "config.toml", server={"async_mode": "threading"})
+    server = Server(tmp_path, config=config)
+    worker = Worker(server, "threaded")
+    page = socketio.Client()
+    pushes: list[dict] = []
+    try:
+        server.wait_workers(1)
+        page.on("job", pushes.append)
+        page.connect(server.url, transports=["websocket"], wait_timeout=10)
+        job_id = server.submit(corpus_file(BUSH))
+        page.call("watch", {"job": job_id}, timeout=10)
+        job = server.wait_job(job_id)
+        assert job["status"] == "done" and len(job["slices"]) >= 2
+        reference = manifest()[BUSH]["reference"]
+        assert wer(reference, job["transcript"]) <= wer(reference, whole_file_text(BUSH)) + 2.0
+        wait_for(lambda: any(p["status"] == "done" for p in pushes), 10, "the page to be told the job is done")
+        assert "eventlet" not in server.log().lower()
+    finally:
+        if page.connected:
+            page.disconnect()
+        worker.stop()
+        assert server.stop() == 0

@@ -41,3 +41,10 @@ def test_silence_gives_no_tentative_words(whisper_model):
     assert whisper_model.transcribe_tentative(quiet) == ""
     given = whisper_model.transcribe_tentative(quiet, "  Hello  there ")
     assert given.startswith("Hello there") and normalise(given) == "hello there", given
+
+
+def test_a_decode_can_be_abandoned_once_the_audio_is_encoded(whisper_model):
+    """Asked after the encoder, an abandon that says yes gives None (a slice came: it goes first)."""
+    asked = []
+    assert whisper_model.transcribe_tentative(samples(JFK), "", lambda: asked.append(1) or True) is None
+    assert asked == [1]

@@ -109,7 +109,7 @@ def test_chromium_records_over_https_from_another_address(tmp_path, lan_address)
     """The page opened at https://<a non-loopback address>/ (its certificate accepted through Chromium's flag
     for exactly this key) is a secure context: Record is offered, the fake microphone's recording streams live
     and is transcribed."""
-    server = Server(tmp_path, flags=("--self-signed",), host=lan_address)
+    server = Server(tmp_path, flags=("--self-signed", "--no-announce"), host=lan_address)
     worker = Worker(server, "lan", "--fingerprint", fingerprint_in_log(server))
     try:
         server.wait_workers(1, timeout=120)

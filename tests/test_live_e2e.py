@@ -5,6 +5,7 @@ itself in Debian's Chromium, whose fake microphone plays a corpus recording."""
 from __future__ import annotations
 
 import re
+import time
 import wave
 
 import numpy as np
@@ -34,6 +35,32 @@ STOP_AT = """async (at) => {
 }"""
 
 
+#: Kept in the page while it records: every state of the tentative words (each word's element number and word,
+#: open part and held), with how many slices the job had then and whether the held words stand in for slices
+#: still out (their placeholders hidden, no final text of theirs shown); and any script error.
+CAPTIONS_WATCH = """(() => {
+  window.captions = { renders: [], errors: [] };
+  window.addEventListener('error', (e) => captions.errors.push(String(e.message)));
+  const t = document.getElementById('transcript');
+  const wordsOf = (kind) => [...t.querySelectorAll(`.tentative[data-kind="${kind}"] .word`)]
+    .map((w) => [Number(w.dataset.n), w.dataset.word]);
+  new MutationObserver(() => {
+    const open = wordsOf('open'), held = wordsOf('held');
+    const key = JSON.stringify([open, held]);
+    const last = captions.renders[captions.renders.length - 1];
+    if (last && last.key === key) return;
+    const openBlock = t.querySelector('.tentative[data-kind="open"]');
+    const heldBlock = t.querySelector('.tentative[data-kind="held"]');
+    const stands = (i) => t.querySelector(`#transcript-body .placeholder[data-slice="${i}"][hidden]`) &&
+      !t.querySelector(`#transcript-body .seg[data-slice="${i}"]`);
+    captions.renders.push({ key, open, held, at: performance.now(), openStart: openBlock && openBlock.dataset.start,
+      slices: document.querySelectorAll('#slice-list li').length,
+      heldStandsIn: !heldBlock ? null
+        : (heldBlock.dataset.slices || '').split(' ').filter(Boolean).every((i) => Boolean(stands(i))) });
+  }).observe(t, { childList: true, subtree: true, characterData: true });
+})()"""
+
+
 def load(name: str) -> np.ndarray:
     return np.asarray(audio.open_pcm16(corpus_file(name)))
 
@@ -44,11 +71,13 @@ def chunks_of(samples: np.ndarray, rate: int = RATE) -> list[bytes]:
 
 
 class FakePage:
-    """A Socket.IO client that records live the way web/live.js does."""
+    """A Socket.IO client that records live the way web/live.js does; it keeps the tentative text pushed to it."""
 
     def __init__(self, server: Server):
         self.server = server
+        self.partials: list[dict] = []
         self.sio = socketio.Client()
+        self.sio.on("partial", self.partials.append)
         self.sio.connect(server.url, transports=["websocket"], wait_timeout=10)
 
     def call(self, event: str, data: dict) -> dict:
@@ -218,6 +247,37 @@ def test_a_dropped_connection_loses_nothing_when_the_page_resends(site):
     forget(site, live["job"], upload)
 
 
+def test_tentative_text_comes_while_speaking_and_goes_at_stop(site):
+    """HARVARD's first 8 s streamed at the speed it is spoken, to a server with a real worker: before any slice
+    closes, the page is pushed tentative text of the open part (its start and end within the audio sent) that
+    reads like the start of what was said, and the job view carries the latest; after Stop it is null, and
+    the final text is the slice's own."""
+    page = FakePage(site)
+    live = page.start()
+    chunks = chunks_of(load(HARVARD))[:32]
+    began = time.monotonic()
+    for seq, chunk in enumerate(chunks):
+        page.call("live_chunk", {**live, "seq": seq, "pcm": chunk})
+        time.sleep(max(0.0, began + (seq + 1) * 0.25 - time.monotonic()))
+    view = site.job(live["job"])
+    assert view["slices"] == [] and view["recording"], "no slice has closed yet"
+    shown = [p["partial"] for p in page.partials if p["job"] == live["job"] and p["partial"]]
+    print("tentative texts pushed:", [p["text"] for p in shown])
+    assert shown, "tentative text was pushed while speaking"
+    assert all(0 <= p["start"] < p["end"] <= 8.0 for p in shown)
+    said = "A gold ring will please most any girl. The long journey home took a year.".split()
+    latest = shown[-1]["text"].split()
+    assert wer(" ".join(said[: len(latest)]), " ".join(latest)) <= 25.0, "it reads as the start of what was said"
+    assert view["partial"] is None or view["partial"]["text"] == shown[-1]["text"]
+    assert page.stop(live, len(chunks) - 1)["finished"]
+    assert site.job(live["job"])["partial"] is None
+    done = site.wait_job(live["job"])
+    assert done["partial"] is None and "partial" not in site.get(f"/api/jobs/{live['job']}/transcript.json").json()
+    assert wer("A gold ring will please most any girl. The long journey home took a year.", done["transcript"]) <= 25
+    page.close()
+    forget(site, live["job"])
+
+
 def test_live_requests_are_checked(site):
     """A wrong key, an unknown job, a malformed or oversized chunk and a bad sample rate are each refused
     with a message; the recording they aimed at is untouched."""
@@ -339,6 +399,7 @@ def recorded(site, playwright):
                      f"--use-file-for-fake-audio-capture={corpus_file(HARVARD)}")
     try:
         page = open_page(browser, site.url)
+        page.evaluate(CAPTIONS_WATCH)
         page.get_by_role("button", name="Record").click()
         page.wait_for_selector("#record-panel[data-live='true']", timeout=30_000)
         badge = page.text_content("#job-status")
@@ -370,11 +431,15 @@ def recorded(site, playwright):
         done = page.evaluate("""({ message: document.getElementById('record-message').textContent,
             bar: document.getElementById('job-progress').position,
             lengths: """ + LENGTHS + """ })""")
+        captions = page.evaluate("window.captions")
+        captions["after"] = page.evaluate("document.querySelectorAll('#transcript .tentative .word').length")
         yield {"badge": badge, "words": words, "held": held, "stats": stats, "job": job_id_of(page),
+               "captions": captions,
                "lengths": lengths, "done": done, "announced": seen(page)["announced"],
                "frames": page.evaluate("window.scatterscribe.intake.frames"),
                "rate": page.evaluate("window.scatterscribe.intake.rate"),
-               "text": page.text_content("#transcript"), "stop_elapsed": page.evaluate(ELAPSED)}
+               "text": page.text_content("#transcript"), "stop_elapsed": page.evaluate(ELAPSED),
+               "partial_after": site.job(job_id_of(page))["partial"]}
     finally:
         browser.close()
 
@@ -386,6 +451,47 @@ def test_words_appear_on_the_page_before_stop(recorded):
     print(f"first words on the page after {words['elapsed']:.1f} s of recording: {words['text']!r}")
     assert recorded["badge"] == "Recording" and words["label"] == "Stop"
     assert words["elapsed"] < recorded["stop_elapsed"] - 5 and len(words["text"].split()) >= 3
+
+
+def test_tentative_words_come_before_the_first_slice_closes(recorded):
+    """Tentative words of the open part are on the page while no slice has closed yet, and they read as the
+    start of what was said; nothing on the page raised an error."""
+    renders = recorded["captions"]["renders"]
+    first = next(r for r in renders if r["open"])
+    assert first["slices"] == 0, "before the first slice closed"
+    early = [[w for _, w in r["open"]] for r in renders if r["open"] and r["slices"] == 0]
+    print(f"tentative words before the first slice closed ({len(early)} states):", early)
+    said = "A gold ring will please most any girl. The long journey home took a year.".split()
+    assert min(wer(" ".join(said[: len(words)]), " ".join(words)) for words in early) <= 34, \
+        "they read as the start of what was said"
+    assert not recorded["captions"]["errors"]
+
+
+def test_words_stable_across_two_decodes_do_not_flicker(recorded):
+    """From one state of the tentative words of the open part to the next, every word that is the same as before
+    (case and punctuation aside), up to the first that changed, is the very element it was (nothing
+    replaced, nothing redrawn)."""
+    renders = recorded["captions"]["renders"]
+    kept = 0
+    for before, after in zip(renders, renders[1:], strict=False):
+        if not before["open"] or before["openStart"] != after["openStart"]:
+            continue  # a new open part (a slice closed): new words
+        for (n_before, w_before), (n_after, w_after) in zip(before["open"], after["open"], strict=False):
+            if re.sub(r"[^\w']", "", w_before.lower()) != re.sub(r"[^\w']", "", w_after.lower()):
+                break
+            assert n_before == n_after, (before["open"], after["open"])
+            kept += 1
+    assert kept > 0, "some words stayed from one decode to the next"
+
+
+def test_the_final_text_replaces_the_tentative_words(recorded):
+    """When a slice closes, its tentative words stay in its place only while it is still out (they stand in for
+    its placeholder), and its own text replaces them; once the job is done no tentative word remains."""
+    renders = recorded["captions"]["renders"]
+    holding = [r for r in renders if r["held"]]
+    assert holding, "tentative words stood in for a closed slice at least once"
+    assert all(r["heldStandsIn"] for r in holding), "never beside the final text of their slice"
+    assert recorded["captions"]["after"] == 0 and recorded["partial_after"] is None
 
 
 def test_while_recording_the_page_shows_the_recordings_length_and_no_finished_bar(recorded):
@@ -472,5 +578,87 @@ def test_a_recording_is_started_and_stopped_from_the_keyboard_alone(site, playwr
         print(f"{JFK} recorded live from the keyboard: WER {error:.1f} %")
         assert error <= 20.0
         forget(site, job_id_of(page))
+    finally:
+        browser.close()
+
+
+#: Where the recording bar, its parts and the newest words are on the screen.
+PHONE_LAYOUT = """(() => {
+  const box = (el) => { const r = el.getBoundingClientRect(); return { top: r.top, bottom: r.bottom,
+    left: r.left, right: r.right }; };
+  const words = [...document.querySelectorAll('#transcript .word, #transcript .piece:not([hidden])')];
+  return { bar: box(document.getElementById('record-panel')), stop: box(document.getElementById('record')),
+           elapsed: box(document.getElementById('elapsed')), meter: box(document.querySelector('.meter')),
+           position: getComputedStyle(document.getElementById('record-panel')).position,
+           label: document.getElementById('record-label').textContent,
+           newest: words.length ? box(words[words.length - 1]) : null,
+           tentative: document.querySelectorAll('#transcript .tentative .word').length,
+           height: window.innerHeight, width: document.documentElement.clientWidth,
+           scrollWidth: document.documentElement.scrollWidth };
+})()"""
+
+
+def test_a_phone_records_with_stop_time_and_meter_in_a_bar_at_the_bottom(site, playwright):
+    """On a 390 px wide phone screen, while recording: a bar fixed at the bottom of the screen holds Stop, the
+    time and the level meter, the page does not scroll sideways, and as words come the newest stays in view
+    above the bar (the page scrolls by itself); a tap on Stop in the bar ends the recording."""
+    browser = launch(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={corpus_file(JFK)}")
+    try:
+        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                      device_scale_factor=2)
+        page = context.new_page()
+        page.goto(site.url)
+        page.wait_for_selector("#connection[data-state='connected']", timeout=15_000)
+        page.evaluate(CAPTIONS_WATCH)
+        page.tap("#record")
+        page.wait_for_selector("#record-panel[data-live='true']", timeout=30_000)
+        page.wait_for_selector("#transcript .word, #transcript .piece:not(.placeholder)", timeout=60_000)
+        page.wait_for_timeout(500)  # the scroll that follows the words
+        layout = page.evaluate(PHONE_LAYOUT)
+        shot(page, "live-04-phone-recording")
+        print("phone layout while recording:", layout)
+        assert layout["position"] == "fixed" and layout["label"] == "Stop"
+        assert layout["height"] - 1 <= layout["bar"]["bottom"] <= layout["height"] + 1, "at the bottom"
+        for part in ("stop", "elapsed", "meter"):
+            box = layout[part]
+            assert layout["bar"]["top"] <= box["top"] < box["bottom"] <= layout["bar"]["bottom"], part
+            assert 0 <= box["left"] < box["right"] <= layout["width"], part
+        assert layout["scrollWidth"] <= layout["width"], "no sideways scrolling"
+        newest = layout["newest"]
+        assert newest and 0 <= newest["top"] and newest["bottom"] <= layout["bar"]["top"], "newest words in view"
+        page.wait_for_function(f"{ELAPSED} >= {float(manifest()[JFK]['seconds']) - 0.5}", timeout=60_000)
+        page.tap("#record")
+        page.wait_for_function(DONE, timeout=180_000)
+        after = page.evaluate(PHONE_LAYOUT)
+        assert after["position"] != "fixed" and after["tentative"] == 0
+        assert not page.evaluate("window.captions.errors")
+        forget(site, job_id_of(page))
+    finally:
+        browser.close()
+
+
+def test_with_no_worker_there_is_no_tentative_text_and_nothing_breaks(limited, playwright):
+    """Recording live on a server with no worker: the job records, no tentative word appears and its view's
+    partial stays null, the page raises no error, and Stop ends the recording, its slices waiting for a
+    worker."""
+    browser = launch(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={corpus_file(JFK)}")
+    try:
+        page = open_page(browser, limited.url)
+        page.evaluate(CAPTIONS_WATCH)
+        page.get_by_role("button", name="Record").click()
+        page.wait_for_selector("#job-status[data-status='recording']", timeout=30_000)
+        page.wait_for_function(f"{ELAPSED} >= 6", timeout=30_000)
+        job_id = job_id_of(page)
+        assert limited.job(job_id)["partial"] is None
+        assert page.evaluate("document.querySelectorAll('#transcript .tentative .word').length") == 0
+        page.get_by_role("button", name="Stop").click()
+        page.wait_for_function("document.getElementById('record-label').textContent === 'Record'", timeout=15_000)
+        job = wait_for(lambda: (j := limited.job(job_id))["recording"] is False and j, 15, "the recording to end")
+        assert job["partial"] is None and job["slices"] and job["waiting_for_workers"]
+        page.wait_for_selector("#waiting:not([hidden])", timeout=15_000)
+        captions = page.evaluate("window.captions")
+        assert not any(r["open"] or r["held"] for r in captions["renders"]) and not captions["errors"]
     finally:
         browser.close()

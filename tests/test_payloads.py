@@ -186,6 +186,25 @@ def test_any_page_payload_is_typed_or_refused_with_a_sentence(data):
             assert str(exc)
 
 
+@settings(max_examples=200, deadline=None)
+@given(JSONISH | st.fixed_dictionaries({}, optional={"id": st.just(LEASE) | JSONISH, "job": st.just(JOB) | JSONISH,
+                                                     "text": st.text(max_size=60) | JSONISH,
+                                                     "elapsed": st.floats() | JSONISH}))
+def test_any_tentative_answer_is_typed_or_refused_with_a_sentence(data):
+    """A worker's tentative text: three bounded strings (the request's id, a job id, the text), or PayloadError
+    with a sentence; a text over the limit is refused."""
+    try:
+        answer = payloads.tentative_text(data, 50)
+    except PayloadError as exc:
+        assert str(exc) and str(exc)[0].islower()
+        return
+    assert answer.id == LEASE and answer.job == JOB and isinstance(answer.text, str) and len(answer.text) <= 50
+    assert math.isfinite(answer.elapsed_s) and 0 <= answer.elapsed_s
+    assert payloads.tentative_text({"id": LEASE, "job": JOB, "text": "a gold ring"}, 50).text == "a gold ring"
+    with pytest.raises(PayloadError, match="over 5 characters"):
+        payloads.tentative_text({"id": LEASE, "job": JOB, "text": "a gold ring"}, 5)
+
+
 def test_the_servers_json_never_holds_nan_or_infinity():
     """A non-finite number that reached a writer would fail loudly, not be written."""
     from flask import Flask

@@ -37,12 +37,25 @@ def test_requests_go_about_once_a_second_while_new_speech_arrives():
     assert (second.start, second.end) == (0, 2.5 * S) and second.id != first.id
 
 
+def test_slow_decodes_space_the_requests_out():
+    """When a decode took 1.5 s on its worker, the next request waits 3 s (max_busy_share 0.5), so tentative
+    work takes at most half the worker's time; a quick decode leaves every_s as it is."""
+    t = Tentative(OPTS)
+    slow = asked(t, 0.0, 2.0)
+    t.answered("w", slow.id, "A gold", elapsed_s=1.5)
+    assert asked(t, 2.9, 4.0) is None and asked(t, 3.0, 4.1) is not None
+    quick = Tentative(OPTS)
+    first = asked(quick, 0.0, 2.0)
+    quick.answered("w", first.id, "A gold", elapsed_s=0.3)
+    assert asked(quick, 1.0, 3.0) is not None
+
+
 def test_no_request_while_no_new_speech_since_the_shown_answer():
     """Once an answer covers all the speech there is, a pause brings no request (the text would not change);
     new speech does."""
     t = Tentative(OPTS)
     request = asked(t, 0.0, 2.0)
-    assert t.answered("w", request.id, "A gold ring") == Partial(0.0, 2.0, "A gold ring")
+    assert t.answered("w", request.id, "A gold ring") and t.partial == Partial(0.0, 2.0, "A gold ring")
     assert asked(t, 1.0, 3.0, speech_s=2.0) is None and asked(t, 2.0, 4.0, speech_s=2.0) is None
     assert asked(t, 3.0, 5.0, speech_s=4.6) is not None
 
@@ -64,14 +77,16 @@ def test_answers_are_shown_only_when_current():
     t = Tentative(OPTS)
     old = asked(t, 0.0, 2.0, worker="a")
     new = asked(t, 1.0, 3.0, worker="b")
-    assert t.answered("a", "no-such-request", "x") is None
-    assert t.answered("b", old.id, "stolen") is None, "another worker's request"
-    assert t.answered("b", new.id, "A gold ring will") == Partial(0.0, 3.0, "A gold ring will")
-    assert t.answered("a", old.id, "A gold") is None, "overtaken by a newer answer"
+    assert not t.answered("a", "no-such-request", "x")
+    assert not t.answered("b", old.id, "stolen"), "another worker's request"
+    assert t.answered("b", new.id, "A gold ring will") and t.partial == Partial(0.0, 3.0, "A gold ring will")
+    assert not t.answered("a", old.id, "A gold"), "overtaken by a newer answer"
     assert t.partial == Partial(0.0, 3.0, "A gold ring will")
     again = asked(t, 2.0, 4.0)
-    assert t.answered("w", again.id, "A gold ring will") is None, "unchanged text"
+    assert not t.answered("w", again.id, "A gold ring will"), "unchanged text: nothing to push"
     assert t.partial == Partial(0.0, 4.0, "A gold ring will")
+    empty = asked(t, 3.0, 5.0)
+    assert t.answered("w", empty.id, " ") and t.partial is None, "no words: no partial, and the pages are told"
 
 
 def test_a_closed_slice_makes_the_tentative_text_go_and_its_requests_stale():
@@ -83,11 +98,11 @@ def test_a_closed_slice_makes_the_tentative_text_go_and_its_requests_stale():
     out = asked(t, 1.0, 3.0, worker="b")
     assert t.moved(int(3.2 * S)) == [("b", out.id)]
     assert t.partial is None
-    assert t.answered("b", out.id, "A gold ring will please") is None
+    assert not t.answered("b", out.id, "A gold ring will please")
     assert t.due(1.1, 0, 4 * S, 4 * S) is None, "asked about an open part that is not the current one"
     fresh = asked(t, 1.1, 5.0)
     assert fresh.start == int(3.2 * S) and fresh.prefix == ""
-    assert t.answered("w", fresh.id, "The long journey") == Partial(3.2, 5.0, "The long journey")
+    assert t.answered("w", fresh.id, "The long journey") and t.partial == Partial(3.2, 5.0, "The long journey")
 
 
 def test_stable_words_are_sent_as_the_prefix():
@@ -127,7 +142,7 @@ def test_off_and_finished_mean_no_requests():
     request = asked(t, 0.0, 2.0)
     assert t.finish() == [("w", request.id)]
     assert t.partial is None and t.due(5.0, 0, 6 * S, 6 * S) is None
-    assert t.answered("w", request.id, "late") is None
+    assert not t.answered("w", request.id, "late")
     with pytest.raises(ValueError):
         TentativeOptions(answer_timeout_s=0)
 

@@ -6,6 +6,7 @@ import { copyText, JobView } from './job-view.js';
 import { Intake } from './intake.js';
 import { JobTools } from './job-tools.js';
 import { renderWorkerCommand, renderWorkers } from './panels.js';
+import { Captions } from './partial.js';
 import { PastJobs } from './past-jobs.js';
 
 const $ = (id) => document.getElementById(id);
@@ -39,6 +40,7 @@ new JobTools({
     state.jobId = null;
     history.pushState({}, '', '/');
     jobView.showMissing(id);
+    captions.clear();
     $('job').hidden = true;
     state.jobs = state.jobs.filter((j) => j.id !== id);
     pastJobs.show(state.jobs, null);
@@ -46,12 +48,24 @@ new JobTools({
     $('record').focus();
   },
 });
+// Tentative words of a live recording, drawn after the job card draws the transcript.
+const captions = new Captions($('transcript-body'), $('transcript-tail'),
+  { recordingHere: () => intake.recorder.recording });
+
+function showJob(view) {
+  jobView.render(view, state.workers);
+  captions.render(view);
+}
 
 function watch(id) {
   socket.emit('watch', { job: id }, (view) => {
     if (id !== state.jobId) return;
-    if (view) jobView.render(view, state.workers);
-    else jobView.showMissing(id);
+    if (view) {
+      showJob(view);
+    } else {
+      jobView.showMissing(id);
+      captions.clear();
+    }
   });
 }
 
@@ -113,7 +127,7 @@ socket.on('connect_error', (error) => {
 });
 socket.on('job', (view) => {
   if (view.id !== state.jobId) return;
-  jobView.render(view, state.workers);
+  showJob(view);
   intake.jobChanged(view);
   // The server broadcasts the jobs list when a job starts, grows or ends; progress in between comes from
   // here. The list shows the same fields as the card, so neither lags behind the other.
@@ -126,6 +140,7 @@ socket.on('job', (view) => {
     pastJobs.show(state.jobs, state.jobId);
   }
 });
+socket.on('partial', ({ job, partial }) => captions.update(job, partial));
 socket.on('workers', onWorkers);
 socket.on('jobs', onJobs);
 

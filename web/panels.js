@@ -16,13 +16,18 @@ function shellWord(text) {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
-/** The command that starts a worker against this very server, run from the repository root. `tokenFile`:
- * where this server keeps its generated worker token (GET /api/worker-setup: its own data folder, whatever
- * --data-dir it was given); null when it was started with a token of its own, which the command then asks for. */
-export function workerCommand(tokenFile) {
+/** The shortest command that starts a worker against this very server, run from the repository root
+ * (GET /api/worker-setup says what it needs). `tokenFile`: where this server keeps its generated worker token
+ * (its own data folder, whatever --data-dir it was given); null when it was started with a token of its own,
+ * which the command then asks for. `announced`: the server is announced on the LAN, so a worker there finds it
+ * with no --server. `fingerprint`: a self-signed https server's certificate, which the worker must be told to
+ * trust. */
+export function workerCommand(tokenFile, { announced = false, fingerprint = null } = {}) {
   const token = tokenFile ? `SCATTERSCRIBE_TOKEN=$(cat ${shellWord(tokenFile)})`
     : 'SCATTERSCRIBE_TOKEN=<the token the server was started with>';
-  return `${token} .venv/bin/python -m client --server ${location.origin}`;
+  const server = announced ? '' : ` --server ${location.origin}`;
+  const trust = fingerprint ? ` --fingerprint ${fingerprint}` : '';
+  return `${token} .venv/bin/python -m client${server}${trust}`;
 }
 
 function stat(label, value, title) {
@@ -63,13 +68,17 @@ export function renderWorkers(workers) {
 /** Fill in the worker command wherever the page shows it, with a note when this server is loopback-only. */
 export async function renderWorkerCommand() {
   let tokenFile = 'data/worker-token';
+  let setup = {};
   try {
     const response = await fetch('/api/worker-setup');
-    if (response.ok) tokenFile = (await response.json()).token_file;
+    if (response.ok) {
+      setup = await response.json();
+      tokenFile = setup.token_file;
+    }
   } catch {
     // The server's default folder, as the command read before the server could say.
   }
-  for (const id of ['worker-command', 'worker-command-2']) $(id).textContent = workerCommand(tokenFile);
+  for (const id of ['worker-command', 'worker-command-2']) $(id).textContent = workerCommand(tokenFile, setup);
   for (const where of document.querySelectorAll('.token-where')) {
     if (tokenFile) {
       const code = document.createElement('code');

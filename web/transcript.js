@@ -222,7 +222,9 @@ export class TranscriptView {
       span.title = `Being transcribed again (${sliceState(s).word})`;
       return span;
     }
-    return el('span', 'piece placeholder', `[${clock(s.start)}–${clock(s.end)} ${sliceState(s).word}…]`);
+    const mark = el('span', 'piece placeholder', `[${clock(s.start)}–${clock(s.end)} ${sliceState(s).word}…]`);
+    mark.dataset.slice = s.index; // live captions show a closed slice's tentative words in its place (partial.js)
+    return mark;
   }
 
   clicked(event) {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -73,8 +73,9 @@ class FasterWhisperEngine:
         that cannot be decoded gets its exception in its place (the worker reports it for that slice alone)."""
         return self._batch.transcribe(audios)
 
-    def transcribe_tentative(self, audio: np.ndarray, prefix: str = "") -> str:
+    def transcribe_tentative(self, audio: np.ndarray, prefix: str = "",
+                             abandon: Callable[[], bool] | None = None) -> str | None:
         """Quick provisional text of a live recording's open part, beginning with ``prefix`` (the words already
-        stable on the page): see ``faster_whisper_tentative``. A worker whose engine has this method offers
-        tentative decoding to the server."""
-        return self._tentative.decode(audio, prefix)
+        stable on the page), or None if ``abandon()`` says to give up half-way: see ``faster_whisper_tentative``.
+        A worker whose engine has this method offers tentative decoding to the server."""
+        return self._tentative.decode(audio, prefix, abandon)

@@ -12,9 +12,13 @@ Cheaper than a slice's decode, and bounded however long the open part grows:
 
 The encoder always sees one 30 s window (Whisper's own; a shorter input makes tiny.en repeat itself), so its
 cost is fixed per request. Text Whisper calls no speech, or that repeats itself, gives back only the prefix.
+Neither step can be interrupted, but between them the caller may abandon the decode (a slice has arrived: it
+goes first).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -41,14 +45,17 @@ class TentativeDecoder:
         self.log_prob_threshold = log_prob_threshold
         self.compression_ratio_threshold = compression_ratio_threshold
 
-    def decode(self, audio: np.ndarray, prefix: str = "") -> str:
-        """The text of ``audio`` (float32, mono, 16 kHz, at most 30 s), starting with ``prefix``."""
+    def decode(self, audio: np.ndarray, prefix: str = "", abandon: Callable[[], bool] | None = None) -> str | None:
+        """The text of ``audio`` (float32, mono, 16 kHz, at most 30 s), starting with ``prefix``; None when
+        ``abandon()``, asked once the audio is encoded, says to give up."""
         from faster_whisper.transcribe import get_compression_ratio, pad_or_trim
 
         model, tokenizer = self.model, self.tokenizer
         prefix = " ".join(prefix.split())
         features = pad_or_trim(model.feature_extractor(audio)[..., :-1])
         encoded = model.encode(features[np.newaxis])
+        if abandon is not None and abandon():
+            return None
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True, prefix=prefix or None)
         budget = len(prompt) + int(len(audio) / SAMPLE_RATE * TOKENS_PER_S) + TOKENS_SPARE
         result = model.model.generate(encoded, [prompt], beam_size=1, max_length=min(model.max_length, budget),

@@ -9,7 +9,7 @@ transcribing anything: its "text" only says how much audio it was given.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -41,8 +41,13 @@ class SleepEngine:
         time.sleep(seconds * self.seconds_per_audio_s)
         yield Segment(0.0, seconds, f"[{seconds:.2f} s]")
 
-    def transcribe_tentative(self, audio: np.ndarray, prefix: str = "") -> str:
-        """Tentative "text" as slow as a slice's: the prefix it was given, then how much audio it had."""
+    def transcribe_tentative(self, audio: np.ndarray, prefix: str = "",
+                             abandon: Callable[[], bool] | None = None) -> str | None:
+        """Tentative "text" as slow as a slice's: the prefix it was given, then how much audio it had; None if
+        ``abandon()``, asked half-way, says to give up."""
         seconds = len(audio) / SAMPLE_RATE
-        time.sleep(seconds * self.seconds_per_audio_s)
+        time.sleep(seconds * self.seconds_per_audio_s / 2)
+        if abandon is not None and abandon():
+            return None
+        time.sleep(seconds * self.seconds_per_audio_s / 2)
         return f"{prefix} [{seconds:.2f} s]".strip()
