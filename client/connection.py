@@ -57,6 +57,15 @@ def decode_wav(data: bytes) -> np.ndarray:
     return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
 
 
+def span_of(value: Any) -> tuple[float, float] | None:
+    """The ``span`` of a slice message, ``[start, end]`` in seconds of its audio, or None when absent or odd."""
+    try:
+        start, end = (float(x) for x in value)
+    except (TypeError, ValueError):
+        return None
+    return (start, end) if 0 <= start <= end < 1e6 else None
+
+
 def segment_payload(seg: Segment) -> dict[str, Any]:
     """A segment as the ``result`` payload carries it (the Words contract): times in seconds of the slice
     audio, its words (empty for engines without word times) and its average log probability (or None)."""
@@ -73,6 +82,7 @@ class Work:
     index: int
     audio: bytes
     generation: int  # connection it arrived on; work from an older connection is void
+    span: tuple[float, float] | None = None  # where the slice's own audio lies in ``audio`` (guard bands around)
 
 
 class Cancelled(Exception):
@@ -93,7 +103,9 @@ class Worker:
         self.heartbeat_s = heartbeat_s
         self.auth = {"token": token, "name": name, "engine": engine.name, "model": engine.model, "slots": slots,
                      "max_slice_s": min(max_slice_s or engine.max_slice_s, engine.max_slice_s),
-                     "diarize": diarizer is not None, "tentative": hasattr(engine, "transcribe_tentative")}
+                     "diarize": diarizer is not None, "tentative": hasattr(engine, "transcribe_tentative"),
+                     # It times each word: the server may send guard bands and keep the words of the slice.
+                     "words": bool(getattr(engine, "word_times", False))}
         self.work: queue.Queue[Work | object] = queue.Queue()  # slices, and WAKE for tentative requests
         self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
         self.held_lock = threading.Lock()
@@ -136,7 +148,8 @@ class Worker:
 
     def _on_slice(self, data: dict[str, Any]) -> None:
         with self.held_lock:
-            work = Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"], self.generation)
+            work = Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"], self.generation,
+                        span_of(data.get("span")))
             self.held[work.lease] = work
         self.work.put(work)
 
@@ -306,12 +319,13 @@ class Worker:
 
     def _do_batch(self, batch: list[Work]) -> None:
         """Decode live slices together; one that cannot be read is reported alone, the rest go on."""
-        live, samples = [], []
+        live, samples, spans = [], [], []
         for work in batch:
             if self._void(work):
                 continue
             try:
                 samples.append(decode_wav(work.audio))
+                spans.append(work.span)
                 live.append(work)
             except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
                 self._report_error(work, exc)
@@ -319,7 +333,7 @@ class Worker:
             return
         t0 = time.perf_counter()
         try:
-            results = self.engine.transcribe_batch(samples)
+            results = self.engine.transcribe_batch(samples, spans)
         except Exception as exc:  # noqa: BLE001 - report it; the server gives the slices to someone else
             log.exception("batch of %d slice(s): transcription failed", len(live))
             for work in live:

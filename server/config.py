@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .guard import GuardOptions
 from .live import LiveOptions
 from .splitter import SplitOptions
 from .tentative import TentativeOptions
@@ -74,6 +75,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     splitter: SplitOptions = field(default_factory=SplitOptions)
     live: LiveOptions = field(default_factory=LiveOptions)
+    guard: GuardOptions = field(default_factory=GuardOptions)
     tentative: TentativeOptions = field(default_factory=TentativeOptions)
     config_path: Path | None = None  # the file these came from (local workers read their [worker] section)
 
@@ -118,7 +120,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     if environ.get(ACCESS_TOKEN_ENV):
         raw.setdefault("server", {})["access_token"] = environ[ACCESS_TOKEN_ENV]
     # [worker] belongs to the worker's own settings
-    known = {"server", "scheduler", "splitter", "live", "tentative", "worker"}
+    known = {"server", "scheduler", "splitter", "live", "guard", "tentative", "worker"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"unknown config sections: {', '.join(sorted(unknown))}")
@@ -127,6 +129,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         scheduler=_section(SchedulerSettings, dict(raw.get("scheduler", {})), "scheduler"),
         splitter=_section(SplitOptions, dict(raw.get("splitter", {})), "splitter"),
         live=_section(LiveOptions, dict(raw.get("live", {})), "live"),
+        guard=_section(GuardOptions, dict(raw.get("guard", {})), "guard"),
         tentative=_section(TentativeOptions, dict(raw.get("tentative", {})), "tentative"),
         config_path=Path(path) if path else None,
     )

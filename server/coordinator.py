@@ -8,6 +8,7 @@ All of it runs under one lock, so a result, a disconnect and the reaper never in
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import sqlite3
 import threading
@@ -18,7 +19,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from . import audio, channels, disk, media, redo, speakers, splitter, transcript, views
+from . import audio, channels, disk, guard, media, redo, speakers, splitter, stitch, transcript, views
 from .config import Settings
 from .ids import is_job_id, new_job_id
 from .paths import inside
@@ -140,6 +141,7 @@ class Coordinator:
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self._audio: dict[str, audio.PcmFile] = {}  # job id → its samples on disk, while the job runs
         self._pieces: dict[SliceKey, list[tuple[float, float]]] = {}
+        self._heard: dict[SliceKey, dict[str, guard.Heard]] = {}  # what each lease of a slice was sent
         self._timing: dict[str, JobTiming] = {}  # job id → where its time goes, while it runs
         self._replan_tried: set[tuple[str, float, int]] = set()  # re-cuts that could not be made; not retried
         self._preparing: dict[str, int] = {}  # job id → idle slots an upload being decoded and split counts on
@@ -261,6 +263,7 @@ class Coordinator:
             self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
         for key in [k for k in self._pieces if k.job_id == job_id]:
             del self._pieces[key]
+            self._heard.pop(key, None)
 
     def _queue(self, job: JobRecord, last_round: int = 0) -> None:
         """Queue a job's unfinished slices; the last ``last_round`` go longest first (``hand_out_order``)."""
@@ -484,10 +487,15 @@ class Coordinator:
                 log.warning("ignored a result for slice %s from %s: it does not hold that lease", key,
                             state.info.name if state else worker_id)
                 return {"ok": False, "error": "you do not hold this slice"}
-            shifted = transcript.shift_segments([seg.as_dict() for seg in result.segments], self._pieces[key])
+            # What this lease was sent: the slice's pieces, with guard bands around them (guard.py).
+            sent = self._heard.get(key, {}).get(lease_id) or guard.Heard(tuple(self._pieces[key]), (0.0, 0.0))
+            shifted = transcript.shift_segments([seg.as_dict() for seg in result.segments], sent.pieces)
+            around = self.store.slices_between(key.job_id, key.index - 2, key.index + 3)
+            settled = stitch.settle(around, [s.index for s in around].index(key.index), shifted)
+            text = settled.text if result.segments else result.text  # an engine may give text without times
             try:
-                self.store.finish_slice(key.job_id, key.index, text=" ".join(result.text.split()),
-                                        segments=shifted, worker=state.info.name,
+                self.store.finish_slice(key.job_id, key.index, text=" ".join(text.split()),
+                                        segments=settled.segments, heard=settled.heard, worker=state.info.name,
                                         engine=result.engine or state.info.engine,
                                         model=result.model if result.model is not None else state.info.model,
                                         elapsed=round(result.elapsed_s, 3), error="", finished_at=time.time())
@@ -500,8 +508,9 @@ class Coordinator:
                                               "again"}
             outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
             pieces = self._pieces.pop(key, None)
-            if pieces is not None:
-                self.speakers.slice_done(key.job_id, pieces, result)
+            self._heard.pop(key, None)
+            if pieces is not None:  # the worker's times are in the audio it heard, guard bands included
+                self.speakers.slice_done(key.job_id, list(sent.pieces), result)
             for lease in outcome.cancelled:
                 self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
                 other = self.scheduler.workers.get(lease.worker_id)
@@ -581,7 +590,7 @@ class Coordinator:
         key = lease.key
         worker = self.scheduler.workers[lease.worker_id].info
         try:
-            payload = self._slice_audio(key)
+            payload, heard = self._slice_audio(key, worker)
         except (OSError, ValueError) as exc:  # the job's audio is gone: nobody can ever do this slice
             log.error("slice %s: cannot read audio: %s", key, exc)
             self._apply([self.scheduler.fail(lease.worker_id, lease.id, key, f"audio unreadable: {exc}",
@@ -592,8 +601,11 @@ class Coordinator:
             if not lease.duplicate:
                 self.store.update_slice(key.job_id, key.index, status="leased", worker=worker.name,
                                         attempts=task.attempts)
+            self._heard.setdefault(key, {})[lease.id] = heard
+            # span: where the slice's own audio lies in what is sent (the rest is guard bands, see guard.py).
             self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index,
-                                "seconds": task.seconds, "audio": payload}, to=lease.worker_id, namespace="/worker")
+                                "seconds": task.seconds, "audio": payload, "span": list(heard.span)},
+                      to=lease.worker_id, namespace="/worker")
         except Exception as exc:  # noqa: BLE001 - whatever failed, the worker must not lose its slot to it
             log.error("slice %s/%d: could not be sent to %s (%s); back to the queue", key.job_id, key.index,
                       worker.name, exc)
@@ -602,13 +614,24 @@ class Coordinator:
         timing = self._timing.setdefault(key.job_id, JobTiming())
         timing.sent(lease.id, self.clock(), time.perf_counter() - t0)
 
-    def _slice_audio(self, key: SliceKey) -> bytes:
+    def _slice_audio(self, key: SliceKey, worker: WorkerInfo) -> tuple[bytes, guard.Heard]:
+        """The WAV a worker is sent for a slice, and what it holds: the slice's pieces, with guard bands of its
+        neighbours' audio for a worker whose engine times its words (the server keeps only the slice's own)."""
         samples = self._audio.get(key.job_id)
         if samples is None:
             samples = self._audio[key.job_id] = audio.PcmFile(self.audio_path(key.job_id))
+        own = self._pieces[key]
+        if worker.words and self.settings.guard.guard_s > 0:
+            # The neighbours within reach of a guard band (a slice is rarely under a second long).
+            reach = max(1, math.ceil(self.settings.guard.guard_s))
+            first = max(0, key.index - reach)
+            around = self.store.pieces_between(key.job_id, first, key.index + reach + 1)
+            heard = guard.heard(around, key.index - first, self.settings.guard)
+        else:
+            heard = guard.Heard(tuple(own), (0.0, guard.length(own)))
         rate = audio.TARGET_RATE
-        parts = [samples[round(a * rate):round(b * rate)] for a, b in self._pieces[key]]
-        return audio.wav_bytes(np.concatenate(parts) if parts else np.zeros(0, np.int16))
+        parts = [samples[round(a * rate):round(b * rate)] for a, b in heard.pieces]
+        return audio.wav_bytes(np.concatenate(parts) if parts else np.zeros(0, np.int16)), heard
 
     def _apply(self, outcomes: list[Outcome]) -> None:
         """Write lost leases and failures to the store."""
@@ -620,6 +643,7 @@ class Coordinator:
             touched.add(key.job_id)
             if outcome.status == SliceStatus.FAILED:
                 self._pieces.pop(key, None)
+                self._heard.pop(key, None)
                 log.warning("slice %s failed: %s", key, outcome.reason)
             try:
                 if outcome.status == SliceStatus.QUEUED:

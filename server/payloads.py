@@ -108,7 +108,8 @@ def worker_info(auth: Any) -> WorkerInfo:
     max_slice_s = min(MAX_SLICE_S, number(auth.get("max_slice_s", 30.0), "max_slice_s", 1.0, 1e9))
     return WorkerInfo(name=label(auth.get("name"), 64, "worker"), engine=label(auth.get("engine"), 32, "unknown"),
                       model=label(auth.get("model"), 128), slots=slots, max_slice_s=max_slice_s,
-                      diarize=auth.get("diarize") is True, tentative=auth.get("tentative") is True)
+                      words=auth.get("words") is True, diarize=auth.get("diarize") is True,
+                      tentative=auth.get("tentative") is True)
 
 
 @dataclass(frozen=True)

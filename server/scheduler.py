@@ -118,6 +118,7 @@ class WorkerInfo:
     model: str = ""
     slots: int = 1
     max_slice_s: float = 30.0
+    words: bool = False  # its engine times each word: it may be sent guard bands (server/guard.py)
     tentative: bool = False  # it decodes tentative text of live recordings in a free slot (``tentative.py``)
     diarize: bool = False  # it sends speaker voices with its results (``speaker_jobs.py``)
 

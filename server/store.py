@@ -111,6 +111,9 @@ class SliceRecord:
     edits: dict[str, dict[str, Any]] = field(default_factory=dict)
     asked_engine: str = ""  # what a "transcribe again" asked of workers ('' = what the job asks)
     asked_model: str = ""
+    #: Every word the worker heard, guard bands included, on the recording's timeline (``stitch``): what a
+    #: neighbour settled later compares its own words with. Not shown to pages.
+    heard: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -140,7 +143,7 @@ class JobRecord:
     slices: list[SliceRecord] = field(default_factory=list)
 
 
-_JSON_COLUMNS = {"pieces", "segments", "stats", "edits", "speakers"}
+_JSON_COLUMNS = {"pieces", "segments", "stats", "edits", "speakers", "heard"}
 _JOB_COLUMNS = [f.name for f in fields(JobRecord) if f.name != "slices"]
 _SLICE_COLUMNS = ["idx" if f.name == "index" else f.name for f in fields(SliceRecord)]
 
@@ -197,8 +200,8 @@ class Store:
         self._db.executescript(VOICES_SCHEMA)
         slice_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(slices)")}
         for name, kind in [("edits", "TEXT NOT NULL DEFAULT '{}'"), ("asked_engine", "TEXT NOT NULL DEFAULT ''"),
-                           ("asked_model", "TEXT NOT NULL DEFAULT ''")]:
-            if name not in slice_columns:  # corrections and "transcribe again" (server/corrections.py, redo.py)
+                           ("asked_model", "TEXT NOT NULL DEFAULT ''"), ("heard", "TEXT NOT NULL DEFAULT '[]'")]:
+            if name not in slice_columns:  # corrections, "transcribe again" (corrections.py, redo.py), stitch.py
                 self._db.execute(f"ALTER TABLE slices ADD COLUMN {name} {kind}")
         self._scrub_non_finite()
 
@@ -264,6 +267,22 @@ class Store:
     def update_slice(self, job_id: str, index: int, **values: Any) -> None:
         """Set some columns of a slice, atomically."""
         self._update("slices", "job_id = ? AND idx = ?", [job_id, index], values, _SLICE_COLUMNS)
+
+    def slices_between(self, job_id: str, first: int, end: int) -> list[SliceRecord]:
+        """The job's slices numbered ``first`` to ``end - 1`` that exist, in order: a slice's neighbours,
+        without reading the whole job. One read."""
+        with self._tx() as db:
+            return [self._slice(row) for row in
+                    db.execute("SELECT * FROM slices WHERE job_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+                               [job_id, first, end])]
+
+    def pieces_between(self, job_id: str, first: int, end: int) -> list[list[tuple[float, float]]]:
+        """The pieces of the job's slices numbered ``first`` to ``end - 1`` that exist, in order (what a guard
+        band is cut from), reading nothing else. One read."""
+        with self._tx() as db:
+            return [[tuple(p) for p in _decode("pieces", row["pieces"])] for row in
+                    db.execute("SELECT pieces FROM slices WHERE job_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+                               [job_id, first, end])]
 
     def finish_slice(self, job_id: str, index: int, **values: Any) -> bool:
         """Mark a slice done with its text, unless it is done already (first result wins). Atomic; returns

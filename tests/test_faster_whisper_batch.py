@@ -140,3 +140,36 @@ def test_segments_carry_their_words_both_ways(whisper_model):
             for w in seg.words:
                 assert seg.start - 0.01 <= w.start <= w.end <= seg.end + 0.01
                 assert w.word == w.word.strip() and 0.0 <= w.probability <= 1.0
+
+
+def test_trailing_silence_gives_no_words(whisper_model):
+    """Recordings followed by seconds of faint noise: tiny.en writes "Thank you." there (its alignment
+    stretches it across the silence or squeezes it where nothing sounds); those words are dropped, and the
+    speech's own last words are kept."""
+    rng = np.random.default_rng(0)
+    for name in ("jfk_inaugural_excerpt.wav", "ljspeech_LJ001-0001.wav", "ls_dev-clean_2412-153948-0000.wav"):
+        speech = samples(name)
+        audio = np.concatenate([speech, rng.normal(0, 0.0005, 3 * SAMPLE_RATE).astype(np.float32)])
+        words = [w for seg in whisper_model.transcribe_batch([audio])[0] for w in seg.words]
+        assert words and all(w.end <= len(speech) / SAMPLE_RATE + 0.3 for w in words), (name, words[-3:])
+        assert normalise(words[-1].word) == normalise(manifest()[name]["reference"]).split()[-1], name
+
+
+def test_invented_words_are_told_by_their_alignment():
+    """The rules on made-up alignments over 1 s of speech then 2 s of silence: a word stretched into the
+    silence with an improbable first token, the word squeezed after it where nothing sounds, and a word in
+    the padding past the audio are invented; a probable word over speech, one ending just into the silence,
+    and a probable word squeezed alone into a quiet moment (an alignment collapsing a real word) are not."""
+    from client.engines.base import Word
+    from client.engines.silence import invented, loud_frames
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    audio = np.concatenate([0.3 * np.sin(2 * np.pi * 220 * t),
+                            np.random.default_rng(2).normal(0, 0.0005, 2 * SAMPLE_RATE)]).astype(np.float32)
+    loud = loud_frames(audio)
+    assert not invented(Word(0.2, 0.6, "real", 0.9), loud)
+    assert not invented(Word(0.8, 1.15, "trailing", 0.3), loud)
+    assert invented(Word(0.9, 2.8, "Thank", 0.01), loud)
+    assert invented(Word(2.5, 2.5, "you.", 0.97), loud, after_invented=True)
+    assert not invented(Word(2.5, 2.5, "words.", 0.97), loud)
+    assert invented(Word(3.2, 3.4, "padding", 0.9), loud)  # past the audio: Whisper's zero padding

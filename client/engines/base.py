@@ -46,6 +46,9 @@ class Engine(Protocol):
     model: str
     #: Longest slice this engine accepts, in seconds (the server honours it).
     max_slice_s: float
+    #: Optional, default False: every segment carries its aligned words (then the server may send a slice with
+    #: guard bands of the neighbouring audio and keep only the slice's own words).
+    # word_times: bool
 
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
         """Segments of ``audio`` (float32, mono, 16 kHz), yielded as they are decoded so a caller can stop

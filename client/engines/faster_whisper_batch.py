@@ -16,7 +16,8 @@ What the batched pipeline lacks, and this adds back:
   timing; each segment carries its words (start, end, probability) and the decode's average log probability.
 * **Failed decodes.** A result that is too repetitive (gzip compression ratio) or too unlikely (average log
   probability) goes through ``WhisperModel.transcribe`` with its temperature fallback, as a lone slice would.
-* **Silence.** A result Whisper itself calls no-speech is dropped, with the same thresholds as ``transcribe``.
+* **Silence.** A result Whisper itself calls no-speech is dropped, with the same thresholds as ``transcribe``;
+  words it invents from a silence ("Thank you.") are found by their alignment and dropped (``silence``).
 * **One bad slice fails only itself.** Continuation prompts of different lengths are decoded in groups of one
   length (CTranslate2 wants the start token at one position across a batch), and a batch that still raises is
   decoded again slice by slice; only a slice that fails alone is reported as failed.
@@ -36,6 +37,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .base import MAX_WORD_CHARS, SAMPLE_RATE, Segment, Word, logprob
+from .silence import without_invented
 
 log = logging.getLogger("scatterscribe.worker")
 
@@ -57,6 +59,8 @@ class BatchOptions:
     no_speech_threshold: float = 0.6
     #: A segment is cut at the end of a sentence, or after this long without one.
     max_segment_s: float = 12.0
+    #: Drop the words Whisper invents from silence (see ``silence``).
+    drop_invented: bool = True
 
 
 @dataclass
@@ -133,37 +137,52 @@ class BatchTranscriber:
         self._parallel_model = side_by_side
         self._pool = ThreadPoolExecutor(self.parallel, "decoder") if self.parallel > 1 else None
 
-    def transcribe(self, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
-        """Segments of each slice (float32, mono, 16 kHz), in seconds from the start of that slice. A slice that
-        cannot be decoded gets the exception in its place; its batch-mates are unharmed."""
-        parts = min(self.parallel, len(audios))
+    def transcribe(self, audios: list[np.ndarray],
+                   spans: list[tuple[float, float] | None] | None = None) -> list[list[Segment] | Exception]:
+        """Segments of each slice (float32, mono, 16 kHz), in seconds from the start of that slice. ``spans``:
+        where each slice's own audio lies in what it holds (the rest is guard bands of its neighbours' speech,
+        see the server's ``guard``), None for all of it. A slice that cannot be decoded gets the exception in
+        its place; its batch-mates are unharmed."""
+        items = list(zip(audios, spans or [None] * len(audios), strict=True))
+        parts = min(self.parallel, len(items))
         if parts <= 1:
-            return self._isolated(self.model, audios)
-        dealt = [audios[k::parts] for k in range(parts)]
+            return self._isolated(self.model, items)
+        dealt = [items[k::parts] for k in range(parts)]
         results: list[list[Segment] | Exception] = [[] for _ in audios]
         for k, part in enumerate(self._pool.map(lambda batch: self._isolated(self._parallel_model, batch),
                                                 dealt)):
             results[k::parts] = part
         return results
 
-    def _isolated(self, model, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
+    def _isolated(self, model, items: list[tuple[np.ndarray, tuple[float, float] | None]]
+                  ) -> list[list[Segment] | Exception]:
         """The batch decoded together; if that raises, each slice alone, so one bad slice fails only itself."""
+        audios = [a for a, _ in items]
+        ends = [len(a) / SAMPLE_RATE if span is None else span[1] for a, span in items]
         try:
-            return list(self._transcribe(model, audios))
+            return self._finished(self._transcribe(model, audios, ends), audios)
         except Exception as exc:  # noqa: BLE001 - any decoder error: retry the slices apart
             if len(audios) == 1:
                 return [exc]
             log.warning("a batch of %d slices failed (%s: %s); decoding them one by one", len(audios),
                         type(exc).__name__, exc)
         results: list[list[Segment] | Exception] = []
-        for audio in audios:
+        for audio, end in zip(audios, ends, strict=True):
             try:
-                results += self._transcribe(model, [audio])
+                results += self._finished(self._transcribe(model, [audio], [end]), [audio])
             except Exception as exc:  # noqa: BLE001 - reported for this slice alone
                 results.append(exc)
         return results
 
-    def _transcribe(self, model, audios: list[np.ndarray]) -> list[list[Segment]]:
+    def _finished(self, results: list[list[Segment]], audios: list[np.ndarray]) -> list[list[Segment]]:
+        """Each slice's segments without the words Whisper invented from its silences (``silence``)."""
+        if not self.options.drop_invented:
+            return results
+        return [without_invented(segments, audio) for segments, audio in zip(results, audios, strict=True)]
+
+    def _transcribe(self, model, audios: list[np.ndarray], ends: list[float]) -> list[list[Segment]]:
+        """Each slice decoded in as many rounds as its text needs to reach ``ends`` (the end of its own audio,
+        in seconds of the slice: what a guard band after it holds is not worth another round)."""
         opts = self.options
         results: list[list[Segment]] = [[] for _ in audios]
         # Work still to decode: (slice number, offset in the slice in seconds, audio, tokens so far)
@@ -187,7 +206,7 @@ class BatchTranscriber:
                     continue
                 results[i] += sentence_segments(d.words, offset, opts.max_segment_s, d.avg_logprob)
                 spoken_to = max(float(w["end"]) for w in d.words)
-                if len(audio) / SAMPLE_RATE - spoken_to > opts.remainder_s:
+                if min(len(audio) / SAMPLE_RATE, ends[i] - offset) - spoken_to > opts.remainder_s:
                     cut = int(spoken_to * SAMPLE_RATE)
                     still.append((i, offset + cut / SAMPLE_RATE, audio[cut:], before + d.text_tokens))
             pending = still

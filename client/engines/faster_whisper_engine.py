@@ -29,6 +29,7 @@ class FasterWhisperEngine:
 
     name = "faster-whisper"
     max_slice_s = 30.0
+    word_times = True  # every segment carries its aligned words
 
     def __init__(self, model: str = "", device: str = "cpu", compute_type: str = "int8", threads: int = 2,
                  beam_size: int = 5, slots: int = 1):
@@ -67,11 +68,13 @@ class FasterWhisperEngine:
             yield Segment(float(seg.start), float(seg.end), seg.text, words_of(seg.words or []),
                           logprob(seg.avg_logprob))
 
-    def transcribe_batch(self, audios: list[np.ndarray]) -> list[list[Segment] | Exception]:
+    def transcribe_batch(self, audios: list[np.ndarray],
+                         spans: list[tuple[float, float] | None] | None = None) -> list[list[Segment] | Exception]:
         """Segments of several slices, decoded together in one batch (see ``faster_whisper_batch``): one
         window per slice instead of ``transcribe``'s frequent second window. The worker prefers it. A slice
-        that cannot be decoded gets its exception in its place (the worker reports it for that slice alone)."""
-        return self._batch.transcribe(audios)
+        that cannot be decoded gets its exception in its place (the worker reports it for that slice alone).
+        ``spans``: where each slice's own audio lies in what it holds (guard bands around it), or None."""
+        return self._batch.transcribe(audios, spans)
 
     def transcribe_tentative(self, audio: np.ndarray, prefix: str = "",
                              abandon: Callable[[], bool] | None = None) -> str | None:

@@ -25,6 +25,7 @@ class WhisperEngine:
 
     name = "whisper"
     max_slice_s = 30.0  # Whisper's window
+    word_times = True  # every segment carries its aligned words
 
     def __init__(self, model: str = "", device: str = "cpu", compute_type: str = "int8", threads: int = 2,
                  beam_size: int = 5, slots: int = 1):
