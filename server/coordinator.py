@@ -326,7 +326,12 @@ class Coordinator:
                         self.store.update_slice(job.id, s.index, status="queued", worker="", attempts=s.attempts)
                 self._queue(job)
                 self._after_slice_change(job.id)
-            known = {job.id for job, _ in self.store.list_jobs(limit=1_000_000)}
+            everything = [job for job, _ in self.store.list_jobs(limit=1_000_000)]
+            known = {job.id for job in everything}
+            for job in everything:  # the server stopped before a finished job's speakers were final
+                if job.status in ("done", "failed") and job.speakers.get("method") == "voice" \
+                        and not job.speakers.get("final"):
+                    self.speakers.changed(job.id)
             for path in self.uploads_dir.iterdir():
                 path.unlink()
             for path in self.jobs_dir.iterdir():

@@ -85,7 +85,7 @@ IDS = st.one_of(
     st.lists(st.sampled_from(["..", ".", "%2e", "%2E%2e", "%2f", "%5c", "/", "\\", "%00", "0123456789abcdef",
                               "jobs", "audio.wav", "~", "%"]), max_size=6).map("".join))
 SUFFIXES = ["", "/audio.wav", "/peaks.json?bins=7", "/transcript.txt", "/transcript.json", "/slices/0/redo",
-            "/slices/0/segments/0"]
+            "/slices/0/segments/0", "/speakers/1"]
 
 
 @SETTINGS
@@ -125,7 +125,8 @@ def test_any_upload_form_gets_a_job_or_a_sentence(site, fields, filename, conten
 
 @SETTINGS
 @given(body=JSONISH.map(lambda v: json.dumps(v, default=bytes.hex).encode()) | st.binary(max_size=200),
-       route=st.sampled_from(["", "/slices/0/segments/0", "/slices/0/redo", "/slices/99/segments/3"]))
+       route=st.sampled_from(["", "/slices/0/segments/0", "/slices/0/redo", "/slices/99/segments/3",
+                              "/speakers/1"]))
 def test_any_body_on_the_known_jobs_routes_gets_a_correct_answer_or_a_sentence(site, body, route):
     method = "POST" if route.endswith("redo") else "PATCH"
     status, answer = raw(site, method, f"/api/jobs/{site.job}{route}", body, {"Content-Type": "application/json"})

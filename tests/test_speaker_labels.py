@@ -365,3 +365,17 @@ def test_a_live_recording_is_labelled_as_its_slices_close(coordinator):
     coordinator.end_recording(job_id, len(samples) / 16000, {})
     view = coordinator.job_view(job_id)
     assert view["status"] == "done" and view["speakers"]["final"]
+
+
+def test_labels_left_provisional_by_a_stopped_server_are_made_final_when_it_starts(coordinator, tmp_path):
+    """A finished job whose last clustering never ran (the server stopped first) gets its final labels from the
+    next server on the same data."""
+    job_id = submit(coordinator)
+    for data in slices_sent(coordinator):
+        answer(coordinator, data, [voice(0, 0.5, 3.0), voice(1, 4.5, 7.0)])
+    job = coordinator.store.get_job(job_id)
+    coordinator.store.update_job(job_id, speakers={**job.speakers, "final": False})
+    again = Coordinator(coordinator.settings, coordinator.store, Recorder())
+    again.resume()
+    view = again.job_view(job_id)["speakers"]
+    assert view["final"] and len(view["list"]) == 2
