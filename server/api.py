@@ -161,6 +161,17 @@ def redo_slice(job_id: str, index: int):
                     "model": request_.asked.model}), 202
 
 
+@bp.delete("/api/jobs/<job:job_id>/slices/<int:index>/redo")
+def cancel_redo(job_id: str, index: int):
+    """Call off transcribing a slice again: it goes back to what it was (its text kept); 409 when it is not
+    being transcribed again."""
+    try:
+        coordinator().cancel_redo(job_id, index)
+    except corrections.Refused as exc:
+        return refused(exc)
+    return jsonify({"slice": index, "cancelled": True})
+
+
 def _small_body(limit: int) -> bytes:
     """The request's body, refused unread (413) past ``limit`` bytes."""
     if (request.content_length or 0) > limit:

@@ -91,10 +91,11 @@ def fit_to_workers(opts: splitter.SplitOptions, longest_s: float | None) -> spli
 
 def queued_runs(slices: list[SliceRecord], longest_s: float) -> list[tuple[int, int]]:
     """Runs ``(first, end)`` of consecutive queued slices (positions in ``slices``) that hold a slice longer than
-    ``longest_s``: the parts of a job to cut again. Done, failed and leased slices are never part of a run."""
+    ``longest_s``: the parts of a job to cut again. Done, failed and leased slices, and slices being transcribed
+    again, are never part of a run."""
     runs, first = [], None
     for pos, s in enumerate([*slices, None]):
-        if s is not None and s.status == "queued":
+        if s is not None and s.status == "queued" and not s.redo_of:  # a redone slice's text fits its bounds
             first = pos if first is None else first
             continue
         if first is not None and any(x.seconds > longest_s + 1e-6 for x in slices[first:pos]):
@@ -256,12 +257,12 @@ class Coordinator:
             self._after_slice_change(job_id)
             self._push_jobs()
 
-    def _unqueue(self, job_id: str) -> None:
-        """Take a job's slices out of the scheduler and forget their pieces; workers holding one are told to
-        drop it. Under the lock."""
-        for lease in self.scheduler.forget_job(job_id):
+    def _unqueue(self, job_id: str, index: int | None = None) -> None:
+        """Take a job's slices (or only slice ``index``) out of the scheduler and forget their pieces; workers
+        holding one are told to drop it. Under the lock."""
+        for lease in self.scheduler.forget_job(job_id, index):
             self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
-        for key in [k for k in self._pieces if k.job_id == job_id]:
+        for key in [k for k in self._pieces if k.job_id == job_id and index in (None, k.index)]:
             del self._pieces[key]
             self._heard.pop(key, None)
 
@@ -276,16 +277,11 @@ class Coordinator:
 
     def transcribe_again(self, job_id: str, index: int, request: redo.Redo) -> None:
         """Send a done or failed slice to be transcribed again (``redo``); its old text stays until the new
-        one comes. Raises ``corrections.Refused`` when it may not be."""
+        one comes. Raises ``corrections.Refused`` when it may not be (no connected worker can take it, say)."""
         with self.lock:
-            job = self.store.get_job(job_id)
-            s = None if job is None else next((s for s in job.slices if s.index == index), None)
-            if job is None or s is None:
-                raise redo.Refused(404, f"no job {job_id!r}" if job is None else
-                                   f"job {job_id} has no slice {index}: it has {len(job.slices)} (numbered from 0)")
-            redo.check(s, request)
-            values = {"status": "queued", "worker": "", "error": "", "attempts": 0, "edits": {},
-                      "asked_engine": request.asked.engine, "asked_model": request.asked.model}
+            job, s = self._slice(job_id, index)
+            redo.check(s, request, self.scheduler, redo.wanted(job, request))
+            values = redo.queued(s, request.asked)
             self.store.update_slice(job_id, index, **values)
             s = replace(s, **values)
             self._queue(replace(job, slices=[s]))
@@ -295,6 +291,27 @@ class Coordinator:
             self._after_slice_change(job_id)
             self._push_jobs()
             self.dispatch()
+
+    def cancel_redo(self, job_id: str, index: int) -> None:
+        """Call off transcribing a slice again: it goes back to what it was (``redo.cancelled``), and a worker
+        holding it is told to drop it. Raises ``corrections.Refused`` when it is not being transcribed again."""
+        with self.lock:
+            _, s = self._slice(job_id, index)
+            values = redo.cancelled(s)
+            self.store.update_slice(job_id, index, **values)
+            self._unqueue(job_id, index)
+            log.info("job %s: slice %d is no longer transcribed again", job_id, index)
+            self._after_slice_change(job_id)
+            self._push_jobs()
+
+    def _slice(self, job_id: str, index: int) -> tuple[JobRecord, SliceRecord]:
+        """A job and one of its slices; ``corrections.Refused`` (404) when there is no such job or slice."""
+        job = self.store.get_job(job_id)
+        s = None if job is None else next((s for s in job.slices if s.index == index), None)
+        if job is None or s is None:
+            raise redo.Refused(404, f"no job {job_id!r}" if job is None else
+                               f"job {job_id} has no slice {index}: it has {len(job.slices)} (numbered from 0)")
+        return job, s
 
     def job_changed(self, job_id: str, jobs_list: bool = True) -> None:
         """Something a person changed (a correction, a new name), or the job's speakers: push the job to its
@@ -650,9 +667,10 @@ class Coordinator:
                     task = self.scheduler.tasks.get(key)  # its tries: a lease given back does not count
                     self.store.update_slice(key.job_id, key.index, status="queued", worker="",
                                             error=outcome.reason, **({"attempts": task.attempts} if task else {}))
-                elif outcome.status == SliceStatus.FAILED:
-                    self.store.update_slice(key.job_id, key.index, status="failed", worker="",
-                                            error=outcome.reason, finished_at=time.time())
+                elif outcome.status == SliceStatus.FAILED:  # a slice transcribed again may keep its old text
+                    s = next(iter(self.store.slices_between(key.job_id, key.index, key.index + 1)), None)
+                    self.store.update_slice(key.job_id, key.index,
+                                            **redo.after_failure(s, outcome.reason, time.time()))
             except STORE_ERRORS as exc:
                 # The scheduler has it right; the store catches up at the slice's next change (a queued slice
                 # is stored as leased when it is sent again) or, for a failure, when the status is retried.

@@ -114,11 +114,20 @@ class SliceRecord:
     #: Every word the worker heard, guard bands included, on the recording's timeline (``stitch``): what a
     #: neighbour settled later compares its own words with. Not shown to pages.
     heard: list[dict[str, Any]] = field(default_factory=list)
+    #: While a slice is being transcribed again (``redo.py``): the status it had before ("done" or "failed"),
+    #: which a cancelled or failed new try returns it to; '' otherwise.
+    redo_of: str = ""
 
     @property
     def seconds(self) -> float:
         """Audio the worker receives for this slice."""
         return sum(b - a for a, b in self.pieces)
+
+    @property
+    def transcribed(self) -> bool:
+        """Whether the slice's text is part of the transcript: it is done, or it is being transcribed again
+        after it was done (its last text stands until the new one replaces it)."""
+        return self.status == "done" or (self.redo_of == "done" and self.status in ("queued", "leased"))
 
 
 @dataclass
@@ -200,7 +209,8 @@ class Store:
         self._db.executescript(VOICES_SCHEMA)
         slice_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(slices)")}
         for name, kind in [("edits", "TEXT NOT NULL DEFAULT '{}'"), ("asked_engine", "TEXT NOT NULL DEFAULT ''"),
-                           ("asked_model", "TEXT NOT NULL DEFAULT ''"), ("heard", "TEXT NOT NULL DEFAULT '[]'")]:
+                           ("asked_model", "TEXT NOT NULL DEFAULT ''"), ("heard", "TEXT NOT NULL DEFAULT '[]'"),
+                           ("redo_of", "TEXT NOT NULL DEFAULT ''")]:
             if name not in slice_columns:  # corrections, "transcribe again" (corrections.py, redo.py), stitch.py
                 self._db.execute(f"ALTER TABLE slices ADD COLUMN {name} {kind}")
         self._scrub_non_finite()
@@ -285,9 +295,10 @@ class Store:
                                [job_id, first, end])]
 
     def finish_slice(self, job_id: str, index: int, **values: Any) -> bool:
-        """Mark a slice done with its text, unless it is done already (first result wins). Atomic; returns
+        """Mark a slice done with its text, unless it is done already (first result wins). The new text
+        replaces the slice's old one (it was transcribed again) with its corrections, if any. Atomic; returns
         whether this call was the one that finished it."""
-        values["status"] = "done"
+        values = {"edits": {}, "redo_of": "", **values, "status": "done"}
         columns = ", ".join(f"{c} = ?" for c in values)
         with self._tx() as db:
             cursor = db.execute(f"UPDATE slices SET {columns} WHERE job_id = ? AND idx = ? AND status != 'done'",
@@ -358,14 +369,15 @@ class Store:
             return [(self._job(r), counts.get(r["id"], {})) for r in rows]
 
     def first_texts(self, job_ids: list[str]) -> dict[str, str]:
-        """Each job's first done slice that holds text: its text, by job id (jobs without one are left out)."""
+        """Each job's first transcribed slice (done, or being transcribed again after it was) that holds text: its
+        text, by job id (jobs without one are left out)."""
         if not job_ids:
             return {}
         with self._tx() as db:
             rows = db.execute(
                 f"SELECT s.job_id, s.text FROM slices s WHERE s.job_id IN ({','.join('?' * len(job_ids))}) "
-                "AND s.idx = (SELECT MIN(idx) FROM slices WHERE job_id = s.job_id AND status = 'done' "
-                "AND text != '')", job_ids)
+                "AND s.idx = (SELECT MIN(idx) FROM slices WHERE job_id = s.job_id AND text != '' AND "
+                "(status = 'done' OR (redo_of = 'done' AND status IN ('queued', 'leased'))))", job_ids)
             return {r["job_id"]: r["text"] for r in rows}
 
     def unfinished_jobs(self) -> list[JobRecord]:
