@@ -147,8 +147,9 @@ def to_txt(job: JobRecord, timestamps: bool = False) -> str:
     out = []
     for para in paragraphs.group(items):
         text = " ".join(" ".join(str(items[i]["text"]).split()) for i in para)
-        if items[para[0]].get("speaker"):  # paragraphs break where the speaker changes: one name each
-            text = f"{items[para[0]]['speaker']}: {text}"
+        who = paragraphs.first_speaker(items, para)  # paragraphs break where the speaker changes: one name each
+        if who is not None:
+            text = f"{who['speaker']}: {text}"
         out.append(f"[{format_clock(items[para[0]]['start'])}] {text}" if timestamps else text)
     return ("\n\n".join(out) or job.note) + "\n"
 

@@ -62,9 +62,9 @@ def paragraph_view(slices: list[SliceRecord]) -> list[dict[str, Any]]:
             refs.append([s.index, -1])
     out = []
     for para in paragraphs.group(items):
-        first = items[para[0]]
-        out.append({"start": round(float(first["start"]), 3), "speaker": first.get("speaker"),
-                    "speaker_id": first.get("speaker_id"), "items": [refs[i] for i in para]})
+        who = paragraphs.first_speaker(items, para) or {}
+        out.append({"start": round(float(items[para[0]]["start"]), 3), "speaker": who.get("speaker"),
+                    "speaker_id": who.get("speaker_id"), "items": [refs[i] for i in para]})
     return out
 
 
