@@ -151,6 +151,8 @@ class Coordinator:
         self.stopped = False  # set by stop(): nothing more is handed out
         self.speakers = SpeakerLabels(self, spawn, sleep)  # labels worked out in the background (``spawn``)
         self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
+        #: Called with a job's id, under the lock, when it is deleted (a live recording of it ends: ``live_jobs``).
+        self.on_delete: list[Callable[[str], None]] = []
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -355,6 +357,8 @@ class Coordinator:
             return False
         with self.lock:
             found = self.store.delete_job(job_id)  # first: if it fails, the job is still whole and still queued
+            for hook in self.on_delete:
+                hook(job_id)
             self._unqueue(job_id)
             self._audio.pop(job_id, None)
             self._timing.pop(job_id, None)

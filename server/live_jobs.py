@@ -34,6 +34,8 @@ DURATION_EVERY_S = 1.0
 #: Longest a chunk waits for its turn under ``max_speed``; one that would wait longer is refused. A page with
 #: 8 s of audio in flight (web/live.js) waits 2 s at most at 4x; the cap bounds what a flood can queue up.
 MAX_WAIT_S = 5.0
+#: What the page recording a job hears when the job is deleted meanwhile.
+DELETED = "this job was deleted while it was being recorded"
 
 
 class Pcm16File:
@@ -102,6 +104,7 @@ class LiveJobs:
         self.sessions: dict[str, _Live] = {}
         self._unclosed: set[str] = set()  # recordings stopped by a full disk whose job could not be closed yet
         self.captions = captions  # tentative text of the open parts; None: none
+        coordinator.on_delete.append(self.deleted)
 
     # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
 
@@ -242,7 +245,7 @@ class LiveJobs:
             extended = self.coordinator.extend_job(job_id, update.slices, session.duration_s)
         if not extended:
             self._close(job_id, live)
-            return {**answer, "error": "this job was deleted while it was being recorded", "finished": True}
+            return {**answer, "error": DELETED, "finished": True}
         if update.finished:
             self._close(job_id, live)
             self.coordinator.end_recording(job_id, session.duration_s,
@@ -254,6 +257,21 @@ class LiveJobs:
         if update.error:
             answer["error"] = update.error
         return answer
+
+    def deleted(self, job_id: str) -> None:
+        """The job was deleted (``Coordinator.delete_job``, under its lock): if it is being recorded, the
+        recording ends now. Its file is closed (no chunk more is written), its tentative text goes, and the page
+        recording it is told (``live_ended {job, error}``), as are the job's pages (``partial`` null)."""
+        live = self.sessions.get(job_id)
+        if live is None:
+            return
+        self._close(job_id, live)
+        self._unclosed.discard(job_id)
+        self.coordinator.partials.pop(job_id, None)
+        if live.page:  # never to "" (that would be everyone)
+            self.coordinator.emit("live_ended", {"job": job_id, "error": DELETED}, to=live.page, namespace="/")
+        self.coordinator.emit("partial", {"job": job_id, "partial": None}, to=f"job:{job_id}", namespace="/")
+        log.info("job %s: deleted while it was being recorded; the recording ended", job_id)
 
     def _close(self, job_id: str, live: _Live) -> None:
         live.file.close()
