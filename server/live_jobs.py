@@ -24,6 +24,7 @@ from .limits import AudioPace
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
 from .live_captions import LiveCaptions
 from .payloads import LiveChunk, LiveRef, LiveStop
+from .scheduler import Requirement
 from .store import JobRecord
 
 log = logging.getLogger("scatterscribe")
@@ -108,9 +109,11 @@ class LiveJobs:
 
     # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
 
-    def start(self, name: str, sample_rate: Any, page: str = "", client: str = "") -> dict[str, Any]:
+    def start(self, name: str, sample_rate: Any, page: str = "", client: str = "",
+              requirement: Requirement = Requirement()) -> dict[str, Any]:
         """A page (connection ``page``, from address ``client``) starts recording: a new job with an empty audio
-        file, watched from the first chunk."""
+        file, watched from the first chunk, whose slices and tentative text go only to workers ``requirement``
+        accepts (as an upload's ``engine`` and ``model`` fields ask)."""
         coord = self.coordinator
         settings = coord.settings
         with coord.lock:
@@ -126,7 +129,7 @@ class LiveJobs:
                 return {"error": f"your address already records {self.opts.max_sessions_per_client} live "
                                  "recordings at once, the most this server takes from one address"}
             # Slices no longer than the connected workers take, as for an upload.
-            opts = fit_to_workers(settings.splitter, coord.scheduler.longest_slice_s())
+            opts = fit_to_workers(settings.splitter, coord.scheduler.longest_slice_s(requirement))
             try:
                 session = LiveSession(sample_rate, opts, self.opts, settings.server.max_duration_min * 60,
                                       self.clock())
@@ -138,7 +141,8 @@ class LiveJobs:
             live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path),
                          AudioPace(self.opts.max_speed, self.opts.burst_s, self.clock()), page, client)
             coord.open_job(JobRecord(id=job_id, name=name, source="live", created_at=time.time(),
-                                     recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"}))
+                                     recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"},
+                                     engine=requirement.engine, model=requirement.model))
             self.sessions[job_id] = live
             log.info("job %s: live recording started at %d Hz", job_id, sample_rate)
             return {"job": job_id, "key": live.key, "ack": -1, "max_chunk_bytes": session.max_chunk_bytes}

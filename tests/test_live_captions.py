@@ -16,7 +16,7 @@ from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
 from server.live_captions import LiveCaptions
 from server.live_jobs import DELETED, LiveJobs
-from server.scheduler import WorkerInfo
+from server.scheduler import Requirement, WorkerInfo
 from server.store import Store
 from server.tentative import TentativeOptions
 from tests.support import corpus_file
@@ -218,3 +218,25 @@ def test_deleting_a_job_being_recorded_ends_its_recording_and_tentative_text_at_
     assert reply["finished"] is True and "error" in reply
     assert not folder.exists()
     assert site.live.start("next.wav", RATE, page="the-page").get("job"), "the page may record again"
+
+
+def test_a_recording_that_asks_for_an_engine_gets_its_tentative_text_and_slices_only_from_it(tmp_path):
+    """Two idle workers that both decode tentative text, a faster-whisper one and a sleep-engine one; a recording
+    started asking for the sleep engine: every tentative request and its closed slice go to the sleep worker
+    only, though the other would be picked first otherwise (its name sorts first)."""
+    site = Site(tmp_path)
+    site.worker("a-fw", engine="faster-whisper", model="tiny.en")
+    site.worker("b-sleep", engine="sleep", model="0.05")
+    started = site.live.start("rec.wav", RATE, page="page", requirement=Requirement("sleep"))
+    job = {"job": started["job"], "key": started["key"]}
+    assert site.coord.job_view(job["job"])["engine"] == "sleep"
+    requests = stream(site, job, speech()[: 12 * RATE], 0)
+    assert requests and {r["_to"] for r in requests} == {"b-sleep"}
+    sent = site.take("slice")
+    assert sent and {s["_to"] for s in sent} == {"b-sleep"}, "the closed slice too"
+
+    (tmp_path / "other").mkdir()
+    other = Site(tmp_path / "other")  # the same workers, a recording that asks for nothing: either may serve it
+    other.worker("a-fw", engine="faster-whisper", model="tiny.en")
+    other.worker("b-sleep", engine="sleep", model="0.05")
+    assert {r["_to"] for r in stream(other, start(other), speech()[: 3 * RATE], 0)} == {"a-fw"}

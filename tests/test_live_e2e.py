@@ -286,6 +286,9 @@ def test_live_requests_are_checked(site):
     page = FakePage(site)
     assert "sample rate" in page.call("live_start", {"name": "x", "sample_rate": 192000})["error"]
     assert "sample rate" in page.call("live_start", {"name": "x"})["error"]
+    for engine in ("a b", 7, "x" * 200, "sleep;rm"):
+        refused = page.call("live_start", {"name": "x", "sample_rate": RATE, "engine": engine})
+        assert "job" not in refused and refused["error"], engine
     live = page.start()
     chunks = chunks_of(load(JFK))
     page.send(live, chunks[:4])
