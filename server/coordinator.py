@@ -747,7 +747,12 @@ class Coordinator:
             return None if job is None else views.job_view(job, self.scheduler, self.partials.get(job_id))
 
     def jobs_view(self, limit: int = 50, query: str = "") -> list[dict[str, Any]]:
-        """The newest jobs (those whose name or text holds ``query``, if given), each with its first words."""
+        """The newest jobs (those whose name or text holds ``query``, if given), each with its first words. A
+        search scans every slice's text: it runs off the event loop, on a store connection of its own, without
+        the lock (``Store.search``; ``SearchTooLong`` past its limit)."""
+        if query:
+            jobs, first = self.run_blocking(self.store.search, query, limit)
+            return [views.job_summary(job, counts, first.get(job.id, "")) for job, counts in jobs]
         with self.lock:
             jobs = self.store.list_jobs(limit, query)
             first = self.store.first_texts([job.id for job, _ in jobs])

@@ -11,6 +11,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
@@ -71,6 +72,10 @@ CREATE TABLE IF NOT EXISTS voices (
     PRIMARY KEY (job_id, slice_start)
 );
 """
+
+
+class SearchTooLong(RuntimeError):
+    """A search of past jobs ran past its time limit (``Store.search``)."""
 
 
 @dataclass(frozen=True)
@@ -353,32 +358,60 @@ class Store:
         """The newest jobs (without their slices) and how many of their slices are in each status; with
         ``query``, only those whose name or text holds it (any case)."""
         with self._tx() as db:
-            if query:
-                like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                rows = db.execute(
-                    "SELECT * FROM jobs WHERE name LIKE ?1 ESCAPE '\\' OR id IN (SELECT job_id FROM slices "
-                    "WHERE text LIKE ?1 ESCAPE '\\') ORDER BY created_at DESC LIMIT ?2", [like, limit]).fetchall()
-            else:
-                rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
-            counts: dict[str, dict[str, int]] = {}
-            ids = [r["id"] for r in rows]
-            if ids:
-                for r in db.execute(f"SELECT job_id, status, COUNT(*) AS n FROM slices WHERE job_id IN "
-                                    f"({','.join('?' * len(ids))}) GROUP BY job_id, status", ids):
-                    counts.setdefault(r["job_id"], {})[r["status"]] = r["n"]
-            return [(self._job(r), counts.get(r["id"], {})) for r in rows]
+            return self._list(db, limit, query)
 
     def first_texts(self, job_ids: list[str]) -> dict[str, str]:
         """Each job's first transcribed slice (done, or being transcribed again after it was) that holds text: its
         text, by job id (jobs without one are left out)."""
+        with self._tx() as db:
+            return self._first_texts(db, job_ids)
+
+    def search(self, query: str, limit: int = 50, max_s: float = 10.0) \
+            -> tuple[list[tuple[JobRecord, dict[str, int]]], dict[str, str]]:
+        """:meth:`list_jobs` with ``query`` and :meth:`first_texts` of what it finds, read on a connection of
+        its own (one consistent snapshot, WAL lets it read beside the writer) and without the store's lock: a
+        LIKE scan over every slice's text may take long, and nothing else waits for it. Safe from any thread.
+        Raises :class:`SearchTooLong` after ``max_s`` seconds."""
+        deadline = time.monotonic() + max_s
+        db = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            db.execute("BEGIN")
+            jobs = self._list(db, limit, query)
+            return jobs, self._first_texts(db, [job.id for job, _ in jobs])
+        except sqlite3.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise SearchTooLong(f"the search took over {max_s:g} s and was stopped") from exc
+            raise
+        finally:
+            db.close()
+
+    def _list(self, db: sqlite3.Connection, limit: int, query: str) -> list[tuple[JobRecord, dict[str, int]]]:
+        if query:
+            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE name LIKE ?1 ESCAPE '\\' OR id IN (SELECT job_id FROM slices "
+                "WHERE text LIKE ?1 ESCAPE '\\') ORDER BY created_at DESC LIMIT ?2", [like, limit]).fetchall()
+        else:
+            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        ids = [r["id"] for r in rows]
+        if ids:
+            for r in db.execute(f"SELECT job_id, status, COUNT(*) AS n FROM slices WHERE job_id IN "
+                                f"({','.join('?' * len(ids))}) GROUP BY job_id, status", ids):
+                counts.setdefault(r["job_id"], {})[r["status"]] = r["n"]
+        return [(self._job(r), counts.get(r["id"], {})) for r in rows]
+
+    @staticmethod
+    def _first_texts(db: sqlite3.Connection, job_ids: list[str]) -> dict[str, str]:
         if not job_ids:
             return {}
-        with self._tx() as db:
-            rows = db.execute(
-                f"SELECT s.job_id, s.text FROM slices s WHERE s.job_id IN ({','.join('?' * len(job_ids))}) "
-                "AND s.idx = (SELECT MIN(idx) FROM slices WHERE job_id = s.job_id AND text != '' AND "
-                "(status = 'done' OR (redo_of = 'done' AND status IN ('queued', 'leased'))))", job_ids)
-            return {r["job_id"]: r["text"] for r in rows}
+        rows = db.execute(
+            f"SELECT s.job_id, s.text FROM slices s WHERE s.job_id IN ({','.join('?' * len(job_ids))}) "
+            "AND s.idx = (SELECT MIN(idx) FROM slices WHERE job_id = s.job_id AND text != '' AND "
+            "(status = 'done' OR (redo_of = 'done' AND status IN ('queued', 'leased'))))", job_ids)
+        return {r["job_id"]: r["text"] for r in rows}
 
     def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that were still queued or running (with their slices), oldest first: what a restart resumes."""

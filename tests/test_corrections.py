@@ -330,3 +330,47 @@ def test_the_new_text_replaces_the_old_and_its_corrections_only_when_it_comes(ap
     s = view["slices"][1]
     assert s["status"] == "done" and s["text"] == "Second slice speaks." and "decoder crashed" in s["error"]
     assert view["status"] == "done" and "Second slice speaks." in view["transcript"]
+
+
+def test_searching_past_jobs_waits_for_neither_the_coordinator_nor_the_store(app):
+    """A search scans every slice's text: it reads on a connection of its own, so it answers while another
+    thread holds the coordinator's lock and the store's (a result being stored, a job being handed out), and
+    holds neither itself."""
+    import threading
+
+    coord = app.extensions["scatterscribe"]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with coord.lock, coord.store._lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    answers: list = []
+    searcher = threading.Thread(target=lambda: answers.append(app.test_client().get("/api/jobs?q=speaks")),
+                                daemon=True)
+    searcher.start()
+    searcher.join(10)
+    release.set()
+    holder.join(10)
+    searcher.join(10)
+    assert answers and answers[0].status_code == 200, "answered while both locks were held"
+    assert [j["id"] for j in answers[0].get_json()["jobs"]] == [JOB]
+    assert answers[0].get_json()["jobs"][0]["first_words"] == "Hello there. The president frequencies."
+
+
+def test_a_search_that_runs_past_its_limit_is_stopped_with_a_sentence(tmp_path):
+    """Store.search gives up at its time limit (SearchTooLong), rather than holding a thread for ever."""
+    from server.store import SearchTooLong, Store
+
+    store = Store(tmp_path / "big.db")
+    slices = [SliceRecord(i, i, i + 1.0, [(i, i + 1.0)], status="done", text=f"words number {i} " * 20)
+              for i in range(3000)]
+    store.create_job(JobRecord(JOB, "big.wav", "upload", 1.0, status="done", slices=slices))
+    assert [job.id for job, _ in store.search("number 2999")[0]] == [JOB]
+    with pytest.raises(SearchTooLong, match="took over 0 s"):
+        store.search("nowhere to be found", max_s=0.0)
+    store.close()
