@@ -111,9 +111,12 @@ def voice_turns(files: Sequence[str], rng: np.random.Generator, turn_s: tuple[fl
 
 def build(name: str, voices: Sequence[str], out_dir: Path, seconds: float, seed: int = 0,
           turn_s: tuple[float, float] = (2.0, 20.0), pause_s: tuple[float, float] = (0.4, 1.2),
-          stereo: bool = False, bleed_db: float = -24.0, corpus: Path = CORPUS) -> Conversation:
+          stereo: bool = False, bleed_db: float = -24.0, corpus: Path = CORPUS,
+          noise_snr_db: float | None = None) -> Conversation:
     """A conversation of about ``seconds`` between ``voices`` (names in :data:`VOICES`), written under
-    ``out_dir`` as ``<name>.wav`` (mono, or one voice per channel when ``stereo``)."""
+    ``out_dir`` as ``<name>.wav`` (mono, or one voice per channel when ``stereo``). With ``noise_snr_db``, white
+    noise runs under the whole of it (pauses too), that many dB below the speech's level (RMS of the turns): a
+    noisy room or line, the same on every machine."""
     if stereo and len(voices) != 2:
         raise ValueError("a stereo conversation has two voices, one per channel")
     rng = np.random.default_rng(seed)
@@ -144,6 +147,10 @@ def build(name: str, voices: Sequence[str], out_dir: Path, seconds: float, seed:
             mix[at:at + len(x), 0] += x
         turns.append(Turn(voice, round(at / RATE, 3), round((at + len(x)) / RATE, 3)))
         at += len(x) + pause
+    if noise_snr_db is not None:
+        speech = np.concatenate([mix[round(t.start_s * RATE):round(t.end_s * RATE)] for t in turns])
+        level = float(np.sqrt(np.mean(np.square(speech)))) / 10 ** (noise_snr_db / 20)
+        mix += np.random.default_rng(seed + 1000).standard_normal(mix.shape) * level
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.wav"
     samples = np.clip(np.round(mix), -32768, 32767).astype("<i2")

@@ -16,6 +16,7 @@ from .config import ROOT
 from .coordinator import Coordinator, JobError
 from .ids import is_job_id
 from .scheduler import Requirement
+from .store import SearchTooLong
 from .uploads import NotAudio, SniffedFile, close_after_answer
 
 log = logging.getLogger("scatterscribe")
@@ -107,7 +108,10 @@ def create_job():
 def list_jobs():
     """Recent jobs, newest first; ``?q=words``: only those whose name or text holds them."""
     query = " ".join(request.args.get("q", "").split())[:200]
-    return jsonify({"jobs": coordinator().jobs_view(query=query), "query": query})
+    try:
+        return jsonify({"jobs": coordinator().jobs_view(query=query), "query": query})
+    except SearchTooLong as exc:
+        return error(503, f"{exc}: this server holds too much text to search it whole; try again later")
 
 
 def refused(exc: corrections.Refused) -> tuple[Response, int]:
@@ -159,6 +163,17 @@ def redo_slice(job_id: str, index: int):
         return refused(exc)
     return jsonify({"slice": index, "status": "queued", "engine": request_.asked.engine,
                     "model": request_.asked.model}), 202
+
+
+@bp.delete("/api/jobs/<job:job_id>/slices/<int:index>/redo")
+def cancel_redo(job_id: str, index: int):
+    """Call off transcribing a slice again: it goes back to what it was (its text kept); 409 when it is not
+    being transcribed again."""
+    try:
+        coordinator().cancel_redo(job_id, index)
+    except corrections.Refused as exc:
+        return refused(exc)
+    return jsonify({"slice": index, "cancelled": True})
 
 
 def _small_body(limit: int) -> bytes:

@@ -91,10 +91,11 @@ def fit_to_workers(opts: splitter.SplitOptions, longest_s: float | None) -> spli
 
 def queued_runs(slices: list[SliceRecord], longest_s: float) -> list[tuple[int, int]]:
     """Runs ``(first, end)`` of consecutive queued slices (positions in ``slices``) that hold a slice longer than
-    ``longest_s``: the parts of a job to cut again. Done, failed and leased slices are never part of a run."""
+    ``longest_s``: the parts of a job to cut again. Done, failed and leased slices, and slices being transcribed
+    again, are never part of a run."""
     runs, first = [], None
     for pos, s in enumerate([*slices, None]):
-        if s is not None and s.status == "queued":
+        if s is not None and s.status == "queued" and not s.redo_of:  # a redone slice's text fits its bounds
             first = pos if first is None else first
             continue
         if first is not None and any(x.seconds > longest_s + 1e-6 for x in slices[first:pos]):
@@ -150,6 +151,8 @@ class Coordinator:
         self.stopped = False  # set by stop(): nothing more is handed out
         self.speakers = SpeakerLabels(self, spawn, sleep)  # labels worked out in the background (``spawn``)
         self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
+        #: Called with a job's id, under the lock, when it is deleted (a live recording of it ends: ``live_jobs``).
+        self.on_delete: list[Callable[[str], None]] = []
 
     # --- jobs ------------------------------------------------------------------------------------------------
 
@@ -266,12 +269,12 @@ class Coordinator:
             self._after_slice_change(job_id)
             self._push_jobs()
 
-    def _unqueue(self, job_id: str) -> None:
-        """Take a job's slices out of the scheduler and forget their pieces; workers holding one are told to
-        drop it. Under the lock."""
-        for lease in self.scheduler.forget_job(job_id):
+    def _unqueue(self, job_id: str, index: int | None = None) -> None:
+        """Take a job's slices (or only slice ``index``) out of the scheduler and forget their pieces; workers
+        holding one are told to drop it. Under the lock."""
+        for lease in self.scheduler.forget_job(job_id, index):
             self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
-        for key in [k for k in self._pieces if k.job_id == job_id]:
+        for key in [k for k in self._pieces if k.job_id == job_id and index in (None, k.index)]:
             del self._pieces[key]
             self._heard.pop(key, None)
 
@@ -286,16 +289,11 @@ class Coordinator:
 
     def transcribe_again(self, job_id: str, index: int, request: redo.Redo) -> None:
         """Send a done or failed slice to be transcribed again (``redo``); its old text stays until the new
-        one comes. Raises ``corrections.Refused`` when it may not be."""
+        one comes. Raises ``corrections.Refused`` when it may not be (no connected worker can take it, say)."""
         with self.lock:
-            job = self.store.get_job(job_id)
-            s = None if job is None else next((s for s in job.slices if s.index == index), None)
-            if job is None or s is None:
-                raise redo.Refused(404, f"no job {job_id!r}" if job is None else
-                                   f"job {job_id} has no slice {index}: it has {len(job.slices)} (numbered from 0)")
-            redo.check(s, request)
-            values = {"status": "queued", "worker": "", "error": "", "attempts": 0, "edits": {},
-                      "asked_engine": request.asked.engine, "asked_model": request.asked.model}
+            job, s = self._slice(job_id, index)
+            redo.check(s, request, self.scheduler, redo.wanted(job, request))
+            values = redo.queued(s, request.asked)
             self.store.update_slice(job_id, index, **values)
             s = replace(s, **values)
             self._queue(replace(job, slices=[s]))
@@ -305,6 +303,27 @@ class Coordinator:
             self._after_slice_change(job_id)
             self._push_jobs()
             self.dispatch()
+
+    def cancel_redo(self, job_id: str, index: int) -> None:
+        """Call off transcribing a slice again: it goes back to what it was (``redo.cancelled``), and a worker
+        holding it is told to drop it. Raises ``corrections.Refused`` when it is not being transcribed again."""
+        with self.lock:
+            _, s = self._slice(job_id, index)
+            values = redo.cancelled(s)
+            self.store.update_slice(job_id, index, **values)
+            self._unqueue(job_id, index)
+            log.info("job %s: slice %d is no longer transcribed again", job_id, index)
+            self._after_slice_change(job_id)
+            self._push_jobs()
+
+    def _slice(self, job_id: str, index: int) -> tuple[JobRecord, SliceRecord]:
+        """A job and one of its slices; ``corrections.Refused`` (404) when there is no such job or slice."""
+        job = self.store.get_job(job_id)
+        s = None if job is None else next((s for s in job.slices if s.index == index), None)
+        if job is None or s is None:
+            raise redo.Refused(404, f"no job {job_id!r}" if job is None else
+                               f"job {job_id} has no slice {index}: it has {len(job.slices)} (numbered from 0)")
+        return job, s
 
     def job_changed(self, job_id: str, jobs_list: bool = True) -> None:
         """Something a person changed (a correction, a new name), or the job's speakers: push the job to its
@@ -348,6 +367,8 @@ class Coordinator:
             return False
         with self.lock:
             found = self.store.delete_job(job_id)  # first: if it fails, the job is still whole and still queued
+            for hook in self.on_delete:
+                hook(job_id)
             self._unqueue(job_id)
             self._audio.pop(job_id, None)
             self._timing.pop(job_id, None)
@@ -660,9 +681,10 @@ class Coordinator:
                     task = self.scheduler.tasks.get(key)  # its tries: a lease given back does not count
                     self.store.update_slice(key.job_id, key.index, status="queued", worker="",
                                             error=outcome.reason, **({"attempts": task.attempts} if task else {}))
-                elif outcome.status == SliceStatus.FAILED:
-                    self.store.update_slice(key.job_id, key.index, status="failed", worker="",
-                                            error=outcome.reason, finished_at=time.time())
+                elif outcome.status == SliceStatus.FAILED:  # a slice transcribed again may keep its old text
+                    s = next(iter(self.store.slices_between(key.job_id, key.index, key.index + 1)), None)
+                    self.store.update_slice(key.job_id, key.index,
+                                            **redo.after_failure(s, outcome.reason, time.time()))
             except STORE_ERRORS as exc:
                 # The scheduler has it right; the store catches up at the slice's next change (a queued slice
                 # is stored as leased when it is sent again) or, for a failure, when the status is retried.
@@ -735,7 +757,12 @@ class Coordinator:
             return None if job is None else views.job_view(job, self.scheduler, self.partials.get(job_id))
 
     def jobs_view(self, limit: int = 50, query: str = "") -> list[dict[str, Any]]:
-        """The newest jobs (those whose name or text holds ``query``, if given), each with its first words."""
+        """The newest jobs (those whose name or text holds ``query``, if given), each with its first words. A
+        search scans every slice's text: it runs off the event loop, on a store connection of its own, without
+        the lock (``Store.search``; ``SearchTooLong`` past its limit)."""
+        if query:
+            jobs, first = self.run_blocking(self.store.search, query, limit)
+            return [views.job_summary(job, counts, first.get(job.id, "")) for job, counts in jobs]
         with self.lock:
             jobs = self.store.list_jobs(limit, query)
             first = self.store.first_texts([job.id for job, _ in jobs])

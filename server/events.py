@@ -153,13 +153,14 @@ class PageNamespace(_OnePayload):
     # --- live recordings (see LiveJobs and README "Live mode") ---------------------------------------------
 
     def on_live_start(self, data: Any = None) -> dict[str, Any]:
-        """``{name, sample_rate}``: start a live recording → ``{job, key, ack}``; the page watches the job."""
+        """``{name, sample_rate, engine?, model?}``: start a live recording → ``{job, key, ack}``; the page watches
+        the job."""
         try:
             start = payloads.live_start(data)
         except PayloadError as exc:
             return {"error": str(exc)}
         answer = self.live.start(display_name(start.name), start.sample_rate, request.sid,
-                                 request.remote_addr or "?")
+                                 request.remote_addr or "?", start.requirement)
         if "job" in answer:
             join_room(f"job:{answer['job']}")
         return answer

@@ -37,18 +37,23 @@ class LiveCaptions:
         self.opts = opts
         self.clock = clock
         self.recordings: dict[str, Tentative] = {}
+        self.requirements: dict[str, Requirement] = {}  # job id → the workers its job may use (read once)
 
     def advance(self, job_id: str, session: LiveSession) -> None:
         """After a chunk: follow the open part, and send a request if one is due and a worker may take it."""
         coord = self.coordinator
         with coord.lock:
-            tentative = self.recordings.setdefault(job_id, Tentative(self.opts))
+            tentative = self.recordings.get(job_id)
+            if tentative is None:
+                tentative = self.recordings[job_id] = Tentative(self.opts)
+                job = coord.store.get_job(job_id)
+                self.requirements[job_id] = Requirement(job.engine, job.model) if job else Requirement()
             splitter = session.splitter
             open_start = splitter.open_frame * splitter.frame_len
             if open_start != tentative.open_start:
                 self._drop(job_id, tentative.moved(open_start), push=True)
             now = self.clock()
-            worker_id = pick_worker(coord.scheduler, Requirement(), now, prefer=tentative.holder())
+            worker_id = pick_worker(coord.scheduler, self.requirements[job_id], now, prefer=tentative.holder())
             if worker_id is None:
                 return  # no free slot: no tentative text, and nothing waits for one
             speech_to = speech_end(splitter.levels_db, splitter.open_frame, splitter.threshold_db,
@@ -80,6 +85,7 @@ class LiveCaptions:
         follows the end carries ``partial: null``."""
         with self.coordinator.lock:
             tentative = self.recordings.pop(job_id, None)
+            self.requirements.pop(job_id, None)
             if tentative is not None:
                 self._drop(job_id, tentative.finish(), push=False)
 

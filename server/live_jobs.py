@@ -24,6 +24,7 @@ from .limits import AudioPace
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
 from .live_captions import LiveCaptions
 from .payloads import LiveChunk, LiveRef, LiveStop
+from .scheduler import Requirement
 from .store import JobRecord
 
 log = logging.getLogger("scatterscribe")
@@ -34,6 +35,8 @@ DURATION_EVERY_S = 1.0
 #: Longest a chunk waits for its turn under ``max_speed``; one that would wait longer is refused. A page with
 #: 8 s of audio in flight (web/live.js) waits 2 s at most at 4x; the cap bounds what a flood can queue up.
 MAX_WAIT_S = 5.0
+#: What the page recording a job hears when the job is deleted meanwhile.
+DELETED = "this job was deleted while it was being recorded"
 
 
 class Pcm16File:
@@ -102,12 +105,15 @@ class LiveJobs:
         self.sessions: dict[str, _Live] = {}
         self._unclosed: set[str] = set()  # recordings stopped by a full disk whose job could not be closed yet
         self.captions = captions  # tentative text of the open parts; None: none
+        coordinator.on_delete.append(self.deleted)
 
     # --- the page's requests (answers are the Socket.IO acknowledgements) ----------------------------------
 
-    def start(self, name: str, sample_rate: Any, page: str = "", client: str = "") -> dict[str, Any]:
+    def start(self, name: str, sample_rate: Any, page: str = "", client: str = "",
+              requirement: Requirement = Requirement()) -> dict[str, Any]:
         """A page (connection ``page``, from address ``client``) starts recording: a new job with an empty audio
-        file, watched from the first chunk."""
+        file, watched from the first chunk, whose slices and tentative text go only to workers ``requirement``
+        accepts (as an upload's ``engine`` and ``model`` fields ask)."""
         coord = self.coordinator
         settings = coord.settings
         with coord.lock:
@@ -123,7 +129,7 @@ class LiveJobs:
                 return {"error": f"your address already records {self.opts.max_sessions_per_client} live "
                                  "recordings at once, the most this server takes from one address"}
             # Slices no longer than the connected workers take, as for an upload.
-            opts = fit_to_workers(settings.splitter, coord.scheduler.longest_slice_s())
+            opts = fit_to_workers(settings.splitter, coord.scheduler.longest_slice_s(requirement))
             try:
                 session = LiveSession(sample_rate, opts, self.opts, settings.server.max_duration_min * 60,
                                       self.clock())
@@ -135,7 +141,8 @@ class LiveJobs:
             live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path),
                          AudioPace(self.opts.max_speed, self.opts.burst_s, self.clock()), page, client)
             coord.open_job(JobRecord(id=job_id, name=name, source="live", created_at=time.time(),
-                                     recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"}))
+                                     recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"},
+                                     engine=requirement.engine, model=requirement.model))
             self.sessions[job_id] = live
             log.info("job %s: live recording started at %d Hz", job_id, sample_rate)
             return {"job": job_id, "key": live.key, "ack": -1, "max_chunk_bytes": session.max_chunk_bytes}
@@ -242,7 +249,7 @@ class LiveJobs:
             extended = self.coordinator.extend_job(job_id, update.slices, session.duration_s)
         if not extended:
             self._close(job_id, live)
-            return {**answer, "error": "this job was deleted while it was being recorded", "finished": True}
+            return {**answer, "error": DELETED, "finished": True}
         if update.finished:
             self._close(job_id, live)
             self.coordinator.end_recording(job_id, session.duration_s,
@@ -254,6 +261,21 @@ class LiveJobs:
         if update.error:
             answer["error"] = update.error
         return answer
+
+    def deleted(self, job_id: str) -> None:
+        """The job was deleted (``Coordinator.delete_job``, under its lock): if it is being recorded, the
+        recording ends now. Its file is closed (no chunk more is written), its tentative text goes, and the page
+        recording it is told (``live_ended {job, error}``), as are the job's pages (``partial`` null)."""
+        live = self.sessions.get(job_id)
+        if live is None:
+            return
+        self._close(job_id, live)
+        self._unclosed.discard(job_id)
+        self.coordinator.partials.pop(job_id, None)
+        if live.page:  # never to "" (that would be everyone)
+            self.coordinator.emit("live_ended", {"job": job_id, "error": DELETED}, to=live.page, namespace="/")
+        self.coordinator.emit("partial", {"job": job_id, "partial": None}, to=f"job:{job_id}", namespace="/")
+        log.info("job %s: deleted while it was being recorded; the recording ended", job_id)
 
     def _close(self, job_id: str, live: _Live) -> None:
         live.file.close()

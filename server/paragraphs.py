@@ -25,25 +25,37 @@ class ParagraphOptions:
 
 def breaks(items: Sequence[dict[str, Any]], opts: ParagraphOptions = ParagraphOptions()) -> list[int]:
     """Positions in ``items`` where a paragraph starts (always 0 for a non-empty list). Each item has
-    ``start`` and ``end`` (seconds of the recording), ``text``, and optionally ``speaker``."""
+    ``start`` and ``end`` (seconds of the recording), ``text``, and optionally ``speaker``. An item without a
+    speaker (a slice whose worker sent no voices, one not labelled yet) neither breaks a paragraph nor carries
+    it on: the next labelled item is compared with the paragraph's last known speaker, so [A, None, B] breaks
+    before B."""
     starts: list[int] = []
     para_start = 0.0
+    speaker_so_far = None  # the paragraph's last known speaker
     for i, item in enumerate(items):
+        speaker = item.get("speaker")
         if i == 0:
             starts.append(0)
-            para_start = float(item["start"])
+            para_start, speaker_so_far = float(item["start"]), speaker
             continue
         before = items[i - 1]
         pause = float(item["start"]) - float(before["end"])
-        speaker, previous_speaker = item.get("speaker"), before.get("speaker")
         ran = float(item["start"]) - para_start
         sentence_ended = str(before.get("text", "")).rstrip().endswith(SENTENCE_END)
-        if (pause >= opts.pause_s or (speaker is not None and previous_speaker is not None
-                                      and speaker != previous_speaker)
+        if (pause >= opts.pause_s or (speaker is not None and speaker_so_far is not None
+                                      and speaker != speaker_so_far)
                 or ran >= opts.max_s or (ran >= opts.soft_max_s and sentence_ended)):
             starts.append(i)
-            para_start = float(item["start"])
+            para_start, speaker_so_far = float(item["start"]), None
+        if speaker is not None:
+            speaker_so_far = speaker
     return starts
+
+
+def first_speaker(items: Sequence[dict[str, Any]], para: Sequence[int]) -> dict[str, Any] | None:
+    """The first item of paragraph ``para`` (positions in ``items``) that has a speaker, or None: whose
+    paragraph it is (every labelled item of a paragraph has the same speaker, see :func:`breaks`)."""
+    return next((items[i] for i in para if items[i].get("speaker") is not None), None)
 
 
 def group(items: Sequence[dict[str, Any]], opts: ParagraphOptions = ParagraphOptions()) -> list[list[int]]:

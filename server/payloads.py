@@ -15,7 +15,7 @@ from typing import Any
 
 from . import speakers
 from .ids import is_job_id
-from .scheduler import SliceKey, WorkerInfo
+from .scheduler import Requirement, SliceKey, WorkerInfo
 
 #: Longest slice a worker may announce, and so the latest time a segment or word may name in a slice's audio.
 MAX_SLICE_S = 3600.0
@@ -298,6 +298,7 @@ MAX_KEY_CHARS = 64
 class LiveStart:
     name: str
     sample_rate: int
+    requirement: Requirement = Requirement()  # the workers its slices and tentative text may go to
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,11 @@ def live_start(data: Any) -> LiveStart:
     if isinstance(rate, bool) or not isinstance(rate, int):
         raise PayloadError(f"unsupported sample rate: {rate!r} (8000 to 48000 Hz are accepted)")
     name = _field(data, "name", "") or ""
-    return LiveStart(text(name, "name", 1000), rate)
+    engine, model = _field(data, "engine", "") or "", _field(data, "model", "") or ""
+    if not isinstance(engine, str) or not isinstance(model, str) or \
+            not re.fullmatch(r"[\w.\-/]{0,128}", engine.strip() + model.strip()):
+        raise PayloadError("engine and model may hold letters, digits, '.', '-', '_' and '/' only")
+    return LiveStart(text(name, "name", 1000), rate, Requirement(engine.strip(), model.strip()))
 
 
 def live_ref(data: Any) -> LiveRef:

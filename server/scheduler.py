@@ -214,12 +214,15 @@ class Scheduler:
         self.tasks[key] = Task(key, seconds, requirement, attempts=attempts)
         self.queue[key] = None
 
-    def forget_job(self, job_id: str) -> list[Lease]:
-        """Drop every slice of a job (it was cancelled); returns the leases the server should call back."""
-        called_back = [lease for lease in self.leases.values() if lease.key.job_id == job_id]
+    def forget_job(self, job_id: str, index: int | None = None) -> list[Lease]:
+        """Drop every slice of a job (it was cancelled), or only slice ``index``; returns the leases the server
+        should call back."""
+        def ours(key: SliceKey) -> bool:
+            return key.job_id == job_id and index in (None, key.index)
+        called_back = [lease for lease in self.leases.values() if ours(lease.key)]
         for lease in called_back:
             self._drop_lease(lease)
-        for key in [k for k in self.tasks if k.job_id == job_id]:
+        for key in [k for k in self.tasks if ours(k)]:
             del self.tasks[key]
             self.queue.pop(key, None)
         return called_back

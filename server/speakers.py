@@ -31,6 +31,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .voice_groups import VoiceGroups
+
 #: A label's name until the user gives it one.
 DEFAULT_NAME = "Speaker {id}"
 #: Longest name a speaker may be given.
@@ -106,43 +108,19 @@ def cluster(vectors: np.ndarray, seconds: np.ndarray, count: int | None = None,
     chosen = np.arange(n) if n <= opts.max_voices else np.linspace(0, n - 1, opts.max_voices).round().astype(int)
     tree = linkage(vectors[chosen], method="average", metric="cosine")
     labels = fcluster(tree, 1.0 - opts.same_speaker_similarity, criterion="distance")
-    centroids = _centroids(vectors[chosen], labels)
-    # Groups with too little speech join their nearest neighbour, smallest first.
-    while len(centroids) > (count or 1):
-        speech = {k: float(seconds[chosen][labels == k].sum()) for k in centroids}
-        small = min(speech, key=speech.get)
-        if speech[small] >= opts.min_speaker_s:
-            break
-        labels[labels == small] = _nearest(centroids, small)
-        centroids = _centroids(vectors[chosen], labels)
+    groups = VoiceGroups(vectors[chosen], seconds[chosen], labels)
+    groups.absorb_small(opts.min_speaker_s, keep=count or 1)
     if count:
-        while len(centroids) > count:  # too many: the two most alike become one
-            pairs = [(float(centroids[a] @ centroids[b]), a, b) for a in centroids for b in centroids if a < b]
-            _, a, b = max(pairs)
-            labels[labels == b] = a
-            centroids = _centroids(vectors[chosen], labels)
-        if len(centroids) < count:  # too few: the user knows better; cut the tree at that count
-            labels = fcluster(tree, min(count, len(chosen)), criterion="maxclust")
-            centroids = _centroids(vectors[chosen], labels)
-    keys = sorted(centroids)
-    matrix = np.stack([centroids[k] for k in keys])
+        groups.join_closest(count)  # too many: the two most alike become one, until there are ``count``
+        if groups.count < count:  # too few: the user knows better; cut the tree at that count
+            groups = VoiceGroups(vectors[chosen], seconds[chosen],
+                             fcluster(tree, min(count, len(chosen)), criterion="maxclust"))
+    labels, matrix = groups.labels(), groups.centroids()
     if n > len(chosen):  # the voices left out of the tree go to the nearest speaker
-        full = np.array([keys[i] for i in np.argmax(vectors @ matrix.T, axis=1)])
+        full = np.argmax(vectors @ matrix.T, axis=1)
         full[chosen] = labels
         labels = full
-    return np.searchsorted(keys, labels)
-
-
-def _nearest(centroids: dict[int, np.ndarray], k: int) -> int:
-    return max((j for j in centroids if j != k), key=lambda j: float(centroids[j] @ centroids[k]))
-
-
-def _centroids(vectors: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
-    out = {}
-    for k in np.unique(labels):
-        mean = vectors[labels == k].mean(axis=0)
-        out[int(k)] = mean / max(float(np.linalg.norm(mean)), 1e-12)
-    return out
+    return labels
 
 
 def stable_ids(spans: Sequence[tuple[float, float]], labels: Sequence[int],

@@ -11,6 +11,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
@@ -73,6 +74,10 @@ CREATE TABLE IF NOT EXISTS voices (
 """
 
 
+class SearchTooLong(RuntimeError):
+    """A search of past jobs ran past its time limit (``Store.search``)."""
+
+
 @dataclass(frozen=True)
 class VoiceRecord:
     """The voices of one done slice, as :data:`VOICES_SCHEMA` keeps them."""
@@ -114,11 +119,20 @@ class SliceRecord:
     #: Every word the worker heard, guard bands included, on the recording's timeline (``stitch``): what a
     #: neighbour settled later compares its own words with. Not shown to pages.
     heard: list[dict[str, Any]] = field(default_factory=list)
+    #: While a slice is being transcribed again (``redo.py``): the status it had before ("done" or "failed"),
+    #: which a cancelled or failed new try returns it to; '' otherwise.
+    redo_of: str = ""
 
     @property
     def seconds(self) -> float:
         """Audio the worker receives for this slice."""
         return sum(b - a for a, b in self.pieces)
+
+    @property
+    def transcribed(self) -> bool:
+        """Whether the slice's text is part of the transcript: it is done, or it is being transcribed again
+        after it was done (its last text stands until the new one replaces it)."""
+        return self.status == "done" or (self.redo_of == "done" and self.status in ("queued", "leased"))
 
 
 @dataclass
@@ -200,7 +214,8 @@ class Store:
         self._db.executescript(VOICES_SCHEMA)
         slice_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(slices)")}
         for name, kind in [("edits", "TEXT NOT NULL DEFAULT '{}'"), ("asked_engine", "TEXT NOT NULL DEFAULT ''"),
-                           ("asked_model", "TEXT NOT NULL DEFAULT ''"), ("heard", "TEXT NOT NULL DEFAULT '[]'")]:
+                           ("asked_model", "TEXT NOT NULL DEFAULT ''"), ("heard", "TEXT NOT NULL DEFAULT '[]'"),
+                           ("redo_of", "TEXT NOT NULL DEFAULT ''")]:
             if name not in slice_columns:  # corrections, "transcribe again" (corrections.py, redo.py), stitch.py
                 self._db.execute(f"ALTER TABLE slices ADD COLUMN {name} {kind}")
         self._scrub_non_finite()
@@ -285,9 +300,10 @@ class Store:
                                [job_id, first, end])]
 
     def finish_slice(self, job_id: str, index: int, **values: Any) -> bool:
-        """Mark a slice done with its text, unless it is done already (first result wins). Atomic; returns
+        """Mark a slice done with its text, unless it is done already (first result wins). The new text
+        replaces the slice's old one (it was transcribed again) with its corrections, if any. Atomic; returns
         whether this call was the one that finished it."""
-        values["status"] = "done"
+        values = {"edits": {}, "redo_of": "", **values, "status": "done"}
         columns = ", ".join(f"{c} = ?" for c in values)
         with self._tx() as db:
             cursor = db.execute(f"UPDATE slices SET {columns} WHERE job_id = ? AND idx = ? AND status != 'done'",
@@ -342,31 +358,60 @@ class Store:
         """The newest jobs (without their slices) and how many of their slices are in each status; with
         ``query``, only those whose name or text holds it (any case)."""
         with self._tx() as db:
-            if query:
-                like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                rows = db.execute(
-                    "SELECT * FROM jobs WHERE name LIKE ?1 ESCAPE '\\' OR id IN (SELECT job_id FROM slices "
-                    "WHERE text LIKE ?1 ESCAPE '\\') ORDER BY created_at DESC LIMIT ?2", [like, limit]).fetchall()
-            else:
-                rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
-            counts: dict[str, dict[str, int]] = {}
-            ids = [r["id"] for r in rows]
-            if ids:
-                for r in db.execute(f"SELECT job_id, status, COUNT(*) AS n FROM slices WHERE job_id IN "
-                                    f"({','.join('?' * len(ids))}) GROUP BY job_id, status", ids):
-                    counts.setdefault(r["job_id"], {})[r["status"]] = r["n"]
-            return [(self._job(r), counts.get(r["id"], {})) for r in rows]
+            return self._list(db, limit, query)
 
     def first_texts(self, job_ids: list[str]) -> dict[str, str]:
-        """Each job's first done slice that holds text: its text, by job id (jobs without one are left out)."""
+        """Each job's first transcribed slice (done, or being transcribed again after it was) that holds text: its
+        text, by job id (jobs without one are left out)."""
+        with self._tx() as db:
+            return self._first_texts(db, job_ids)
+
+    def search(self, query: str, limit: int = 50, max_s: float = 10.0) \
+            -> tuple[list[tuple[JobRecord, dict[str, int]]], dict[str, str]]:
+        """:meth:`list_jobs` with ``query`` and :meth:`first_texts` of what it finds, read on a connection of
+        its own (one consistent snapshot, WAL lets it read beside the writer) and without the store's lock: a
+        LIKE scan over every slice's text may take long, and nothing else waits for it. Safe from any thread.
+        Raises :class:`SearchTooLong` after ``max_s`` seconds."""
+        deadline = time.monotonic() + max_s
+        db = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+            db.execute("BEGIN")
+            jobs = self._list(db, limit, query)
+            return jobs, self._first_texts(db, [job.id for job, _ in jobs])
+        except sqlite3.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise SearchTooLong(f"the search took over {max_s:g} s and was stopped") from exc
+            raise
+        finally:
+            db.close()
+
+    def _list(self, db: sqlite3.Connection, limit: int, query: str) -> list[tuple[JobRecord, dict[str, int]]]:
+        if query:
+            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE name LIKE ?1 ESCAPE '\\' OR id IN (SELECT job_id FROM slices "
+                "WHERE text LIKE ?1 ESCAPE '\\') ORDER BY created_at DESC LIMIT ?2", [like, limit]).fetchall()
+        else:
+            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        ids = [r["id"] for r in rows]
+        if ids:
+            for r in db.execute(f"SELECT job_id, status, COUNT(*) AS n FROM slices WHERE job_id IN "
+                                f"({','.join('?' * len(ids))}) GROUP BY job_id, status", ids):
+                counts.setdefault(r["job_id"], {})[r["status"]] = r["n"]
+        return [(self._job(r), counts.get(r["id"], {})) for r in rows]
+
+    @staticmethod
+    def _first_texts(db: sqlite3.Connection, job_ids: list[str]) -> dict[str, str]:
         if not job_ids:
             return {}
-        with self._tx() as db:
-            rows = db.execute(
-                f"SELECT s.job_id, s.text FROM slices s WHERE s.job_id IN ({','.join('?' * len(job_ids))}) "
-                "AND s.idx = (SELECT MIN(idx) FROM slices WHERE job_id = s.job_id AND status = 'done' "
-                "AND text != '')", job_ids)
-            return {r["job_id"]: r["text"] for r in rows}
+        rows = db.execute(
+            f"SELECT s.job_id, s.text FROM slices s WHERE s.job_id IN ({','.join('?' * len(job_ids))}) "
+            "AND s.idx = (SELECT MIN(idx) FROM slices WHERE job_id = s.job_id AND text != '' AND "
+            "(status = 'done' OR (redo_of = 'done' AND status IN ('queued', 'leased'))))", job_ids)
+        return {r["job_id"]: r["text"] for r in rows}
 
     def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that were still queued or running (with their slices), oldest first: what a restart resumes."""

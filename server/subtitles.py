@@ -168,13 +168,22 @@ def _runs(words: Sequence[Word], opts: CueOptions) -> Iterable[Sequence[Word]]:
             first = k
 
 
+def name_label(name: str, opts: CueOptions = CueOptions()) -> str:
+    """``name`` as a cue's opening label ("Alice:"), cut with an ellipsis to fit on one line: a speaker's name
+    may be up to 60 characters, a line only 42."""
+    label = f"{name}:"
+    if len(label) <= opts.max_line_chars:
+        return label
+    return name[:max(1, opts.max_line_chars - 2)].rstrip() + "…:"
+
+
 def _cues_of(words: Sequence[Word], opts: CueOptions, name: str | None = None) -> list[Cue]:
     """Cues for words that may run together (no hard break among them), before timing; ``name``, when given,
-    opens the first cue ("Alice:"), counted in its lines."""
+    opens the first cue ("Alice:", shortened to fit a line), counted in its lines."""
     cues = []
     i = 0
     while i < len(words):
-        label = [f"{name}:"] if name and i == 0 else []
+        label = [name_label(name, opts)] if name and i == 0 else []
         j = i
         while j + 1 < len(words) and words[j + 1].end - words[i].start <= opts.max_cue_s and \
                 wrap(label + [w.text for w in words[i:j + 2]], opts) is not None:
@@ -249,21 +258,36 @@ def _stamp(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def no_arrow(text: str) -> str:
+    """``text`` with every ``-->`` made ``->``: in a cue's text the arrow would be read as a timing line (the
+    cue cut there). A correction or a speaker's name is whatever a person typed."""
+    while "-->" in text:
+        text = text.replace("-->", "->")
+    return text
+
+
 def to_srt(cue_list: Sequence[Cue]) -> str:
-    return "\n".join(f"{n}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n" + "\n".join(c.lines) + "\n"
-                     for n, c in enumerate(cue_list, 1))
+    """SubRip: numbered cues, their times, their lines (SubRip has no escapes: only ``-->`` is neutralised)."""
+    return "\n".join(f"{n}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n" + "\n".join(map(no_arrow, c.lines))
+                     + "\n" for n, c in enumerate(cue_list, 1))
+
+
+def vtt_escape(text: str) -> str:
+    """Text as WebVTT cue text: ``&``, ``<`` and ``>`` as character references, so a typed ``<b>`` is shown, not
+    taken for markup, and no ``-->`` is left (its ``>`` is escaped)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _voice(speaker: Any) -> str:
     """A WebVTT voice tag for a speaker's name (``<v Alice>``), escaped: a name is whatever a user typed."""
     if speaker is None:
         return ""
-    name = str(speaker).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return f"<v {name}>"
+    return f"<v {vtt_escape(str(speaker))}>"
 
 
 def to_vtt(cue_list: Sequence[Cue]) -> str:
-    """WebVTT; a cue with a speaker opens with its voice tag (``<v Alice>``), which players show as the name."""
-    body = "\n".join(f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{_voice(c.speaker)}" + "\n".join(c.lines)
-                     + "\n" for c in cue_list)
+    """WebVTT; a cue with a speaker opens with its voice tag (``<v Alice>``), which players show as the name. The
+    text is escaped (:func:`vtt_escape`)."""
+    body = "\n".join(f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{_voice(c.speaker)}"
+                     + "\n".join(map(vtt_escape, c.lines)) + "\n" for c in cue_list)
     return "WEBVTT\n\n" + body

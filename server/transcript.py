@@ -81,11 +81,12 @@ def failure_marker(s: SliceRecord) -> str:
 
 
 def join_text(slices: Iterable[SliceRecord]) -> str:
-    """The transcript so far, in order: done slices' text; a visible marker where a slice failed, so a failure
-    is never a silent gap; nothing for slices still out."""
+    """The transcript so far, in order: the text of slices transcribed (a slice being transcribed again keeps
+    its last text until the new one comes); a visible marker where a slice failed, so a failure is never a
+    silent gap; nothing for slices still out."""
     parts = []
     for s in sorted(slices, key=lambda s: s.index):
-        if s.status == "done" and s.text.strip():
+        if s.transcribed and s.text.strip():
             parts.append(" ".join(s.text.split()))
         elif s.status == "failed":
             parts.append(failure_marker(s))
@@ -95,11 +96,12 @@ def join_text(slices: Iterable[SliceRecord]) -> str:
 def timed_segments(job: JobRecord) -> list[dict[str, Any]]:
     """Every segment of the job on the recording's timeline, in order, with the slice it came from; a corrected
     one says so and keeps its original text (``edited``, ``original``); a failed slice is one item marked
-    ``failed``; a done slice whose worker sent text without times is one item spanning the slice. Each item and
-    each of its words has a ``speaker`` (the name; None where the job has no speaker labels)."""
+    ``failed``; a done slice whose worker sent text without times is one item spanning the slice; a slice being
+    transcribed again gives its last text until the new one comes. Each item and each of its words has a
+    ``speaker`` (the name; None where the job has no speaker labels)."""
     out = []
     for s in sorted(job.slices, key=lambda s: s.index):
-        if s.status == "done":
+        if s.transcribed:
             if not s.segments and s.text.strip():
                 out.append({"start": s.start, "end": s.end, "text": s.text, "slice": s.index, "words": [],
                             "avg_logprob": None})
@@ -145,8 +147,9 @@ def to_txt(job: JobRecord, timestamps: bool = False) -> str:
     out = []
     for para in paragraphs.group(items):
         text = " ".join(" ".join(str(items[i]["text"]).split()) for i in para)
-        if items[para[0]].get("speaker"):  # paragraphs break where the speaker changes: one name each
-            text = f"{items[para[0]]['speaker']}: {text}"
+        who = paragraphs.first_speaker(items, para)  # paragraphs break where the speaker changes: one name each
+        if who is not None:
+            text = f"{who['speaker']}: {text}"
         out.append(f"[{format_clock(items[para[0]]['start'])}] {text}" if timestamps else text)
     return ("\n\n".join(out) or job.note) + "\n"
 
@@ -160,7 +163,7 @@ def to_json(job: JobRecord, view: dict[str, Any]) -> str:
     """The job view plus every timed segment. ``engine`` and ``model`` say what produced the text (the job's
     slices); what the job asked workers for is under ``requested``. A live recording's tentative text
     (``partial``) is never part of a download."""
-    done = [s for s in job.slices if s.status == "done"]
+    done = [s for s in job.slices if s.transcribed]
     used = {"engine": _used(s.engine for s in done) or job.engine, "model": _used(s.model for s in done) or job.model,
             "requested": {"engine": job.engine, "model": job.model}}
     final = {key: value for key, value in view.items() if key != "partial"}

@@ -39,7 +39,7 @@ def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | Non
                     "text": s.text, "worker": s.worker, "engine": s.engine, "model": s.model,
                     "attempts": s.attempts, "error": s.error, "elapsed": s.elapsed, "finished_at": s.finished_at,
                     "segments": s.segments, "edits": s.edits, "asked_engine": s.asked_engine,
-                    "asked_model": s.asked_model}
+                    "asked_model": s.asked_model, "redo_of": s.redo_of}
                    for s in job.slices],
         "paragraphs": paragraph_view(job.slices),
         "speakers": speakers.view(job.speakers),
@@ -49,7 +49,8 @@ def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | Non
 def paragraph_view(slices: list[SliceRecord]) -> list[dict[str, Any]]:
     """The transcript's paragraphs (:mod:`paragraphs`), as the page draws them: each with its start time, its
     speaker once speakers are known, and its items as ``[slice index, segment number]`` pairs, where -1 stands
-    for the whole slice (one still out, a failed one, or one whose text came without times)."""
+    for the whole slice (one still out, with its last text if it is being transcribed again; a failed one; one
+    whose text came without times)."""
     items, refs = [], []
     for s in sorted(slices, key=lambda s: s.index):
         if s.status == "done" and s.segments:
@@ -57,13 +58,13 @@ def paragraph_view(slices: list[SliceRecord]) -> list[dict[str, Any]]:
                 items.append(seg)
                 refs.append([s.index, n])
         elif s.status != "done" or s.text.strip():
-            items.append({"start": s.start, "end": s.end, "text": s.text if s.status == "done" else ""})
+            items.append({"start": s.start, "end": s.end, "text": s.text if s.transcribed else ""})
             refs.append([s.index, -1])
     out = []
     for para in paragraphs.group(items):
-        first = items[para[0]]
-        out.append({"start": round(float(first["start"]), 3), "speaker": first.get("speaker"),
-                    "speaker_id": first.get("speaker_id"), "items": [refs[i] for i in para]})
+        who = paragraphs.first_speaker(items, para) or {}
+        out.append({"start": round(float(items[para[0]]["start"]), 3), "speaker": who.get("speaker"),
+                    "speaker_id": who.get("speaker_id"), "items": [refs[i] for i in para]})
     return out
 
 

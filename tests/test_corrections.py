@@ -3,20 +3,24 @@ text (kept with the worker's original, restorable, refused when stale), a job's 
 again (server/redo.py), and the search of past jobs.
 
 The app runs in process (Flask's test client); the jobs are stored as a worker would have left them, since
-these routes only read and write the store: the real worker's path through them is in tests/test_job_page.py.
+these routes only read and write the store; where a slice is transcribed again, a worker is only an id in the
+scheduler and its answers are the calls its events make. The real workers' path through them is in
+tests/test_redo.py and tests/test_job_page.py.
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import corrections
+from server import audio, corrections, payloads
 from server.app import create_app
 from server.config import ServerSettings, Settings
+from server.scheduler import WorkerInfo
 from server.store import JobRecord, SliceRecord
 
 JOB = "0123456789abcdef"
@@ -46,7 +50,11 @@ def app(tmp_path):
     flask_app, _ = create_app(Settings(server=ServerSettings(data_dir=str(tmp_path / "data"), local_workers=0)))
     coord = flask_app.extensions["scatterscribe"]
     make_jobs(coord.store)
+    for job_id, seconds in ((JOB, 30), (OTHER, 10)):  # their audio (quiet), for the slices sent again
+        coord.job_dir(job_id).mkdir(parents=True, exist_ok=True)
+        coord.audio_path(job_id).write_bytes(audio.wav_bytes(np.zeros(seconds * audio.TARGET_RATE, np.int16)))
     yield flask_app
+    coord.stopped = True  # its reaper ends at its next tick, before it would read the closed store
     coord.store.close()
 
 
@@ -183,18 +191,41 @@ def test_past_jobs_are_searched_by_name_and_text_and_show_their_first_words(app)
     assert ids("%") == [OTHER] and ids("nowhere at all") == []
 
 
+def connect(app, worker_id: str, engine: str, model: str = "") -> None:
+    """A worker that is only an id in the scheduler (what the server sends it goes nowhere; the calls a real
+    worker's events make are made here): enough for the routes to know who is connected."""
+    app.extensions["scatterscribe"].worker_connected(worker_id, WorkerInfo(worker_id, engine=engine, model=model))
+
+
+def downloads(client, job: str) -> dict[str, str]:
+    """The job's transcript as the view gives it and as every download gives it (the .json: its text and
+    segments)."""
+    out = {"view": client.get(f"/api/jobs/{job}").get_json()["transcript"]}
+    for ext in ("txt", "srt", "vtt"):
+        out[ext] = client.get(f"/api/jobs/{job}/transcript.{ext}").get_data(as_text=True)
+    data = client.get(f"/api/jobs/{job}/transcript.json").get_json()
+    out["json"] = json.dumps([data["transcript"], data["segments"]])
+    return out
+
+
 def test_a_slice_is_sent_to_be_transcribed_again_unless_corrections_would_be_lost(app):
-    """A done slice goes back to the queue, asking for a named engine if told; its old text stays stored until
-    the new one comes; a corrected slice is redone only with replace_corrections; a slice already out, bad
-    JSON and unknown slices are refused with a sentence."""
+    """A done slice goes back to the queue, asking for a named engine if told; until the new text comes its
+    last text stays in the view's transcript and every download; a corrected slice is redone only with
+    replace_corrections, and keeps its correction (and the worker's original) until the new text comes; a
+    slice already out, bad JSON and unknown slices are refused with a sentence."""
     client = app.test_client()
+    connect(app, "sphinx-worker", "sphinx")
+    before = downloads(client, JOB)
     redo = f"/api/jobs/{JOB}/slices/1/redo"
     response = client.post(redo, json={"engine": "sphinx"})
     assert response.status_code == 202 and response.get_json()["engine"] == "sphinx"
     view = client.get(f"/api/jobs/{JOB}").get_json()
     s = view["slices"][1]
-    assert s["status"] == "queued" and s["asked_engine"] == "sphinx" and s["text"] == "Second slice speaks."
-    assert view["status"] == "running" and view["waiting_for_workers"] is True
+    assert s["status"] == "leased" and s["asked_engine"] == "sphinx" and s["text"] == "Second slice speaks."
+    assert s["redo_of"] == "done" and view["status"] == "running"
+    assert downloads(client, JOB) == before, "the last text stands while the slice is transcribed again"
+    assert [j["first_words"] for j in client.get("/api/jobs").get_json()["jobs"] if j["id"] == JOB] == \
+        ["Hello there. The president frequencies."]
     again = client.post(redo)
     assert again.status_code == 409 and "being transcribed already" in again.get_json()["error"]
 
@@ -203,9 +234,143 @@ def test_a_slice_is_sent_to_be_transcribed_again_unless_corrections_would_be_los
     assert refused.status_code == 409 and refused.get_json()["corrected"] is True
     assert "replace_corrections" in refused.get_json()["error"]
     assert client.post(f"/api/jobs/{JOB}/slices/0/redo", json={"replace_corrections": True}).status_code == 202
-    assert client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]["edits"] == {}
+    s = client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]
+    assert s["status"] == "queued" and s["edits"]["1"]["original"] == "The president frequencies."
+    for name, body in downloads(client, JOB).items():
+        assert "Fixed." in body and "Hello there." in body and "president" not in body.replace(
+            '"original": "The president frequencies."', ""), name
     assert client.post(f"/api/jobs/{JOB}/slices/2/redo").status_code == 202  # a failed slice, tried again
     for body, status in [(b"{bad", 400), (b'{"engine": "a b"}', 400), (b'{"speed": 2}', 400), (b"[]", 400)]:
         response = client.post(f"/api/jobs/{OTHER}/slices/0/redo", data=body, content_type="application/json")
         assert response.status_code == status and response.get_json()["error"], body
     assert client.post(f"/api/jobs/{OTHER}/slices/7/redo").status_code == 404
+
+
+def test_a_redo_no_connected_worker_can_take_is_refused_and_the_job_stays_done(app):
+    """Asking for an engine no connected worker runs (or asking with no worker at all) is refused with a 409
+    that names what was asked and who is connected; nothing changes: the job stays done, its text whole."""
+    client = app.test_client()
+    before = downloads(client, JOB)
+    url = f"/api/jobs/{JOB}/slices/0/redo"
+    nobody = client.post(url, json={"engine": "nonexist", "replace_corrections": True})
+    assert nobody.status_code == 409 and "no worker is connected" in nobody.get_json()["error"]
+    connect(app, "fw", "faster-whisper", "tiny.en")
+    refused = client.post(url, json={"engine": "nonexist", "replace_corrections": True})
+    error = refused.get_json()["error"]
+    assert refused.status_code == 409 and "nonexist" in error and "faster-whisper tiny.en" in error, error
+    assert client.post(url, json={"model": "large-v3"}).status_code == 409
+    view = client.get(f"/api/jobs/{JOB}").get_json()
+    assert view["status"] == "done" and all(s["status"] != "queued" for s in view["slices"])
+    assert downloads(client, JOB) == before
+
+
+def test_a_redo_that_waits_can_be_called_off_and_the_slice_is_as_it_was(app):
+    """A redo whose worker went away waits; DELETE on it calls it off: the worker holding it (if any) is told
+    to drop it, the slice is done again with its text and corrections, the job done again; calling off a slice
+    that is not being redone is a 409 with a sentence."""
+    client = app.test_client()
+    coord = app.extensions["scatterscribe"]
+    sent: list[tuple[str, dict, str | None]] = []
+    coord.emit = lambda event, data, to=None, **_: sent.append((event, data, to))
+    patch(client, SEG, {"text": "Fixed.", "was": "The president frequencies."})
+    before = downloads(client, JOB)
+    connect(app, "sphinx-worker", "sphinx")
+    url = f"/api/jobs/{JOB}/slices/0/redo"
+    assert client.post(url, json={"engine": "sphinx", "replace_corrections": True}).status_code == 202
+    lease = next(data["lease"] for event, data, _ in sent if event == "slice")
+    coord.worker_disconnected("sphinx-worker")  # its slice goes back to the queue: nobody left to take it
+    assert client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]["status"] == "queued"
+    connect(app, "sphinx-2", "sphinx")
+    coord.dispatch()  # what the server's every-second tick does
+    assert client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]["status"] == "leased"
+    del sent[:]
+    response = client.delete(url)
+    assert response.status_code == 200 and response.get_json() == {"slice": 0, "cancelled": True}
+    assert [(event, to) for event, data, to in sent if event == "cancel"] == [("cancel", "sphinx-2")]
+    assert lease not in [data["lease"] for event, data, _ in sent if event == "cancel"]
+    view = client.get(f"/api/jobs/{JOB}").get_json()
+    s = view["slices"][0]
+    assert s["status"] == "done" and s["redo_of"] == "" and s["edits"]["1"]["original"] == "The president frequencies."
+    assert view["status"] == "done" and downloads(client, JOB) == before
+    assert not coord.scheduler.tasks and not coord.scheduler.leases
+    again = client.delete(url)
+    assert again.status_code == 409 and "not being transcribed again" in again.get_json()["error"]
+    assert client.delete(f"/api/jobs/{JOB}/slices/9/redo").status_code == 404
+    assert client.post(f"/api/jobs/{JOB}/slices/2/redo").status_code == 202  # a failed slice, called off: failed
+    assert client.delete(f"/api/jobs/{JOB}/slices/2/redo").status_code == 200
+    assert client.get(f"/api/jobs/{JOB}").get_json()["slices"][2]["status"] == "failed"
+
+
+def test_the_new_text_replaces_the_old_and_its_corrections_only_when_it_comes(app):
+    """The worker's result for a redone slice replaces its text and drops its corrections (the page asked
+    first); a redo whose every try fails leaves a done slice done, with its text and a note saying so."""
+    client = app.test_client()
+    coord = app.extensions["scatterscribe"]
+    sent: list[tuple[str, dict, str | None]] = []
+    coord.emit = lambda event, data, to=None, **_: sent.append((event, data, to))
+    patch(client, SEG, {"text": "Fixed.", "was": "The president frequencies."})
+    connect(app, "w", "sphinx")
+    assert client.post(f"/api/jobs/{JOB}/slices/0/redo", json={"replace_corrections": True}).status_code == 202
+    held = next(data for event, data, _ in sent if event == "slice")
+    ref = payloads.slice_ref(held)
+    result = payloads.result({**held, "text": "Brand new words.", "engine": "sphinx", "model": "",
+                              "segments": [{"start": 0.5, "end": 2.0, "text": "Brand new words."}]}, ref, 10_000)
+    assert coord.result("w", result) == {"ok": True}
+    s = client.get(f"/api/jobs/{JOB}").get_json()["slices"][0]
+    assert s["status"] == "done" and s["text"] == "Brand new words." and s["edits"] == {} and s["redo_of"] == ""
+    assert "Fixed." not in downloads(client, JOB)["txt"]
+
+    del sent[:]
+    assert client.post(f"/api/jobs/{JOB}/slices/1/redo").status_code == 202
+    for _ in range(coord.settings.scheduler.max_attempts):  # the only worker fails every try
+        held = [data for event, data, _ in sent if event == "slice"][-1]
+        assert coord.error("w", payloads.slice_failure({**held, "error": "decoder crashed"},
+                                                       payloads.slice_ref(held))) == {"ok": True}
+    view = client.get(f"/api/jobs/{JOB}").get_json()
+    s = view["slices"][1]
+    assert s["status"] == "done" and s["text"] == "Second slice speaks." and "decoder crashed" in s["error"]
+    assert view["status"] == "done" and "Second slice speaks." in view["transcript"]
+
+
+def test_searching_past_jobs_waits_for_neither_the_coordinator_nor_the_store(app):
+    """A search scans every slice's text: it reads on a connection of its own, so it answers while another
+    thread holds the coordinator's lock and the store's (a result being stored, a job being handed out), and
+    holds neither itself."""
+    import threading
+
+    coord = app.extensions["scatterscribe"]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with coord.lock, coord.store._lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    answers: list = []
+    searcher = threading.Thread(target=lambda: answers.append(app.test_client().get("/api/jobs?q=speaks")),
+                                daemon=True)
+    searcher.start()
+    searcher.join(10)
+    release.set()
+    holder.join(10)
+    searcher.join(10)
+    assert answers and answers[0].status_code == 200, "answered while both locks were held"
+    assert [j["id"] for j in answers[0].get_json()["jobs"]] == [JOB]
+    assert answers[0].get_json()["jobs"][0]["first_words"] == "Hello there. The president frequencies."
+
+
+def test_a_search_that_runs_past_its_limit_is_stopped_with_a_sentence(tmp_path):
+    """Store.search gives up at its time limit (SearchTooLong), rather than holding a thread for ever."""
+    from server.store import SearchTooLong, Store
+
+    store = Store(tmp_path / "big.db")
+    slices = [SliceRecord(i, i, i + 1.0, [(i, i + 1.0)], status="done", text=f"words number {i} " * 20)
+              for i in range(3000)]
+    store.create_job(JobRecord(JOB, "big.wav", "upload", 1.0, status="done", slices=slices))
+    assert [job.id for job, _ in store.search("number 2999")[0]] == [JOB]
+    with pytest.raises(SearchTooLong, match="took over 0 s"):
+        store.search("nowhere to be found", max_s=0.0)
+    store.close()

@@ -15,8 +15,8 @@ from server import audio, payloads, transcript
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
 from server.live_captions import LiveCaptions
-from server.live_jobs import LiveJobs
-from server.scheduler import WorkerInfo
+from server.live_jobs import DELETED, LiveJobs
+from server.scheduler import Requirement, WorkerInfo
 from server.store import Store
 from server.tentative import TentativeOptions
 from tests.support import corpus_file
@@ -195,3 +195,48 @@ def test_an_answer_from_another_worker_or_for_another_job_is_not_shown(tmp_path)
     assert site.coord.job_view(other["job"])["partial"] is None
     site.answer(asked["_to"], asked, "A gold ring")
     assert site.coord.job_view(job["job"])["partial"]["text"] == "A gold ring"
+
+
+def test_deleting_a_job_being_recorded_ends_its_recording_and_tentative_text_at_once(tmp_path):
+    """DELETE while recording: at once the recording's session and slot are gone, the request out is called
+    back, the recording page hears `live_ended` with the reason and the job's pages `partial` null; the next
+    chunk is refused as finished and nothing is written where the job was."""
+    site = Site(tmp_path)
+    site.worker("w")
+    job = start(site, page="the-page")
+    out = stream(site, job, speech()[: 3 * RATE], 0, answer=lambda r: "A gold ring")
+    out += stream(site, job, speech()[3 * RATE : 4 * RATE], 12)  # unanswered: a request is out
+    assert site.coord.job_view(job["job"])["partial"]["text"] == "A gold ring"
+    folder = site.coord.job_dir(job["job"])
+    site.sent.clear()
+    assert site.coord.delete_job(job["job"])
+    assert job["job"] not in site.live.sessions and job["job"] not in site.coord.partials
+    assert site.take("live_ended", to="the-page") == [{"job": job["job"], "error": DELETED, "_to": "the-page"}]
+    assert {"job": job["job"], "partial": None, "_to": f"job:{job['job']}"} in site.take("partial")
+    assert {c["lease"] for c in site.take("cancel", to="w")} >= {out[-1]["id"]}
+    reply = site.live.chunk(payloads.live_chunk({**job, "seq": 16, "pcm": speech()[: CHUNK].tobytes()}))
+    assert reply["finished"] is True and "error" in reply
+    assert not folder.exists()
+    assert site.live.start("next.wav", RATE, page="the-page").get("job"), "the page may record again"
+
+
+def test_a_recording_that_asks_for_an_engine_gets_its_tentative_text_and_slices_only_from_it(tmp_path):
+    """Two idle workers that both decode tentative text, a faster-whisper one and a sleep-engine one; a recording
+    started asking for the sleep engine: every tentative request and its closed slice go to the sleep worker
+    only, though the other would be picked first otherwise (its name sorts first)."""
+    site = Site(tmp_path)
+    site.worker("a-fw", engine="faster-whisper", model="tiny.en")
+    site.worker("b-sleep", engine="sleep", model="0.05")
+    started = site.live.start("rec.wav", RATE, page="page", requirement=Requirement("sleep"))
+    job = {"job": started["job"], "key": started["key"]}
+    assert site.coord.job_view(job["job"])["engine"] == "sleep"
+    requests = stream(site, job, speech()[: 12 * RATE], 0)
+    assert requests and {r["_to"] for r in requests} == {"b-sleep"}
+    sent = site.take("slice")
+    assert sent and {s["_to"] for s in sent} == {"b-sleep"}, "the closed slice too"
+
+    (tmp_path / "other").mkdir()
+    other = Site(tmp_path / "other")  # the same workers, a recording that asks for nothing: either may serve it
+    other.worker("a-fw", engine="faster-whisper", model="tiny.en")
+    other.worker("b-sleep", engine="sleep", model="0.05")
+    assert {r["_to"] for r in stream(other, start(other), speech()[: 3 * RATE], 0)} == {"a-fw"}

@@ -76,8 +76,10 @@ class FakePage:
     def __init__(self, server: Server):
         self.server = server
         self.partials: list[dict] = []
+        self.ended: list[dict] = []  # live_ended: the server ended a recording of this page's on its own
         self.sio = socketio.Client()
         self.sio.on("partial", self.partials.append)
+        self.sio.on("live_ended", self.ended.append)
         self.sio.connect(server.url, transports=["websocket"], wait_timeout=10)
 
     def call(self, event: str, data: dict) -> dict:
@@ -284,6 +286,9 @@ def test_live_requests_are_checked(site):
     page = FakePage(site)
     assert "sample rate" in page.call("live_start", {"name": "x", "sample_rate": 192000})["error"]
     assert "sample rate" in page.call("live_start", {"name": "x"})["error"]
+    for engine in ("a b", 7, "x" * 200, "sleep;rm"):
+        refused = page.call("live_start", {"name": "x", "sample_rate": RATE, "engine": engine})
+        assert "job" not in refused and refused["error"], engine
     live = page.start()
     chunks = chunks_of(load(JFK))
     page.send(live, chunks[:4])
@@ -660,5 +665,37 @@ def test_with_no_worker_there_is_no_tentative_text_and_nothing_breaks(limited, p
         page.wait_for_selector("#waiting:not([hidden])", timeout=15_000)
         captions = page.evaluate("window.captions")
         assert not any(r["open"] or r["held"] for r in captions["renders"]) and not captions["errors"]
+    finally:
+        browser.close()
+
+
+def test_deleting_a_job_while_it_is_recorded_ends_the_recording_at_once(site, playwright):
+    """DELETE while a page records live: the page is told at once (`live_ended`, with the reason) and its next
+    chunk is refused as finished, so nothing more is written; the real page in Chromium stops recording and says
+    why."""
+    page = FakePage(site)
+    chunks = chunks_of(load(JFK))
+    live = page.start()
+    page.send(live, chunks[:8])
+    forget(site, live["job"])
+    wait_for(lambda: page.ended, 5, "the page to be told")
+    assert page.ended == [{"job": live["job"], "error": "this job was deleted while it was being recorded"}]
+    answer = page.call("live_chunk", {"job": live["job"], "key": live["key"], "seq": 8, "pcm": chunks[8]})
+    assert answer["finished"] and "error" in answer
+    again = page.start()  # its live slot is free again
+    forget(site, again["job"])
+    page.close()
+
+    browser = launch(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={corpus_file(JFK)}")
+    try:
+        tab = open_page(browser, site.url)
+        tab.get_by_role("button", name="Record").click()
+        tab.wait_for_selector("#record-panel[data-live='true']", timeout=30_000)
+        tab.wait_for_function(f"{ELAPSED} >= 2", timeout=30_000)
+        forget(site, job_id_of(tab))
+        tab.wait_for_function("document.getElementById('record-label').textContent === 'Record'", timeout=10_000)
+        assert "deleted while it was being recorded" in tab.text_content("#record-message")
+        shot(tab, "live-deleted-while-recording")
     finally:
         browser.close()

@@ -54,3 +54,23 @@ def test_every_item_is_in_exactly_one_paragraph_in_order(raw):
     opts = ParagraphOptions()
     for p in paras:
         assert items[p[-1]]["start"] - items[p[0]]["start"] < opts.max_s + 1e-9
+
+
+def test_an_unlabelled_item_does_not_carry_one_speaker_into_another():
+    """Items with no speaker (a worker without --diarize, a slice not labelled yet) sit in the paragraph they
+    fall in, but the next labelled item is compared with the paragraph's last known speaker: A, ?, B breaks
+    before B; A, ?, A does not; ?, A, B breaks before B."""
+    assert breaks([seg(0, 2, speaker="A"), seg(2.1, 4), seg(4.1, 6, speaker="B")]) == [0, 2]
+    assert breaks([seg(0, 2, speaker="A"), seg(2.1, 4), seg(4.1, 6, speaker="A")]) == [0]
+    assert breaks([seg(0, 2), seg(2.1, 4, speaker="A"), seg(4.1, 6), seg(6.1, 8, speaker="B")]) == [0, 3]
+
+
+@given(st.lists(st.tuples(st.floats(0, 2), st.sampled_from([None, None, "A", "B", "C"])), max_size=40))
+def test_no_paragraph_holds_two_known_speakers(raw):
+    """Whatever the labels and pauses, each paragraph's labelled items all have one speaker."""
+    items, t = [], 0.0
+    for gap, speaker in raw:
+        items.append(seg(t + gap, t + gap + 1, "words", speaker))
+        t += gap + 1
+    for p in group(items):
+        assert len({items[i]["speaker"] for i in p if "speaker" in items[i]}) <= 1

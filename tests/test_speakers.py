@@ -72,6 +72,71 @@ def test_a_long_job_clusters_a_spread_and_labels_every_voice():
     assert len(labels) == 500 and same_partition(labels, people)
 
 
+def reference_cluster(vectors: np.ndarray, seconds: np.ndarray, count: int | None,
+                      opts: sp.LabelOptions = sp.LabelOptions()) -> np.ndarray:
+    """The clustering's rule written plainly (every centroid recomputed after each merge): what
+    ``speakers.cluster`` must give, only slower."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    if len(vectors) <= 1 or count == 1:
+        return np.zeros(len(vectors), dtype=int)
+
+    def centroids(labels):
+        out = {}
+        for k in np.unique(labels):
+            mean = vectors[labels == k].mean(axis=0)
+            out[int(k)] = mean / np.linalg.norm(mean)
+        return out
+
+    tree = linkage(vectors, method="average", metric="cosine")
+    labels = fcluster(tree, 1.0 - opts.same_speaker_similarity, criterion="distance")
+    cents = centroids(labels)
+    while len(cents) > (count or 1):
+        speech = {k: float(seconds[labels == k].sum()) for k in cents}
+        small = min(speech, key=speech.get)
+        if speech[small] >= opts.min_speaker_s:
+            break
+        labels[labels == small] = max((j for j in cents if j != small), key=lambda j: float(cents[j] @ cents[small]))
+        cents = centroids(labels)
+    if count:
+        while len(cents) > count:
+            _, a, b = max((float(cents[a] @ cents[b]), a, b) for a in cents for b in cents if a < b)
+            labels[labels == b] = a
+            cents = centroids(labels)
+        if len(cents) < count:
+            labels = fcluster(tree, min(count, len(vectors)), criterion="maxclust")
+    return np.searchsorted(np.unique(labels), labels)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 120), people=st.integers(1, 6),
+       spread=st.floats(0.2, 2.0), count=st.none() | st.integers(1, 5))
+def test_the_incremental_merging_gives_what_the_plain_rule_gives(seed, n, people, spread, count):
+    """Whatever the voices (clear or noisy, long or short), asked count or not: the same speakers as the rule
+    written plainly."""
+    rng = np.random.default_rng(seed)
+    vectors = voices_of(list(rng.integers(0, people, n)), rng, spread)
+    seconds = rng.uniform(0.3, 9.0, n)
+    assert np.array_equal(sp.cluster(vectors, seconds, count), reference_cluster(vectors, seconds, count))
+
+
+def test_thousands_of_voices_unlike_each_other_cluster_in_seconds_not_minutes():
+    """The worst input the server clusters (max_voices voices, each a group of its own, each too short to be a
+    speaker, so nearly all must be merged away) finishes in a few seconds, as it reruns at every relabelling
+    while a job runs. The bound is a generous guard, not a goal (bench/speakers.py times it): recomputing every
+    centroid after each merge took over a minute here."""
+    import time
+
+    rng = np.random.default_rng(8)
+    n = sp.LabelOptions().max_voices
+    vectors = voices_of(list(range(n)), rng, spread=0.0)
+    t0 = time.perf_counter()
+    labels = sp.cluster(vectors, np.full(n, 1.0))
+    assert time.perf_counter() - t0 < 15
+    speech = np.bincount(labels, minlength=labels.max() + 1) * 1.0
+    assert speech.min() >= sp.LabelOptions().min_speaker_s, "every speaker has enough speech"
+
+
 def test_ids_stay_with_their_people_as_voices_arrive():
     """Clustered again with more voices, whose cluster numbers came out swapped, the people keep their ids, and
     a newcomer gets the next id."""

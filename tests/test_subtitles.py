@@ -169,3 +169,60 @@ def test_every_cue_obeys_the_rules_whatever_the_segments(raw):
     check_cues(found, duration_s=t + 1)
     said = " ".join(c.text for c in found if not c.lines[0].startswith("[") or "could not" not in c.text)
     assert re.sub(r"\s", "", said) == "".join(spoken)
+
+
+def text_lines(body: str) -> list[str]:
+    """The lines of an .srt or .vtt that are neither the header, a cue number, a timing line nor blank."""
+    return [line for line in body.split("\n") if line and line != "WEBVTT" and not line.isdigit()
+            and not re.fullmatch(r"[\d:.,]+ --> [\d:.,]+", line)]
+
+
+def test_typed_markup_and_arrows_are_text_in_vtt_and_srt():
+    """A correction "Tom & Jerry <b>say</b> 1 --> 2": the .vtt shows it as text (&, < and > escaped, so no tag
+    and no "-->" that would cut the cue), the .srt has no "-->" outside its timing lines."""
+    found = cues([segment("Tom & Jerry <b>say</b> 1 --> 2", 0.0)])
+    vtt, srt = to_vtt(found), to_srt(found)
+    assert "Tom &amp; Jerry &lt;b&gt;say&lt;/b&gt; 1 --&gt; 2" in " ".join(text_lines(vtt)), vtt
+    assert "Tom & Jerry <b>say</b> 1 -> 2" in " ".join(text_lines(srt)), srt
+    for body in (vtt, srt):
+        assert not any("-->" in line for line in text_lines(body)), body
+    assert not any("<" in line or ">" in line for line in text_lines(vtt))
+
+
+def test_a_long_speaker_name_is_shortened_to_fit_the_line():
+    """A 60-character name opens its turn shortened with an ellipsis, so no .srt line is over 42 characters."""
+    name = "Dr. Maximiliana Wolfeschlegelsteinhausenberger-Featherstones"
+    assert len(name) == 60
+    items = [{**segment("Good morning everyone and welcome to the meeting.", 0.0), "speaker": name},
+             {**segment("Thank you.", 4.0), "speaker": "Bo"}]
+    found = cues(items, name_changes=True)
+    check_cues(found)
+    srt = to_srt(found)
+    assert max(len(line) for line in text_lines(srt)) <= OPTS.max_line_chars, srt
+    assert found[0].lines[0].startswith("Dr. Maximiliana") and found[0].lines[0].endswith("…:")
+    assert found[-1].lines[0].startswith("Bo: ")
+
+
+NAME = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc", "Zl", "Zp"]), min_size=1,
+               max_size=60).map(lambda s: " ".join(s.split())).filter(bool)
+TYPED = st.lists(st.sampled_from(["<b>", "</i>", "&", "&amp;", "-->", "--->", "<v", "a", "word.", ">"]) | WORD,
+                 min_size=1, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(TYPED, st.floats(0, 3), NAME | st.none()), min_size=1, max_size=8))
+def test_any_text_and_any_speaker_name_make_cues_that_obey_the_rules(raw):
+    """Typed text (markup, arrows, ampersands) and speakers' names of 1–60 characters, the names opening each
+    turn: every cue obeys every rule (the name's label counted in its line), and neither file holds "-->" outside
+    a timing line nor, in the .vtt, a "<" or ">" that is not a voice tag."""
+    items, t = [], 0.0
+    for tokens, pause, speaker in raw:
+        t += pause
+        seg = {**segment(" ".join(tokens), t), "speaker": speaker}
+        items.append(seg)
+        t = seg["end"]
+    found = cues(items, duration_s=t + 1, name_changes=True)
+    check_cues(found, duration_s=t + 1)
+    srt, vtt = to_srt(found), to_vtt(found)
+    assert not any("-->" in line for body in (srt, vtt) for line in text_lines(body))
+    assert not any(re.search("[<>]", re.sub(r"^<v [^<>]*>", "", line)) for line in text_lines(vtt))

@@ -3,12 +3,15 @@
 import json
 import random
 import re
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server import speakers
 from server.store import JobRecord, SliceRecord
-from server.transcript import join_text, shift_segments, timed_segments, to_original_time, to_srt, to_vtt
+from server.transcript import join_text, shift_segments, timed_segments, to_original_time, to_srt, to_txt, to_vtt
+from server.views import paragraph_view
 
 
 def test_time_in_a_slice_maps_through_its_pieces():
@@ -129,3 +132,23 @@ def test_exported_segments_always_carry_words():
     job.slices[1].status = "failed"
     for segment in timed_segments(job):
         assert segment["words"] == [] and segment["avg_logprob"] is None
+
+
+
+def test_words_without_a_speaker_never_put_the_next_speakers_words_under_the_last_name():
+    """Three close slices: one of speaker 1, one without voice labels (its worker sent none), one of speaker 2:
+    the .txt and the job view's paragraphs name each paragraph after its own speaker, and speaker 2's words are
+    never under "Speaker 1"."""
+    def done(i, start, end, text):
+        return SliceRecord(index=i, start=start, end=end, pieces=[(start, end)], status="done", text=text,
+                           segments=[{"start": start, "end": end, "text": text, "words": [], "avg_logprob": None}])
+
+    state = {**speakers.initial_state(None), "turns": [[0.0, 2.0, 1], [6.9, 10.0, 2]], "next_id": 3,
+             "final": True}
+    job = JobRecord("j", "call.wav", "upload", 0.0, status="done", duration=10.0, speakers=state,
+                    slices=[done(0, 0.5, 2.0, "Hello there."), done(1, 2.5, 6.5, "Unlabelled words."),
+                            done(2, 7.0, 9.0, "Second person speaking.")])
+    text = to_txt(job)
+    assert text == "Speaker 1: Hello there. Unlabelled words.\n\nSpeaker 2: Second person speaking.\n", text
+    labelled = [replace(s, segments=speakers.labelled_segments(s.segments, state)) for s in job.slices]
+    assert [p["speaker"] for p in paragraph_view(labelled)] == ["Speaker 1", "Speaker 2"]

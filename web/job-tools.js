@@ -1,7 +1,7 @@
 'use strict';
 // What a person does to a whole job or one of its slices: rename it, delete it (after asking), and send a
 // slice to be transcribed again, by any worker or by one engine (asking first when that would replace their
-// corrections).
+// corrections), or call that off while it waits.
 
 import { ask } from './dialog.js';
 import { clock } from './format.js';
@@ -39,6 +39,8 @@ export class JobTools {
     $('slice-list').addEventListener('click', (e) => {
       const again = e.target.closest('[data-redo]');
       if (again) this.redo(Number(again.dataset.redo));
+      const stop = e.target.closest('[data-cancel-redo]');
+      if (stop) this.cancelRedo(Number(stop.dataset.cancelRedo));
     });
   }
 
@@ -132,5 +134,14 @@ export class JobTools {
     }
     this.announce(ok ? `Slice ${index + 1} is being transcribed again.`
       : answer.error || 'The slice could not be sent again.');
+  }
+
+  /** Call off transcribing slice `index` again: it keeps the text it had. */
+  async cancelRedo(index) {
+    const view = this.job();
+    if (!view) return;
+    const { ok, answer } = await send('DELETE', `/api/jobs/${view.id}/slices/${index}/redo`);
+    this.announce(ok ? `Slice ${index + 1} keeps its text; it is no longer being transcribed again.`
+      : answer.error || 'The slice could not be called back.');
   }
 }

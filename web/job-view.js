@@ -232,7 +232,7 @@ export class JobView {
       if (s.status === 'done' && engine) text += ` with ${engine}`;
       if (s.status === 'done' && s.elapsed) text += ` in ${s.elapsed.toFixed(1)} s`;
       if (s.attempts > 1) text += ` (attempt ${s.attempts})`;
-      if (s.error && s.status !== 'done') text += ` — ${s.error}`;
+      if (s.error) text += ` — ${s.error}`; // on a done slice: a new try that failed (it kept its text)
       if (s.asked_engine || s.asked_model) text += ` (asked of ${[s.asked_engine, s.asked_model].join(' ').trim()})`;
       const symbol = document.createElement('span');
       symbol.className = 'chip-symbol';
@@ -247,6 +247,14 @@ export class JobView {
         again.textContent = 'Transcribe again…';
         again.setAttribute('aria-label', `Transcribe again… (slice ${s.index + 1})`);
         li.append(' ', again);
+      } else if (s.redo_of && (s.status === 'queued' || s.status === 'leased')) {
+        const stop = document.createElement('button');
+        stop.type = 'button';
+        stop.className = 'button small secondary redo';
+        stop.dataset.cancelRedo = s.index;
+        stop.textContent = 'Stop transcribing again';
+        stop.setAttribute('aria-label', `Stop transcribing again (slice ${s.index + 1})`);
+        li.append(' ', stop);
       }
       return li;
     });

@@ -4,7 +4,8 @@
 // highest one up to which it has everything. Chunks it has not acknowledged stay here and are sent again
 // after a reconnect, so a dropped connection loses nothing.
 //
-//   const stream = new LiveStream(socket, { onEnded: (problem) => … }); // the server ended it early
+//   const stream = new LiveStream(socket, { onEnded: (problem) => … }); // the server ended it early (also
+//                                                      // `live_ended {job, error}`: its job was deleted)
 //   stream.push(pcm);                                  // every chunk from the recorder, from the first one
 //   const job = await stream.open(name, sampleRate);   // throws Error(message) if the server refuses
 //   await stream.finish();                             // after the recorder's last chunk: resolves when the
@@ -34,6 +35,9 @@ export class LiveStream {
     this.whenEnded = new Promise((resolve) => { this.resolveEnded = resolve; });
     this.onConnect = () => this.resume();
     socket.on('connect', this.onConnect);
+    // The server ended the recording on its own (its job was deleted): stop at once, say why.
+    this.onServerEnd = ({ job, error } = {}) => { if (job && job === this.job) this.end(error || 'ended'); };
+    socket.on('live_ended', this.onServerEnd);
   }
 
   /** Ask the server for a live job; resolves with its id. Chunks pushed before are sent once it opens. */
@@ -155,6 +159,7 @@ export class LiveStream {
     if (this.ended) return;
     this.ended = true;
     this.socket.off('connect', this.onConnect);
+    this.socket.off('live_ended', this.onServerEnd);
     this.resolveEnded(problem);
     if (tell && problem && this.onEnded) this.onEnded(problem);
   }
