@@ -6,6 +6,8 @@ import logging
 import os
 import re
 import tempfile
+import unicodedata
+import urllib.parse
 
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
@@ -218,9 +220,25 @@ def get_transcript(job_id: str, ext: str):
         body = transcript.to_vtt(job)
     else:
         body = transcript.to_json(job, coord.job_view(job_id))
-    stem = re.sub(r"[^\w.\-]", "_", job.name.rsplit(".", 1)[0]) or job_id
     return Response(body, mimetype=FORMATS[ext],
-                    headers={"Content-Disposition": f'attachment; filename="{stem}.{ext}"'})
+                    headers={"Content-Disposition": attachment(job.name, ext, fallback=job_id)})
+
+
+def attachment(name: str, ext: str, fallback: str) -> str:
+    """A ``Content-Disposition`` naming the download after the job, in any script: ``filename`` holds an ASCII
+    form (what old clients show; ``fallback`` when nothing of the name is ASCII) and ``filename*`` the name
+    itself, UTF-8 percent-encoded (RFC 6266, RFC 8187). A header must be Latin-1: the server could not send one
+    that held ``Интервью`` and closed the connection instead."""
+    stem = re.sub(r"[^\w.\-]", "_", name.rsplit(".", 1)[0]).strip(".")
+    stem = stem if re.search(r"[^\W_]", stem) else fallback
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    ascii_stem = re.sub(r"[^A-Za-z0-9.\-]+", "_", ascii_stem).strip("._")
+    if not re.search(r"[A-Za-z0-9]", ascii_stem):
+        ascii_stem = fallback
+    value = f'attachment; filename="{ascii_stem}.{ext}"'
+    if ascii_stem != stem:
+        value += f"; filename*=UTF-8''{urllib.parse.quote(f'{stem}.{ext}', safe='')}"
+    return value
 
 
 @bp.get("/api/jobs/<job:job_id>/audio.wav")

@@ -134,6 +134,34 @@ def test_any_body_on_the_known_jobs_routes_gets_a_correct_answer_or_a_sentence(s
     site.check()
 
 
+NAMES = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=120)
+
+
+@SETTINGS
+@given(name=NAMES, ext=st.sampled_from(["txt", "srt", "vtt", "json"]))
+def test_a_job_renamed_anything_can_still_be_downloaded(site, name, ext):
+    """Any name a rename takes (any script, quotes, slashes, dots): every download answers 200 with an ASCII
+    ``filename`` and, for a name that is not plain ASCII, ``filename*`` holding the name's letters and digits
+    (RFC 6266); a non-Latin-1 name used to close the connection with no answer."""
+    renamed = requests.patch(f"{site.server.url}/api/jobs/{site.job}", json={"name": name}, timeout=30)
+    answered_with_a_sentence(renamed.status_code, renamed.text)
+    stored = site.server.job(site.job)["name"]
+    response = site.server.get(f"/api/jobs/{site.job}/transcript.{ext}")
+    assert response.status_code == 200, response.text
+    disposition = response.headers["Content-Disposition"]
+    plain = re.fullmatch(r'attachment; filename="([A-Za-z0-9._\-]+)"(?:; filename\*=UTF-8\'\'([^;\s"]+))?',
+                         disposition)
+    assert plain, disposition
+    shown = urllib.parse.unquote(plain.group(2), errors="strict") if plain.group(2) else plain.group(1)
+    assert shown.endswith(f".{ext}") and not set('/\\"') & set(shown), shown
+    stem = stored.rsplit(".", 1)[0]
+    if any(ch.isalnum() for ch in stem):
+        assert [ch for ch in shown[:-len(ext) - 1] if ch.isalnum()] == [ch for ch in stem if ch.isalnum()]
+    else:
+        assert plain.group(1) == f"{site.job}.{ext}"
+    site.check()
+
+
 @pytest.fixture(scope="module")
 def worker(site):
     raw_worker = RawWorker(site.server, "prop-worker")
