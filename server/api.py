@@ -12,7 +12,7 @@ import urllib.parse
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import audio, corrections, disk, forms, redo, speaker_jobs, transcript
+from . import audio, bodies, corrections, disk, forms, redo, speaker_jobs, transcript
 from .audio import AudioError
 from .config import ROOT
 from .coordinator import Coordinator, JobError
@@ -120,7 +120,7 @@ def refused(exc: corrections.Refused) -> tuple[Response, int]:
 def rename_job(job_id: str):
     """``{"name": ...}``: give a job another name."""
     try:
-        name = corrections.parse_name(request.get_data(cache=False))
+        name = corrections.parse_name(bodies.read(4096))
         corrections.rename(coordinator(), job_id, name)
     except corrections.Refused as exc:
         return refused(exc)
@@ -132,11 +132,11 @@ def rename_speaker(job_id: str, speaker: int):
     """``{"name": "Alice"}``: what speaker ``speaker`` is called in the job's view and every download
     (``{"name": null}``: "Speaker N" again)."""
     try:
-        name = speaker_jobs.parse_rename(_small_body(4096))
+        name = speaker_jobs.parse_rename(bodies.read(4096))
         return jsonify(coordinator().speakers.rename(job_id, speaker, name))
     except speaker_jobs.Refused as exc:
         return error(exc.status, str(exc))
-    except corrections.Refused as exc:  # the body was too large
+    except bodies.Refused as exc:  # the body: too large, not JSON, …
         return refused(exc)
 
 
@@ -145,7 +145,7 @@ def correct_segment(job_id: str, index: int, number: int):
     """``{"text", "was"}`` or ``{"restore": true, "was"}``: correct a segment's text, or undo the correction
     (see ``corrections``); 409 when the segment no longer reads ``was``."""
     try:
-        change = corrections.parse(_small_body(corrections.MAX_BODY_BYTES))
+        change = corrections.parse(bodies.read(corrections.MAX_BODY_BYTES))
         return jsonify(corrections.correct(coordinator(), job_id, index, number, change))
     except corrections.Refused as exc:
         return refused(exc)
@@ -155,19 +155,12 @@ def correct_segment(job_id: str, index: int, number: int):
 def redo_slice(job_id: str, index: int):
     """Transcribe a done or failed slice again; optional JSON ``{"engine", "model", "replace_corrections"}``."""
     try:
-        request_ = redo.parse(_small_body(4096))
+        request_ = redo.parse(bodies.read(4096))
         coordinator().transcribe_again(job_id, index, request_)
     except corrections.Refused as exc:
         return refused(exc)
     return jsonify({"slice": index, "status": "queued", "engine": request_.asked.engine,
                     "model": request_.asked.model}), 202
-
-
-def _small_body(limit: int) -> bytes:
-    """The request's body, refused unread (413) past ``limit`` bytes."""
-    if (request.content_length or 0) > limit:
-        raise corrections.Refused(413, f"the request body is over {limit // 1024} KB; this request needs far less")
-    return request.get_data(cache=False)[:limit + 1]
 
 
 @bp.get("/api/worker-setup")

@@ -9,10 +9,10 @@ too.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
+from . import bodies
 from .corrections import Refused
 from .scheduler import Requirement
 from .store import JobRecord, SliceRecord
@@ -31,16 +31,7 @@ class Redo:
 
 def parse(body: bytes | None) -> Redo:
     """A request body (empty, or a JSON object) → a :class:`Redo`; :class:`Refused` (400) otherwise."""
-    if not body or not body.strip():
-        return Redo()
-    if len(body) > 4096:
-        raise Refused(413, f"the request is too long: {USAGE}")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, f"the body is not JSON: {USAGE}") from None
-    if not isinstance(data, dict):
-        raise Refused(400, f"the body is JSON but not an object: {USAGE}")
+    data = bodies.json_object(body, USAGE, empty={})
     unknown = sorted(set(data) - {"engine", "model", "replace_corrections"})
     if unknown:
         raise Refused(400, f"unknown field(s) {', '.join(map(repr, unknown))}: {USAGE}")

@@ -8,11 +8,13 @@ these routes only read and write the store: the real worker's path through them 
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from server import corrections
 from server.app import create_app
@@ -168,6 +170,44 @@ def test_a_job_is_renamed_and_bad_names_are_refused(app):
         status, answer = patch(client, f"/api/jobs/{JOB}", body)
         assert status == 400 and words in answer["error"], (body, answer)
     assert patch(client, "/api/jobs/00000000000000ff", {"name": "x"})[0] == 404
+
+
+class Endless(io.RawIOBase):
+    """A request body of ``size`` bytes made as it is read, counting what the server read of it."""
+
+    def __init__(self, size: int):
+        self.left, self.read_bytes = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = b" " * n
+        self.left -= n
+        self.read_bytes += n
+        return n
+
+
+@pytest.mark.parametrize("path", [f"/api/jobs/{JOB}", SEG, f"/api/jobs/{JOB}/slices/0/redo",
+                                  f"/api/jobs/{JOB}/speakers/1"])
+@pytest.mark.parametrize("with_length", [True, False])
+def test_a_huge_body_on_any_json_route_is_refused_without_being_read(app, path, with_length):
+    """The review: renaming a job read the whole body (a 200 MB PATCH cost 400 MB, then a 400). Every JSON route
+    now answers 413 without reading a body whose Content-Length is over its limit, and reads one sent without a
+    length only up to the limit."""
+    body = Endless(20 * 2**20)
+    method = "POST" if path.endswith("redo") else "PATCH"
+    environ = EnvironBuilder(path=path, method=method, content_type="application/json").get_environ()
+    environ["wsgi.input"] = io.BufferedReader(body)  # not seekable: the test client cannot send it
+    if with_length:
+        environ["CONTENT_LENGTH"] = str(body.left)
+    else:
+        environ.pop("CONTENT_LENGTH", None)
+        environ["wsgi.input_terminated"] = True  # as a server passing on a chunked body says
+    answer, status, _ = run_wsgi_app(app.wsgi_app, environ, buffered=True)
+    assert status.startswith("413") and "the request body is over" in json.loads(b"".join(answer))["error"]
+    assert body.read_bytes <= (0 if with_length else 64 * 1024 + 8192), body.read_bytes
 
 
 def test_past_jobs_are_searched_by_name_and_text_and_show_their_first_words(app):
