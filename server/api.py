@@ -11,6 +11,7 @@ import urllib.parse
 
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_range_header
 
 from . import audio, bodies, corrections, disk, forms, redo, speaker_jobs, transcript
 from .audio import AudioError
@@ -43,11 +44,10 @@ def display_name(filename: str | None) -> str:
 
 
 def _requirement() -> Requirement:
-    engine = request.form.get("engine", "").strip()
-    model = request.form.get("model", "").strip()
-    if not re.fullmatch(r"[\w.\-/]{0,128}", engine + model):
-        raise JobError("engine and model may hold letters, digits, '.', '-', '_' and '/' only")
-    return Requirement(engine, model)
+    try:
+        return redo.requirement(request.form.get("engine"), request.form.get("model"))
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
 
 
 class UploadRequest(Request):
@@ -234,6 +234,18 @@ def attachment(name: str, ext: str, fallback: str) -> str:
     return value
 
 
+@bp.before_app_request
+def ignore_an_unreadable_range():
+    """RFC 9110 (14.2): a ``Range`` that cannot be read, or in a unit other than bytes, is ignored and the whole
+    file is sent (200); so is one of several ranges, which this server does not serve. Werkzeug answers each
+    with 416, which a client cannot act on."""
+    header = request.environ.get("HTTP_RANGE")
+    if header is not None:
+        parsed = parse_range_header(header)
+        if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+            del request.environ["HTTP_RANGE"]
+
+
 @bp.get("/api/jobs/<job:job_id>/audio.wav")
 def get_audio(job_id: str):
     try:
@@ -242,6 +254,9 @@ def get_audio(job_id: str):
         return error(404, f"no job {job_id!r}")
     if not path.exists():
         return error(404, f"no audio for job {job_id!r}")
+    asked = parse_range_header(request.environ.get("HTTP_RANGE"))  # one readable byte range, or none
+    if asked is not None and -asked.ranges[0][0] > path.stat().st_size:
+        del request.environ["HTTP_RANGE"]  # the last N bytes of a shorter file are all of it (RFC 9110 14.1.2)
     return send_file(path, mimetype="audio/wav")
 
 

@@ -35,14 +35,33 @@ def parse(body: bytes | None) -> Redo:
     unknown = sorted(set(data) - {"engine", "model", "replace_corrections"})
     if unknown:
         raise Refused(400, f"unknown field(s) {', '.join(map(repr, unknown))}: {USAGE}")
-    engine, model = data.get("engine") or "", data.get("model") or ""
-    if not isinstance(engine, str) or not isinstance(model, str) or \
-            not re.fullmatch(r"[\w.\-/]{0,128}", engine + model):
-        raise Refused(400, "engine and model are strings of letters, digits, '.', '-', '_' and '/' only")
+    try:
+        asked = requirement(data.get("engine"), data.get("model"))
+    except ValueError as exc:
+        raise Refused(400, f"{exc}: {USAGE}") from None
     replace = data.get("replace_corrections", False)
     if not isinstance(replace, bool):
         raise Refused(400, "'replace_corrections' is true or false")
-    return Redo(Requirement(engine.strip(), model.strip()), replace)
+    return Redo(asked, replace)
+
+
+#: What an engine or model name may be (the worker's own names: faster-whisper, tiny.en, openai/whisper-…).
+NAME = re.compile(r"[\w.\-/]{0,128}")
+
+
+def requirement(engine: object, model: object) -> Requirement:
+    """The engine and model a job or a redo asks for (each a name of :data:`NAME`, or "" / None for any);
+    ValueError naming the field otherwise. ``0``, ``false`` or ``[]`` are not "any": they are refused."""
+    names = {}
+    for field, value in (("engine", engine), ("model", model)):
+        value = "" if value is None else value
+        if not isinstance(value, str):
+            raise ValueError(f"'{field}' must be a string (or left out for any {field})")
+        value = value.strip()
+        if not NAME.fullmatch(value):
+            raise ValueError(f"'{field}' may hold only letters, digits, '.', '-', '_' and '/', at most 128 of them")
+        names[field] = value
+    return Requirement(names["engine"], names["model"])
 
 
 def check(s: SliceRecord, redo: Redo) -> None:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from server import corrections
+from server import corrections, redo
 from server.app import create_app
 from server.config import ServerSettings, Settings
+from server.scheduler import Requirement
 from server.store import JobRecord, SliceRecord
 
 JOB = "0123456789abcdef"
@@ -249,3 +251,22 @@ def test_a_slice_is_sent_to_be_transcribed_again_unless_corrections_would_be_los
         response = client.post(f"/api/jobs/{OTHER}/slices/0/redo", data=body, content_type="application/json")
         assert response.status_code == status and response.get_json()["error"], body
     assert client.post(f"/api/jobs/{OTHER}/slices/7/redo").status_code == 404
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b'{"engine": 0}', "'engine' must be a string"),
+    (b'{"engine": false}', "'engine' must be a string"),
+    (b'{"model": []}', "'model' must be a string"),
+    (b'{"engine": "a b"}', "'engine' may hold only letters"),
+    (b'{"model": "' + b"m" * 129 + b'"}', "'model' may hold only letters, digits, '.', '-', '_' and '/', at most 128"),
+])
+def test_a_redo_names_the_field_it_refuses(body, words):
+    """The review: ``0``, ``false`` and ``[]`` were taken as "any engine", and engine and model were checked as
+    one string ("engine and model are …" for a model too long by itself). Each field is now checked alone and
+    named; a redo may still name neither, or null, or 128 characters each."""
+    with pytest.raises(corrections.Refused, match=re.escape(words)) as refused:
+        redo.parse(body)
+    assert refused.value.status == 400
+    assert redo.parse(b'{"engine": null, "model": null}').asked == Requirement("", "")
+    both = redo.parse(json.dumps({"engine": "e" * 128, "model": " tiny.en "}).encode()).asked
+    assert both == Requirement("e" * 128, "tiny.en")

@@ -14,7 +14,8 @@ import urllib.parse
 import pytest
 import requests
 import socketio
-from hypothesis import HealthCheck, given, settings
+import werkzeug.http
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support import TOKEN, RawWorker, Server, corpus_file, wait_for, write_config
@@ -190,6 +191,35 @@ def test_deeply_nested_socketio_packets_are_refused_in_a_sentence(site, page, wo
     assert raw_call(client, namespace, '["nothing",{"a":') == {"ok": False,
                                                                "error": "the message is not JSON: it was not read"}
     assert client.connected
+    site.check()
+
+
+RANGES = st.one_of(
+    st.text(st.characters(codec="latin-1", exclude_categories=["Cc"]), max_size=30).map(str.strip),
+    st.builds(lambda unit, first, last: f"{unit}={first}-{last}", st.sampled_from(["bytes", "items", "Bytes"]),
+              st.integers(0, 2_000_000).map(str) | st.just("") | st.text("0123456789abc-,", max_size=6),
+              st.integers(0, 2_000_000).map(str) | st.just("")))
+
+
+@SETTINGS
+@given(header=RANGES)
+@example(header="bytes=abc")
+@example(header="bytes=0-1,4-5")
+def test_any_range_on_the_recording_gets_the_bytes_asked_or_the_whole_file(site, header):
+    """``Range: bytes=abc`` was a 416. Now, as RFC 9110 says, a Range that cannot be read (or not in bytes) is
+    ignored: 200 with the whole file (as are several ranges at once, and the last N bytes of a file shorter than
+    N); one readable range gets 206 with exactly those bytes, or 416 when it starts past the end."""
+    whole = site.audio.read_bytes()
+    response = requests.get(f"{site.server.url}/api/jobs/{site.job}/audio.wav", headers={"Range": header},
+                            timeout=30)
+    parsed = werkzeug.http.parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1 or -parsed.ranges[0][0] > len(whole):
+        assert response.status_code == 200 and response.content == whole, (header, response.status_code)
+    elif response.status_code == 206:
+        first, last = map(int, re.fullmatch(r"bytes (\d+)-(\d+)/\d+", response.headers["Content-Range"]).groups())
+        assert response.content == whole[first:last + 1]
+    else:
+        assert response.status_code == 416 and parsed.ranges[0][0] >= len(whole), (header, response.status_code)
     site.check()
 
 
