@@ -113,7 +113,7 @@ class WorkerNamespace(_OnePayload):
             return {"ok": False, "error": f"malformed error report: {exc}"}
         return self.coordinator.error(request.sid, payloads.slice_failure(data, ref))
 
-    def on_tentative_text(self, data: Any) -> None:
+    def on_tentative_text(self, data: Any = None) -> None:
         """Sent by a worker with the tentative text of a live recording's open part it was asked for
         (``{id, job, text}``); a malformed one is dropped (tentative text is optional: the next one comes)."""
         try:

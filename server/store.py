@@ -176,6 +176,11 @@ def _decode(column: str, value: Any) -> Any:
     return json.loads(value) if column in _JSON_COLUMNS else value
 
 
+def _holds(text: str | None, folded: str) -> bool:
+    """SQL ``holds(column, ?)``: ``column`` holds ``folded`` (already case-folded) in any case."""
+    return text is not None and folded in text.casefold()
+
+
 class Store:
     """SQLite-backed jobs and slices. One connection guarded by one lock: safe from greenlets and threads."""
 
@@ -184,6 +189,7 @@ class Store:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
+        self._db.create_function("holds", 2, _holds, deterministic=True)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed transaction
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -342,11 +348,10 @@ class Store:
         """The newest jobs (without their slices) and how many of their slices are in each status; with
         ``query``, only those whose name or text holds it (any case)."""
         with self._tx() as db:
-            if query:
-                like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            if query:  # holds(): Unicode case folding (SQLite's LIKE folds only ASCII: "ÉTÉ" missed "été")
                 rows = db.execute(
-                    "SELECT * FROM jobs WHERE name LIKE ?1 ESCAPE '\\' OR id IN (SELECT job_id FROM slices "
-                    "WHERE text LIKE ?1 ESCAPE '\\') ORDER BY created_at DESC LIMIT ?2", [like, limit]).fetchall()
+                    "SELECT * FROM jobs WHERE holds(name, ?1) OR id IN (SELECT job_id FROM slices "
+                    "WHERE holds(text, ?1)) ORDER BY created_at DESC LIMIT ?2", [query.casefold(), limit]).fetchall()
             else:
                 rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
             counts: dict[str, dict[str, int]] = {}

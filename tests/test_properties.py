@@ -251,6 +251,52 @@ def test_a_job_renamed_anything_can_still_be_downloaded(site, name, ext):
     site.check()
 
 
+@SETTINGS
+@given(name=NAMES, start=st.integers(0, 120), length=st.integers(1, 30),
+       case=st.sampled_from([str, str.upper, str.lower, str.swapcase, str.title]),
+       other=st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=250))
+def test_the_search_of_past_jobs_finds_what_they_hold_in_any_case_and_nothing_else(site, name, start, length,
+                                                                                    case, other):
+    """``GET /api/jobs?q=``: a piece of the known job's name, in any case (Unicode case folding: ``ÉTÉ`` finds
+    "été"), finds the job; any text (``%``, ``_``, quotes, any script, over the 200 characters kept) gets 200
+    and only jobs whose name or text holds it."""
+    if requests.patch(f"{site.server.url}/api/jobs/{site.job}", json={"name": name}, timeout=30).status_code != 200:
+        return  # a name the rename refuses (blank): the rename's own test covers it
+    stored = site.server.job(site.job)["name"]
+    piece = " ".join(case(stored[start:start + length]).split())
+    for query, must_find in ((piece, bool(piece) and piece.casefold() in stored.casefold()), (other, False)):
+        response = site.server.get("/api/jobs", params={"q": query})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["query"] == " ".join(query.split())[:200]
+        found = {job["id"]: job for job in answer["jobs"]}
+        needle = answer["query"].casefold()
+        for job_id in found:
+            view = site.server.job(job_id)
+            assert needle in view["name"].casefold() or any(
+                needle in (s["text"] or "").casefold() for s in view["slices"]), (needle, view["name"])
+        assert not must_find or site.job in found, (query, stored)
+    site.check()
+
+
+@SETTINGS
+@given(query=st.dictionaries(st.text(max_size=12), st.text(max_size=40), max_size=3),
+       method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
+def test_the_worker_setup_answers_the_same_whatever_is_sent(site, query, method):
+    """``/api/worker-setup`` takes no input: any query, on GET, gives the same answer, the fields the page
+    builds its worker command from and nothing else; any other method gets 405 with a sentence."""
+    status, body = raw(site, method, "/api/worker-setup?" + urllib.parse.urlencode(query),
+                       b"{}" if method != "GET" else None)
+    answered_with_a_sentence(status, body)
+    if method != "GET":
+        assert status == 405
+        return
+    plain = site.server.get("/api/worker-setup")
+    assert status == 200 and json.loads(body) == plain.json()
+    assert set(plain.json()) == {"token_file", "announced", "fingerprint"}
+    site.check()
+
+
 @pytest.fixture(scope="module")
 def worker(site):
     raw_worker = RawWorker(site.server, "prop-worker")
@@ -265,21 +311,82 @@ def held(worker: RawWorker) -> dict:
 
 
 @SETTINGS
-@given(event=st.sampled_from(["result", "slice_error", "hand_back", "heartbeat"]),
+@given(event=st.sampled_from(["result", "slice_error", "heartbeat"]),
        payload=NEAR_RESULTS | JSONISH, use_lease=st.booleans())
 def test_any_worker_payload_gets_an_answer_and_keeps_the_worker(site, worker, event, payload, use_lease):
     """Near-results (any field anything) and anything at all; sometimes for the slice the worker really holds.
     The answer says ok or why not; the worker stays connected; every job stays strict JSON."""
     if use_lease and isinstance(payload, dict) and worker.slices:
         payload = {**payload, **held(worker)}
-    if event == "hand_back":
-        return  # a hand-back ends the worker's turn: it has its own test (tests/test_shutdown.py)
     answer = worker.sio.call(event, payload, namespace="/worker", timeout=10)
     if event != "heartbeat":
         assert isinstance(answer, dict) and (answer["ok"] is True or len(answer["error"]) > 5), answer
     assert worker.sio.connected
     for path in (f"/api/jobs/{site.job}", "/api/jobs"):
         strict_loads(site.server.get(path).text)
+    site.check()
+
+
+LEASE_LIKE = st.text("0123456789abcdef", min_size=30, max_size=34) | JSONISH
+
+
+@SETTINGS
+@given(payload=st.fixed_dictionaries({}, optional={"leases": st.lists(LEASE_LIKE, max_size=5) | JSONISH,
+                                                   "extra": JSONISH}) | JSONISH,
+       hand_back_held=st.booleans())
+def test_any_hand_back_gets_an_answer_and_a_good_one_ends_the_workers_turn(site, payload, hand_back_held):
+    """A fresh worker, holding a slice, sends a hand-back of anything, sometimes with the lease it holds: a
+    malformed one is refused with a sentence and the worker stays on the list; a well-formed one says how many
+    of the leases were its own, takes the worker off the list (it gets nothing more) and puts the slice it held
+    back in the queue, the try not counted, whether the hand-back listed it or not (a hand-back that left out a
+    lease used to leave its slice 'leased' in the store forever)."""
+    fresh = RawWorker(site.server, "hand-back")
+    answer: dict = {}
+    try:
+        try:
+            wait_for(lambda: fresh.slices, 3, "a free slice")
+        except TimeoutError:  # every slice is out (or done): make one
+            site.server.submit(corpus_file(JFK))
+            fresh.wait_slice()
+        held_slice = fresh.slices[-1]
+        mine = [held_slice["lease"]]
+        before = site.server.job(held_slice["job"])["slices"][held_slice["index"]]["attempts"]
+        if hand_back_held and isinstance(payload, dict):
+            sent = payload.get("leases") if isinstance(payload.get("leases"), list) else []
+            payload = {**payload, "leases": [*mine, *[x for x in sent if isinstance(x, str)]]}
+        answer = fresh.sio.call("hand_back", payload, namespace="/worker", timeout=10)
+        listed = lambda: [w for w in site.server.workers() if w["name"] == "hand-back"]  # noqa: E731
+        if answer["ok"] is False:
+            assert answer["error"].startswith("malformed hand-back: ") and len(answer["error"]) > 25, answer
+            assert listed() and fresh.sio.connected
+        else:
+            given_back = {x for x in payload["leases"] if x in mine}
+            assert answer == {"ok": True, "handed_back": len(given_back)}, (answer, mine)
+            assert not listed() and fresh.sio.connected
+            now = site.server.job(held_slice["job"])["slices"][held_slice["index"]]
+            assert now["worker"] != "hand-back" and now["attempts"] == before - 1, (before, now)
+    finally:
+        if not answer.get("ok"):  # give its slice back, so no try is spent on this test's worker
+            fresh.sio.call("hand_back", {"leases": [x["lease"] for x in fresh.slices]}, namespace="/worker",
+                           timeout=10)
+        fresh.sio.disconnect()
+    site.check()
+
+
+@SETTINGS
+@given(payload=st.fixed_dictionaries({}, optional={
+    "id": LEASE_LIKE, "job": st.just("0123456789abcdef") | JSONISH, "text": st.text(max_size=300) | JSONISH,
+    "elapsed": st.floats() | JSONISH}) | JSONISH, known_job=st.booleans())
+def test_any_tentative_text_is_dropped_unless_it_was_asked_for(site, worker, payload, known_job):
+    """``tentative_text`` from a worker that was asked nothing, with anything in it (the known job's id or
+    not): it is dropped without an answer; the worker stays connected; no job shows tentative text
+    (``partial`` stays null) and every job stays strict JSON."""
+    if known_job and isinstance(payload, dict):
+        payload = {**payload, "job": site.job}
+    assert worker.sio.call("tentative_text", payload, namespace="/worker", timeout=10) is None
+    assert worker.sio.connected
+    view = strict_loads(site.server.get(f"/api/jobs/{site.job}").text)
+    assert view["partial"] is None
     site.check()
 
 
