@@ -2,11 +2,11 @@
 
 Parts: ``compare`` (Scatterscribe against faster-whisper: speed, WER, where the time goes), ``before`` (this
 code against the core as it was before the benchmark work, ``bench/before.py``), ``scaleout`` (1 to
-16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload
-and with a 2-hour MP3, and of one worker), ``splitter`` (finding the pauses: numpy against Silero VAD and
-pydub), ``width`` (time and WER at 1 to 32 slots on the long recordings one by one and on the joined workload,
-``bench/width.py``), ``slicing`` (WER against slice length, with and without guard bands, in process:
-``bench/slicing.py``),
+16 sleep-engine workers on a 30-minute recording), ``memory`` (peak RSS of the server with a 60-minute upload,
+with a 2-hour MP3 and with a 16 MB file holding its recording in one block, and of one worker), ``splitter``
+(finding the pauses: numpy against Silero VAD and pydub), ``width`` (time and WER at 1 to 32 slots on the long
+recordings one by one and on the joined workload, ``bench/width.py``), ``slicing`` (WER against slice length,
+with and without guard bands, in process: ``bench/slicing.py``),
 ``engines`` (each engine's speed and WER, ``bench/engines.py``), ``install`` (the size of a fresh venv for each
 requirements file, ``bench/install.py``), ``ceiling`` (how many simulated workers one server coordinates,
 ``bench/ceiling.py``), ``speakers`` (speaker labels on conversations built from the corpus: words with the
@@ -165,7 +165,7 @@ def _memory(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, 
     if args.quick:
         short = workload.build(workloads, target_s=10, longest_first=False)
         sleeper = Spec("1 sleep worker", workers=1, engine="sleep", model="0.01")
-        result = memory.run(tmp, short, short, worker=sleeper, mp3_repeat=1, log=log)
+        result = memory.run(tmp, short, short, worker=sleeper, mp3_repeat=1, block_mb=0.5, log=log)
     else:
         result = memory.run(tmp, workload.build(workloads, repeat=6), workload.build(workloads), log=log)
     return "Memory", report.memory_markdown(result), result

@@ -1,11 +1,13 @@
 """Memory: the server's peak resident set while a 60-minute upload is processed, while a 2-hour MP3 is
-decoded, and one real worker's.
+decoded, while a file holding its whole recording in one block is decoded, and one real worker's.
 
 The peak is the kernel's own high-water mark (``VmHWM`` in ``/proc/<pid>/status``), so no short spike is
 missed between samples. The server gets the 60-minute WAV upload with four sleep-engine workers taking the
 slices (its memory does not depend on the engine); a second server, started fresh so its high-water mark is
 the MP3's alone, gets the 2-hour recording as a 128 kbit/s stereo 44.1 kHz MP3 (encoded from the workload with
-PyAV, ``tests/media_files.py``) and decodes it with FFmpeg block by block; the worker is a real faster-whisper
+PyAV, ``tests/media_files.py``) and decodes it with FFmpeg block by block; a third gets a Matroska file of
+16 MB holding 70 minutes of 4 kHz 8-bit PCM in one block (one packet that decodes to one frame: the server
+must resample it piece by piece, as 16 kHz float it is 16 times the file); the worker is a real faster-whisper
 worker, as the speed comparison runs it, transcribing the ten-minute recording.
 """
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tests.media_files import ENCODINGS, encode_wav
+from tests.media_files import ENCODINGS, encode_wav, one_block_mkv
 
 from . import workload
 from .cluster import Cluster, Spec
@@ -35,6 +37,10 @@ class MemoryResult:
     mp3_mb: float = 0.0  # its size
     server_mp3_idle_mb: float = 0.0
     server_mp3_peak_mb: float = 0.0
+    block_s: float = 0.0  # length of the one-block Matroska file the third server was given
+    block_mb: float = 0.0  # its size
+    server_block_idle_mb: float = 0.0
+    server_block_peak_mb: float = 0.0
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -58,9 +64,11 @@ def mp3_of(work: workload.Workload, repeat: int, log: Callable[[str], None] = pr
 
 
 def run(tmp: Path, long_work: workload.Workload, short_work: workload.Workload,
-        worker: Spec = CLUSTERS["ss-1x2"], mp3_repeat: int = 12,
+        worker: Spec = CLUSTERS["ss-1x2"], mp3_repeat: int = 12, block_mb: float = 16.0,
         log: Callable[[str], None] = print) -> MemoryResult:
-    """``mp3_repeat``: how many times ``short_work`` is repeated in the MP3 (12 × the 10-minute workload: 2 h)."""
+    """``mp3_repeat``: how many times ``short_work`` is repeated in the MP3 (12 × the 10-minute workload: 2 h);
+    ``block_mb``: the size of the one-block Matroska file (``short_work`` looped, 4 kHz 8-bit: 4000 bytes a
+    second)."""
     spec = Spec("4 sleep workers", workers=4, engine="sleep", model="0.002")
     with Cluster(spec, tmp / "server") as cluster:
         idle = peak_rss_mb(cluster.server.pid)
@@ -75,9 +83,18 @@ def run(tmp: Path, long_work: workload.Workload, short_work: workload.Workload,
         mp3_peak = peak_rss_mb(cluster.server.pid)
     log(f"  server: {mp3_idle:.0f} MB idle, {mp3_peak:.0f} MB peak with a {mp3_s / 60:.0f}-minute MP3 "
         f"({mp3.stat().st_size / 2**20:.0f} MB)")
+    block_s = block_mb * 2**20 / 4000
+    block = one_block_mkv(short_work.path, tmp / "one-block.mkv", block_s)
+    with Cluster(spec, tmp / "server-block") as cluster:
+        block_idle = peak_rss_mb(cluster.server.pid)
+        cluster.run(block, timeout_s=3600)
+        block_peak = peak_rss_mb(cluster.server.pid)
+    log(f"  server: {block_idle:.0f} MB idle, {block_peak:.0f} MB peak with a {block_s / 60:.0f}-minute "
+        f"recording in one {block_mb:.0f} MB Matroska block")
     with Cluster(worker, tmp / "worker") as cluster:
         cluster.run(short_work.path)
         worker_peak = peak_rss_mb(cluster.workers[0].pid)
     log(f"  worker ({worker.label}): {worker_peak:.0f} MB peak")
     return MemoryResult(long_work.seconds, long_work.path.stat().st_size / 2**20, idle, peak, worker.label,
-                        worker_peak, short_work.seconds, mp3_s, mp3.stat().st_size / 2**20, mp3_idle, mp3_peak)
+                        worker_peak, short_work.seconds, mp3_s, mp3.stat().st_size / 2**20, mp3_idle, mp3_peak,
+                        block_s, block.stat().st_size / 2**20, block_idle, block_peak)

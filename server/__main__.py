@@ -1,26 +1,36 @@
 """``python -m server``: the Scatterscribe server, with its local workers.
 
-Only the settings are read before the async mode is prepared (``runtime.prepare``: eventlet patches the standard
-library, which must happen before anything opens a socket or starts a thread); the rest is imported after.
+The async mode is prepared first (``runtime.prepare``: eventlet patches the standard library, which must happen
+before anything opens a socket, starts a thread or makes a lock), from the mode alone (``runtime.wanted_mode``);
+the settings and everything else are imported after.
 """
 
 import logging
 import signal
 import sys
 
-from .config import parse_args
+from . import runtime
 
 
 def main(argv: list[str] | None = None) -> int:
+    mode = runtime.wanted_mode(argv)
+    try:
+        runtime.prepare(mode)
+    except ValueError as exc:
+        print(f"scatterscribe: bad settings: {exc}", file=sys.stderr)
+        return 2
+    from .config import parse_args  # numpy, scipy: after the patching
+
     try:
         settings = parse_args(argv)
     except (ValueError, OSError) as exc:
         print(f"scatterscribe: bad settings: {exc}", file=sys.stderr)
         return 2
     server = settings.server
-    from . import runtime
-
-    runtime.prepare(server.async_mode)
+    if server.async_mode != mode:  # e.g. a flag abbreviated past what wanted_mode reads
+        print(f"scatterscribe: bad settings: the async mode was read as {mode} before the settings, which say "
+              f"{server.async_mode}: give it as --async-mode {server.async_mode}", file=sys.stderr)
+        return 2
     from . import tls
     from .announce import Announcer
     from .app import create_app, worker_token

@@ -6,11 +6,14 @@ import logging
 import os
 import re
 import tempfile
+import unicodedata
+import urllib.parse
 
 from flask import Blueprint, Request, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_range_header
 
-from . import audio, corrections, disk, forms, redo, speaker_jobs, transcript
+from . import audio, bodies, corrections, disk, forms, redo, speaker_jobs, transcript
 from .audio import AudioError
 from .config import ROOT
 from .coordinator import Coordinator, JobError
@@ -42,11 +45,10 @@ def display_name(filename: str | None) -> str:
 
 
 def _requirement() -> Requirement:
-    engine = request.form.get("engine", "").strip()
-    model = request.form.get("model", "").strip()
-    if not re.fullmatch(r"[\w.\-/]{0,128}", engine + model):
-        raise JobError("engine and model may hold letters, digits, '.', '-', '_' and '/' only")
-    return Requirement(engine, model)
+    try:
+        return redo.requirement(request.form.get("engine"), request.form.get("model"))
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
 
 
 class UploadRequest(Request):
@@ -122,7 +124,7 @@ def refused(exc: corrections.Refused) -> tuple[Response, int]:
 def rename_job(job_id: str):
     """``{"name": ...}``: give a job another name."""
     try:
-        name = corrections.parse_name(request.get_data(cache=False))
+        name = corrections.parse_name(bodies.read(4096))
         corrections.rename(coordinator(), job_id, name)
     except corrections.Refused as exc:
         return refused(exc)
@@ -134,11 +136,11 @@ def rename_speaker(job_id: str, speaker: int):
     """``{"name": "Alice"}``: what speaker ``speaker`` is called in the job's view and every download
     (``{"name": null}``: "Speaker N" again)."""
     try:
-        name = speaker_jobs.parse_rename(_small_body(4096))
+        name = speaker_jobs.parse_rename(bodies.read(4096))
         return jsonify(coordinator().speakers.rename(job_id, speaker, name))
     except speaker_jobs.Refused as exc:
         return error(exc.status, str(exc))
-    except corrections.Refused as exc:  # the body was too large
+    except bodies.Refused as exc:  # the body: too large, not JSON, …
         return refused(exc)
 
 
@@ -147,7 +149,7 @@ def correct_segment(job_id: str, index: int, number: int):
     """``{"text", "was"}`` or ``{"restore": true, "was"}``: correct a segment's text, or undo the correction
     (see ``corrections``); 409 when the segment no longer reads ``was``."""
     try:
-        change = corrections.parse(_small_body(corrections.MAX_BODY_BYTES))
+        change = corrections.parse(bodies.read(corrections.MAX_BODY_BYTES))
         return jsonify(corrections.correct(coordinator(), job_id, index, number, change))
     except corrections.Refused as exc:
         return refused(exc)
@@ -157,7 +159,7 @@ def correct_segment(job_id: str, index: int, number: int):
 def redo_slice(job_id: str, index: int):
     """Transcribe a done or failed slice again; optional JSON ``{"engine", "model", "replace_corrections"}``."""
     try:
-        request_ = redo.parse(_small_body(4096))
+        request_ = redo.parse(bodies.read(4096))
         coordinator().transcribe_again(job_id, index, request_)
     except corrections.Refused as exc:
         return refused(exc)
@@ -174,13 +176,6 @@ def cancel_redo(job_id: str, index: int):
     except corrections.Refused as exc:
         return refused(exc)
     return jsonify({"slice": index, "cancelled": True})
-
-
-def _small_body(limit: int) -> bytes:
-    """The request's body, refused unread (413) past ``limit`` bytes."""
-    if (request.content_length or 0) > limit:
-        raise corrections.Refused(413, f"the request body is over {limit // 1024} KB; this request needs far less")
-    return request.get_data(cache=False)[:limit + 1]
 
 
 @bp.get("/api/worker-setup")
@@ -233,9 +228,37 @@ def get_transcript(job_id: str, ext: str):
         body = transcript.to_vtt(job)
     else:
         body = transcript.to_json(job, coord.job_view(job_id))
-    stem = re.sub(r"[^\w.\-]", "_", job.name.rsplit(".", 1)[0]) or job_id
     return Response(body, mimetype=FORMATS[ext],
-                    headers={"Content-Disposition": f'attachment; filename="{stem}.{ext}"'})
+                    headers={"Content-Disposition": attachment(job.name, ext, fallback=job_id)})
+
+
+def attachment(name: str, ext: str, fallback: str) -> str:
+    """A ``Content-Disposition`` naming the download after the job, in any script: ``filename`` holds an ASCII
+    form (what old clients show; ``fallback`` when nothing of the name is ASCII) and ``filename*`` the name
+    itself, UTF-8 percent-encoded (RFC 6266, RFC 8187). A header must be Latin-1: the server could not send one
+    that held ``Интервью`` and closed the connection instead."""
+    stem = re.sub(r"[^\w.\-]", "_", name.rsplit(".", 1)[0]).strip(".")
+    stem = stem if re.search(r"[^\W_]", stem) else fallback
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    ascii_stem = re.sub(r"[^A-Za-z0-9.\-]+", "_", ascii_stem).strip("._")
+    if not re.search(r"[A-Za-z0-9]", ascii_stem):
+        ascii_stem = fallback
+    value = f'attachment; filename="{ascii_stem}.{ext}"'
+    if ascii_stem != stem:
+        value += f"; filename*=UTF-8''{urllib.parse.quote(f'{stem}.{ext}', safe='')}"
+    return value
+
+
+@bp.before_app_request
+def ignore_an_unreadable_range():
+    """RFC 9110 (14.2): a ``Range`` that cannot be read, or in a unit other than bytes, is ignored and the whole
+    file is sent (200); so is one of several ranges, which this server does not serve. Werkzeug answers each
+    with 416, which a client cannot act on."""
+    header = request.environ.get("HTTP_RANGE")
+    if header is not None:
+        parsed = parse_range_header(header)
+        if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+            del request.environ["HTTP_RANGE"]
 
 
 @bp.get("/api/jobs/<job:job_id>/audio.wav")
@@ -246,6 +269,9 @@ def get_audio(job_id: str):
         return error(404, f"no job {job_id!r}")
     if not path.exists():
         return error(404, f"no audio for job {job_id!r}")
+    asked = parse_range_header(request.environ.get("HTTP_RANGE"))  # one readable byte range, or none
+    if asked is not None and -asked.ranges[0][0] > path.stat().st_size:
+        del request.environ["HTTP_RANGE"]  # the last N bytes of a shorter file are all of it (RFC 9110 14.1.2)
     return send_file(path, mimetype="audio/wav")
 
 

@@ -483,8 +483,11 @@ class Coordinator:
             state = self.scheduler.workers.get(worker_id)
             if state is None:
                 return 0
-            mine = [lid for lid in leases if lid in state.leases]
-            self._apply([self.scheduler.release(lid, "its worker stopped") for lid in mine])
+            mine = [lid for lid in dict.fromkeys(leases) if lid in state.leases]
+            # A lease it did not list (sent while it was stopping) goes back too: dropping the worker with it
+            # held left that slice 'leased' in the store, with no worker, for ever.
+            everything = [*mine, *sorted(set(state.leases) - set(mine))]
+            self._apply([self.scheduler.release(lid, "its worker stopped") for lid in everything])
             self.scheduler.remove_worker(worker_id, self.clock())  # holds nothing now: nothing is lost
             log.info("worker %s is stopping; it handed back %d slice(s)", state.info.name, len(mine))
             self._push_workers()

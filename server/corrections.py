@@ -12,11 +12,12 @@ coordinator's lock, which every writer of slices holds, so the check and the wri
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import bodies
+from .bodies import Refused
 from .store import SliceRecord
 
 if TYPE_CHECKING:
@@ -28,14 +29,6 @@ MAX_SEGMENT_CHARS = 2000
 MAX_BODY_BYTES = 64 * 1024
 USAGE = ('send JSON {"text": "the corrected text", "was": "the text you corrected"}, or {"restore": true, '
          '"was": "the text it reads now"} to put back what the worker wrote')
-
-
-class Refused(ValueError):
-    """An edit that cannot be made; ``status`` is the HTTP status that says why, ``extra`` goes in the answer."""
-
-    def __init__(self, status: int, message: str, **extra: Any):
-        super().__init__(message)
-        self.status, self.extra = status, extra
 
 
 @dataclass(frozen=True)
@@ -53,17 +46,9 @@ def clean(text: str) -> str:
 
 
 def parse(body: bytes | None) -> Change:
-    """A request body → a :class:`Change`; :class:`Refused` (400) with a sentence for anything else."""
-    if not body:
-        raise Refused(400, f"the request has no body: {USAGE}")
-    if len(body) > MAX_BODY_BYTES:
-        raise Refused(413, f"a correction is at most {MAX_BODY_BYTES // 1024} KB: {USAGE}")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, f"the body is not JSON: {USAGE}") from None
-    if not isinstance(data, dict):
-        raise Refused(400, f"the body is JSON but not an object: {USAGE}")
+    """A request body (read by :func:`bodies.read`) → a :class:`Change`; :class:`Refused` (400) with a sentence
+    for anything else."""
+    data = bodies.json_object(body, USAGE)
     unknown = sorted(set(data) - {"text", "was", "restore"})
     if unknown:
         raise Refused(400, f"unknown field(s) {', '.join(map(repr, unknown))}: {USAGE}")
@@ -144,13 +129,8 @@ def parse_name(body: bytes | None) -> str:
     """A rename's body, ``{"name": "..."}`` → the new name (printable, trimmed); :class:`Refused` (400)
     otherwise. The name is only ever shown (and put in download file names, cleaned), never used as a path."""
     usage = 'send JSON {"name": "the new name"}'
-    if not body or len(body) > 4096:
-        raise Refused(400, f"the request has no body or a too long one: {usage}")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, f"the body is not JSON: {usage}") from None
-    if not isinstance(data, dict) or set(data) != {"name"} or not isinstance(data["name"], str):
+    data = bodies.json_object(body, usage)
+    if set(data) != {"name"} or not isinstance(data["name"], str):
         raise Refused(400, f"the body must hold a 'name' string and nothing else: {usage}")
     name = clean(data["name"])
     if not name:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room, leave_room
 
-from . import payloads
+from . import payloads, strict_json
 from .api import display_name
 from .coordinator import Coordinator
 from .limits import TokenGate, Verdict
@@ -31,6 +31,13 @@ class _OnePayload(Namespace):
         if event not in ("connect", "disconnect"):
             args = args[:2]  # the sender's sid and its first payload, if any
         return super().trigger_event(event, *args)
+
+    def on_unreadable(self, reason: Any = None) -> dict[str, Any]:
+        """What a packet whose JSON could not be read became (``strict_json.SocketIOJSON``): its sender's
+        acknowledgement says why, and nothing else happens."""
+        error = strict_json.UNREADABLE.get(reason, "the message could not be read") if isinstance(reason, str) \
+            else "the message could not be read"
+        return {"ok": False, "error": error}
 
 
 class WorkerNamespace(_OnePayload):
@@ -106,7 +113,7 @@ class WorkerNamespace(_OnePayload):
             return {"ok": False, "error": f"malformed error report: {exc}"}
         return self.coordinator.error(request.sid, payloads.slice_failure(data, ref))
 
-    def on_tentative_text(self, data: Any) -> None:
+    def on_tentative_text(self, data: Any = None) -> None:
         """Sent by a worker with the tentative text of a live recording's open part it was asked for
         (``{id, job, text}``); a malformed one is dropped (tentative text is optional: the next one comes)."""
         try:

@@ -6,9 +6,12 @@ FLAC, AIFF, WebM, MP4/MOV/MKV (their first audio track) and the WAV encodings th
 PCM and float WAV keep :func:`audio.convert_to_pcm16`, its exact resampler and its precise messages; everything
 else comes here.
 
-Memory stays bounded whatever the length: FFmpeg hands over one frame (a few thousand samples) at a time, its
-resampler turns it into 16 kHz float frames that keep every channel, and about a second of them at a time
-(a block of frames × channels) is mixed down to mono and appended to the output file. A
+Memory stays bounded whatever the length: FFmpeg hands over one frame at a time, its resampler turns it into
+16 kHz float frames that keep every channel, and about a second of them at a time (a block of frames ×
+channels) is mixed down to mono and appended to the output file. A frame is usually a few thousand samples, but
+a container may hold one packet of any size (a whole recording of PCM in one Matroska block), so a longer frame
+is cut into pieces of at most a second before the resampler sees it (16 kHz float is 16 times the bytes of
+4 kHz 8-bit input), and the length limit is checked on the frame's length before any of it is resampled. A
 :class:`channels.ChannelLevels` is fed each block before the mix-down, as the WAV reader feeds it (who speaks
 on which channel of a stereo recording).
 
@@ -47,6 +50,9 @@ DEMUXERS = {
 #: samples one decoded frame can become; a bounded channel count bounds a block's size.
 MIN_RATE, MAX_RATE = 4000, 384000
 MAX_CHANNELS = 64
+#: The most samples × channels handed to the resampler at once (2 MB as 64-bit float), as well as at most a
+#: second: a longer decoded frame is resampled piece by piece.
+MAX_CHUNK_VALUES = 1 << 18
 #: Containers whose stated length is only a guess from the bit rate: a short decode is no sign of damage.
 _GUESSED_LENGTH = {"AAC", "MPEG program stream", "MPEG transport stream"}
 
@@ -200,6 +206,33 @@ def _reason(exc: Exception, ffmpeg_log: list) -> str:
     return f"FFmpeg: {said}" if said else f"FFmpeg: {getattr(exc, 'strerror', None) or exc}"
 
 
+#: Output samples the resampler may add past the input's own length (its filter's delay, rounding): the exact
+#: limit is checked again on what it writes.
+_SLACK = 64
+
+
+def _pieces(frame):
+    """``frame`` itself, or, when it is longer than a second or holds more than :data:`MAX_CHUNK_VALUES` samples
+    × channels, its samples in order as frames within both, each copied from a view of the frame's own planes
+    (so the whole frame is never copied)."""
+    import av
+
+    fmt, layout = frame.format, frame.layout
+    chunk = max(1, min(frame.sample_rate, MAX_CHUNK_VALUES // max(1, layout.nb_channels)))
+    if frame.samples <= chunk:
+        yield frame
+        return
+    step = fmt.bytes * (1 if fmt.is_planar else layout.nb_channels)  # bytes of one sample in one plane
+    planes = [memoryview(plane)[:frame.samples * step] for plane in frame.planes]
+    for start in range(0, frame.samples, chunk):
+        n = min(chunk, frame.samples - start)
+        piece = av.AudioFrame(format=fmt.name, layout=layout, samples=n, align=1)
+        piece.sample_rate = frame.sample_rate
+        for dst, src in zip(piece.planes, planes, strict=True):
+            dst.update(src[start * step:(start + n) * step])
+        yield piece
+
+
 class _Writer:
     """Decoded frames in, 16 kHz mono 16-bit PCM out: FFmpeg's resampler to 16 kHz float keeping every
     channel, about ``block`` frames at a time fed to the channel levels, mixed down and appended to the WAV
@@ -221,6 +254,7 @@ class _Writer:
         self.pending: list[np.ndarray] = []  # frames × channels arrays not yet written
         self.pending_frames = 0
         self.samples = 0
+        self.input_s = 0.0  # length of the frames given so far, at their own rate
         self.channels = 0
         self.rate = 0
 
@@ -231,13 +265,26 @@ class _Writer:
     def add(self, frame) -> None:
         import av
 
+        self._check_length(frame)
         if self.resampler is None or (frame.layout.name, frame.sample_rate) != (self.layout, self.rate):
             _check_layout(frame.sample_rate, frame.layout.nb_channels)
             if self.resampler is not None:  # the layout or rate changed mid-stream: start a new resampler
                 self._take(self.resampler.resample(None))
             self.layout, self.rate = frame.layout.name, frame.sample_rate
             self.resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=audio.TARGET_RATE)
-        self._take(self.resampler.resample(frame))
+        for piece in _pieces(frame):
+            self._take(self.resampler.resample(piece))
+
+    def _check_length(self, frame) -> None:
+        """Refuse a recording over the length limit before resampling the frame that takes it there (one frame
+        may be the whole recording)."""
+        self.input_s += frame.samples / frame.sample_rate
+        if self.max_samples is not None and self.input_s * audio.TARGET_RATE > self.max_samples + _SLACK:
+            self._too_long()
+
+    def _too_long(self):
+        raise AudioError(f"the recording lasts more than {self.max_duration_s / 60:.0f} min; this server "
+                         f"accepts at most {self.max_duration_s / 60:.0f} min")
 
     def _take(self, frames) -> None:
         for f in frames:
@@ -256,8 +303,7 @@ class _Writer:
         self.pending, self.pending_frames = [], 0
         self.channels = max(self.channels, block.shape[1])
         if self.max_samples is not None and self.samples + len(block) > self.max_samples:
-            raise AudioError(f"the recording lasts more than {self.max_duration_s / 60:.0f} min; this server "
-                             f"accepts at most {self.max_duration_s / 60:.0f} min")
+            self._too_long()
         if self.levels is not None:  # (frames, channels) at 16 kHz, from output frame self.samples on
             self.levels.add(self.samples, block, audio.TARGET_RATE)
         mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]

@@ -14,10 +14,10 @@ a done slice keeps its text, with a note saying the new try failed. ``redo_of`` 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
+from . import bodies
 from .corrections import Refused
 from .scheduler import Requirement, Scheduler
 from .store import JobRecord, SliceRecord
@@ -36,27 +36,37 @@ class Redo:
 
 def parse(body: bytes | None) -> Redo:
     """A request body (empty, or a JSON object) → a :class:`Redo`; :class:`Refused` (400) otherwise."""
-    if not body or not body.strip():
-        return Redo()
-    if len(body) > 4096:
-        raise Refused(413, f"the request is too long: {USAGE}")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, f"the body is not JSON: {USAGE}") from None
-    if not isinstance(data, dict):
-        raise Refused(400, f"the body is JSON but not an object: {USAGE}")
+    data = bodies.json_object(body, USAGE, empty={})
     unknown = sorted(set(data) - {"engine", "model", "replace_corrections"})
     if unknown:
         raise Refused(400, f"unknown field(s) {', '.join(map(repr, unknown))}: {USAGE}")
-    engine, model = data.get("engine") or "", data.get("model") or ""
-    if not isinstance(engine, str) or not isinstance(model, str) or \
-            not re.fullmatch(r"[\w.\-/]{0,128}", engine + model):
-        raise Refused(400, "engine and model are strings of letters, digits, '.', '-', '_' and '/' only")
+    try:
+        asked = requirement(data.get("engine"), data.get("model"))
+    except ValueError as exc:
+        raise Refused(400, f"{exc}: {USAGE}") from None
     replace = data.get("replace_corrections", False)
     if not isinstance(replace, bool):
         raise Refused(400, "'replace_corrections' is true or false")
-    return Redo(Requirement(engine.strip(), model.strip()), replace)
+    return Redo(asked, replace)
+
+
+#: What an engine or model name may be (the worker's own names: faster-whisper, tiny.en, openai/whisper-…).
+NAME = re.compile(r"[\w.\-/]{0,128}")
+
+
+def requirement(engine: object, model: object) -> Requirement:
+    """The engine and model a job or a redo asks for (each a name of :data:`NAME`, or "" / None for any);
+    ValueError naming the field otherwise. ``0``, ``false`` or ``[]`` are not "any": they are refused."""
+    names = {}
+    for field, value in (("engine", engine), ("model", model)):
+        value = "" if value is None else value
+        if not isinstance(value, str):
+            raise ValueError(f"'{field}' must be a string (or left out for any {field})")
+        value = value.strip()
+        if not NAME.fullmatch(value):
+            raise ValueError(f"'{field}' may hold only letters, digits, '.', '-', '_' and '/', at most 128 of them")
+        names[field] = value
+    return Requirement(names["engine"], names["model"])
 
 
 def check(s: SliceRecord, redo: Redo, scheduler: Scheduler, wanted: Requirement) -> None:

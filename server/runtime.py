@@ -11,13 +11,18 @@ apply (Werkzeug's server has none), which suits a small deployment or a move to 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import ssl
 import threading
+import tomllib
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 MODES = ("eventlet", "threading")
+#: The settings file read when ``--config`` names none (``config.DEFAULT_CONFIG``, which imports too much).
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 
 log = logging.getLogger("scatterscribe")
 
@@ -33,6 +38,33 @@ def prepare(mode: str) -> None:
         import eventlet
 
         eventlet.monkey_patch()
+
+
+class _Quiet(argparse.ArgumentParser):
+    def error(self, message: str):  # the full parser (config.parse_args) says what is wrong, once
+        raise ValueError(message)
+
+
+def wanted_mode(argv: list[str] | None = None) -> str:
+    """The async mode ``python -m server`` is asked for (``--async-mode``, else ``[server] async_mode`` in the
+    ``--config`` file or config.toml, else eventlet), read with nothing but argparse and tomllib. The full
+    settings (``config.parse_args``) import numpy and scipy, whose locks eventlet could not green if it patched
+    after them ("1 RLock(s) were not greened" at every start): this is what lets :func:`prepare` run first.
+    Anything it cannot read gives the default; the full parse then says what is wrong."""
+    parser = _Quiet(add_help=False)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--async-mode")
+    try:
+        args, _ = parser.parse_known_args(argv)
+        if args.async_mode:
+            return args.async_mode
+        path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+        if path is None:
+            return "eventlet"
+        with open(path, "rb") as f:
+            return str(tomllib.load(f).get("server", {}).get("async_mode", "eventlet"))
+    except (ValueError, OSError, AttributeError):  # AttributeError: a [server] that is not a table
+        return "eventlet"
 
 
 def active_mode(wanted: str) -> str:

@@ -10,7 +10,6 @@ clustering is marked ``final``. A live recording is labelled the same way as its
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import speakers, transcript
+from . import bodies, speakers, transcript
 from .payloads import Result
 from .store import VoiceRecord
 
@@ -54,13 +53,8 @@ def parse_count(value: str | None) -> int | None:
 def parse_rename(body: bytes | None) -> str | None:
     """A rename's body → the new name (cleaned: ``speakers.check_name``), or None to drop the name;
     :class:`Refused` (400) with a sentence otherwise."""
-    if not body or len(body) > 4096:
-        raise Refused(400, f"the request has no body or a too long one: {RENAME_USAGE}")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, f"the body is not JSON: {RENAME_USAGE}") from None
-    if not isinstance(data, dict) or set(data) != {"name"}:
+    data = bodies.json_object(body, RENAME_USAGE)
+    if set(data) != {"name"}:
         raise Refused(400, f"the body must hold 'name' and nothing else: {RENAME_USAGE}")
     if data["name"] is None:
         return None

@@ -190,6 +190,11 @@ def _decode(column: str, value: Any) -> Any:
     return json.loads(value) if column in _JSON_COLUMNS else value
 
 
+def _holds(text: str | None, folded: str) -> bool:
+    """SQL ``holds(column, ?)``: ``column`` holds ``folded`` (already case-folded) in any case."""
+    return text is not None and folded in text.casefold()
+
+
 class Store:
     """SQLite-backed jobs and slices. One connection guarded by one lock: safe from greenlets and threads."""
 
@@ -198,6 +203,7 @@ class Store:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
+        self._db.create_function("holds", 2, _holds, deterministic=True)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses no committed transaction
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -376,6 +382,7 @@ class Store:
         db = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
         try:
             db.row_factory = sqlite3.Row
+            db.create_function("holds", 2, _holds, deterministic=True)
             db.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
             db.execute("BEGIN")
             jobs = self._list(db, limit, query)
@@ -388,11 +395,10 @@ class Store:
             db.close()
 
     def _list(self, db: sqlite3.Connection, limit: int, query: str) -> list[tuple[JobRecord, dict[str, int]]]:
-        if query:
-            like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if query:  # holds(): Unicode case folding (SQLite's LIKE folds only ASCII: "ÉTÉ" missed "été")
             rows = db.execute(
-                "SELECT * FROM jobs WHERE name LIKE ?1 ESCAPE '\\' OR id IN (SELECT job_id FROM slices "
-                "WHERE text LIKE ?1 ESCAPE '\\') ORDER BY created_at DESC LIMIT ?2", [like, limit]).fetchall()
+                "SELECT * FROM jobs WHERE holds(name, ?1) OR id IN (SELECT job_id FROM slices "
+                "WHERE holds(text, ?1)) ORDER BY created_at DESC LIMIT ?2", [query.casefold(), limit]).fetchall()
         else:
             rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", [limit]).fetchall()
         counts: dict[str, dict[str, int]] = {}

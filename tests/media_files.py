@@ -92,3 +92,20 @@ def _pictures_until(out, stream, seconds: float) -> None:
         frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), format="rgb24")
         frame.pts = stream.frames
         out.mux(stream.encode(frame))
+
+
+def one_block_mkv(src: Path, dst: Path, seconds: float, rate: int = 4000) -> Path:
+    """``src`` (a 16 kHz mono corpus WAV, looped) for ``seconds``, as 8-bit PCM at ``rate`` in a Matroska file
+    that holds it all in one block: one packet that decodes to one frame of the whole recording (a file the
+    review used to make the server's decoder resample everything at once)."""
+    pcm = np.asarray(PcmFile(src)[:], dtype=np.float32)[::16000 // rate]  # a plain decimation: level, not fidelity
+    n = int(seconds * rate)
+    looped = np.resize(pcm, n) / 256.0 + 128.0
+    block = np.clip(looped, 0, 255).astype(np.uint8).reshape(1, -1)
+    with av.open(str(dst), "w", format="matroska") as out:
+        stream = out.add_stream("pcm_u8", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(block, format="u8", layout="mono")
+        frame.sample_rate, frame.pts = rate, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return dst

@@ -7,7 +7,9 @@ says what is wrong, and after all of them the server still serves.
 from __future__ import annotations
 
 import io
+import re
 import struct
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -222,3 +224,34 @@ def test_each_form_limit_has_its_own_sentence_and_a_filename_in_any_encoding_is_
     assert latin.status_code == 202, latin.text
     job = server.wait_job(latin.json()["id"])
     assert job["name"] == "été ÿ.wav" and job["status"] == "done"
+
+
+def download_name(response: requests.Response) -> tuple[str, str]:
+    """The ASCII ``filename`` and the decoded ``filename*`` (the ASCII one when absent) of a download."""
+    disposition = response.headers["Content-Disposition"]
+    plain = re.search(r'filename="([^"]*)"', disposition).group(1)
+    assert plain.isascii() and plain.isprintable()
+    extended = re.search(r"filename\*=UTF-8''([A-Za-z0-9%._~!#$&+^`|-]+)", disposition)
+    return plain, urllib.parse.unquote(extended.group(1)) if extended else plain
+
+
+def test_a_job_named_in_any_script_can_be_downloaded_in_every_format(served):
+    """The review: an upload named Интервью.wav, or a job renamed 日本語, got an empty reply (the connection closed,
+    nothing logged) for every download, because the name went into Content-Disposition, which must be Latin-1.
+    Now each download answers 200 with an ASCII ``filename`` and the real name in ``filename*`` (RFC 6266)."""
+    server, _ = served
+    upload = requests.post(f"{server.url}/api/jobs", timeout=60,
+                           files={"audio": ("Интервью.wav", corpus_file(SPEECH).read_bytes(), "audio/wav")})
+    assert upload.status_code == 202, upload.text
+    job_id = upload.json()["id"]
+    assert server.job(job_id)["name"] == "Интервью.wav"
+    for name, expected in (("Интервью.wav", "Интервью"), ("日本語", "日本語"), ("Café crème", "Café_crème")):
+        if name != "Интервью.wav":
+            renamed = requests.patch(f"{server.url}/api/jobs/{job_id}", json={"name": name}, timeout=30)
+            assert renamed.status_code == 200, renamed.text
+        for ext in ("txt", "srt", "vtt", "json"):
+            response = server.get(f"/api/jobs/{job_id}/transcript.{ext}")
+            assert response.status_code == 200, response.text
+            assert download_name(response)[1] == f"{expected}.{ext}"
+            assert download_name(response)[0] in (f"{job_id}.{ext}", f"Cafe_creme.{ext}")
+    assert "Traceback" not in server.log()

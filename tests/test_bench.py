@@ -40,6 +40,7 @@ def test_quick_bench_writes_every_part(tmp_path):
     memory = json.loads((tmp_path / "memory.json").read_text())
     assert memory["server_peak_mb"] >= memory["server_idle_mb"] > 0
     assert memory["server_mp3_peak_mb"] >= memory["server_mp3_idle_mb"] > 0 and memory["mp3_s"] > 0
+    assert memory["server_block_peak_mb"] >= memory["server_block_idle_mb"] > 0 and memory["block_mb"] > 0.4
     old = json.loads((tmp_path / "before.json").read_text())
     assert old["commit"] == "HEAD" and set(old["sides"]) == {"before", "after-1", "after"}
     assert all(side["wall_s"] and side["wer"]["trusted"] < 30 for side in old["sides"].values())

@@ -10,17 +10,20 @@ tests/test_redo.py and tests/test_job_page.py.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from server import audio, corrections, payloads
+from server import audio, corrections, payloads, redo
 from server.app import create_app
 from server.config import ServerSettings, Settings
-from server.scheduler import WorkerInfo
+from server.scheduler import Requirement, WorkerInfo
 from server.store import JobRecord, SliceRecord
 
 JOB = "0123456789abcdef"
@@ -176,6 +179,44 @@ def test_a_job_is_renamed_and_bad_names_are_refused(app):
         status, answer = patch(client, f"/api/jobs/{JOB}", body)
         assert status == 400 and words in answer["error"], (body, answer)
     assert patch(client, "/api/jobs/00000000000000ff", {"name": "x"})[0] == 404
+
+
+class Endless(io.RawIOBase):
+    """A request body of ``size`` bytes made as it is read, counting what the server read of it."""
+
+    def __init__(self, size: int):
+        self.left, self.read_bytes = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = b" " * n
+        self.left -= n
+        self.read_bytes += n
+        return n
+
+
+@pytest.mark.parametrize("path", [f"/api/jobs/{JOB}", SEG, f"/api/jobs/{JOB}/slices/0/redo",
+                                  f"/api/jobs/{JOB}/speakers/1"])
+@pytest.mark.parametrize("with_length", [True, False])
+def test_a_huge_body_on_any_json_route_is_refused_without_being_read(app, path, with_length):
+    """The review: renaming a job read the whole body (a 200 MB PATCH cost 400 MB, then a 400). Every JSON route
+    now answers 413 without reading a body whose Content-Length is over its limit, and reads one sent without a
+    length only up to the limit."""
+    body = Endless(20 * 2**20)
+    method = "POST" if path.endswith("redo") else "PATCH"
+    environ = EnvironBuilder(path=path, method=method, content_type="application/json").get_environ()
+    environ["wsgi.input"] = io.BufferedReader(body)  # not seekable: the test client cannot send it
+    if with_length:
+        environ["CONTENT_LENGTH"] = str(body.left)
+    else:
+        environ.pop("CONTENT_LENGTH", None)
+        environ["wsgi.input_terminated"] = True  # as a server passing on a chunked body says
+    answer, status, _ = run_wsgi_app(app.wsgi_app, environ, buffered=True)
+    assert status.startswith("413") and "the request body is over" in json.loads(b"".join(answer))["error"]
+    assert body.read_bytes <= (0 if with_length else 64 * 1024 + 8192), body.read_bytes
 
 
 def test_past_jobs_are_searched_by_name_and_text_and_show_their_first_words(app):
@@ -374,3 +415,22 @@ def test_a_search_that_runs_past_its_limit_is_stopped_with_a_sentence(tmp_path):
     with pytest.raises(SearchTooLong, match="took over 0 s"):
         store.search("nowhere to be found", max_s=0.0)
     store.close()
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b'{"engine": 0}', "'engine' must be a string"),
+    (b'{"engine": false}', "'engine' must be a string"),
+    (b'{"model": []}', "'model' must be a string"),
+    (b'{"engine": "a b"}', "'engine' may hold only letters"),
+    (b'{"model": "' + b"m" * 129 + b'"}', "'model' may hold only letters, digits, '.', '-', '_' and '/', at most 128"),
+])
+def test_a_redo_names_the_field_it_refuses(body, words):
+    """The review: ``0``, ``false`` and ``[]`` were taken as "any engine", and engine and model were checked as
+    one string ("engine and model are …" for a model too long by itself). Each field is now checked alone and
+    named; a redo may still name neither, or null, or 128 characters each."""
+    with pytest.raises(corrections.Refused, match=re.escape(words)) as refused:
+        redo.parse(body)
+    assert refused.value.status == 400
+    assert redo.parse(b'{"engine": null, "model": null}').asked == Requirement("", "")
+    both = redo.parse(json.dumps({"engine": "e" * 128, "model": " tiny.en "}).encode()).asked
+    assert both == Requirement("e" * 128, "tiny.en")

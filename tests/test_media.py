@@ -4,8 +4,10 @@ own sentence; the decoder's per-channel blocks."""
 
 from __future__ import annotations
 
+import json
 import re
 import struct
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +21,7 @@ from server import audio, media
 from server.audio import AudioError
 from server.channels import ChannelLevels
 from tests.media_files import ENCODINGS, encode_wav
-from tests.support import Server, Worker, corpus_file, manifest, wer
+from tests.support import PYTHON, ROOT, Server, Worker, corpus_file, manifest, wer
 
 SPEECH = "bush_radio_address_2008-11-01.wav"  # 127 s, 375 words: one word is 0.27 points of WER
 SHORT = "jfk_inaugural_excerpt.wav"  # 11 s
@@ -247,3 +249,52 @@ def test_garbage_behind_a_known_signature_gets_a_sentence_never_a_crash(tmp_path
         convert(tmp_path, magic + rest, max_duration_s=600.0)
     except AudioError as exc:
         assert str(exc)
+
+
+PEAK_SCRIPT = """
+import json, struct, sys
+from pathlib import Path
+from server import media
+from server.audio import AudioError
+from tests.media_files import one_block_mkv
+from tests.support import corpus_file
+
+def peak_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+
+folder = Path(sys.argv[1])
+big = one_block_mkv(corpus_file(sys.argv[2]), folder / "big.mkv", float(sys.argv[3]))
+small = one_block_mkv(corpus_file(sys.argv[2]), folder / "small.mkv", 1.0)
+media.convert_upload(small, folder / "out.wav")  # FFmpeg's decoders and numpy warmed up: not counted
+data = big.read_bytes()
+at = data.index(bytes.fromhex("448988")) + 3  # the Segment's Duration (ms, 64-bit float): 1 s, a lie
+lying = folder / "lying.mkv"
+lying.write_bytes(data[:at] + struct.pack(">d", 1000.0) + data[at + 8:])
+before = peak_mb()
+try:
+    media.convert_upload(lying, folder / "out.wav", max_duration_s=float(sys.argv[3]) / 2)
+    refusal = None
+except AudioError as exc:
+    refusal = str(exc)
+converted = media.convert_upload(big, folder / "out.wav", max_duration_s=float(sys.argv[3]) + 1)
+print(json.dumps({"growth_mb": peak_mb() - before, "samples": converted.samples, "refusal": refusal,
+                  "file_mb": big.stat().st_size / 2**20}))
+"""
+
+
+def test_a_recording_in_one_huge_block_is_decoded_in_bounded_memory(tmp_path):
+    """An 8 MB Matroska file holding 34 minutes of 4 kHz 8-bit PCM in one block (one packet, one decoded frame)
+    is resampled a second at a time: the process's peak memory grows by less than 64 MB (the whole frame
+    resampled at once took 1.3 GB), the output has every sample, and the same file claiming to last 1 s, given
+    half its length as the limit, is refused on its frame's length before any of it is resampled. Measured in a
+    fresh process by the kernel's high-water mark."""
+    seconds = 8 * 2**20 / 4000
+    result = subprocess.run([PYTHON, "-c", PEAK_SCRIPT, str(tmp_path), SHORT, str(seconds)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.splitlines()[-1])
+    assert measured["file_mb"] > 7.9
+    assert measured["samples"] == round(seconds * audio.TARGET_RATE)
+    assert measured["refusal"] == "the recording lasts more than 17 min; this server accepts at most 17 min"
+    assert measured["growth_mb"] < 64, measured
