@@ -25,7 +25,7 @@ from tests.support import PYTHON, ROOT, Server, Worker, corpus_file, manifest, w
 
 SPEECH = "bush_radio_address_2008-11-01.wav"  # 127 s, 375 words: one word is 0.27 points of WER
 SHORT = "jfk_inaugural_excerpt.wav"  # 11 s
-MAX_WER_GAP = 1.0  # points
+MAX_WER_GAP = 1.5  # points: lossy codecs at their default bitrates change a word or five; a bad decode changes most
 BOUND_S = 1.5  # longest a request may wait while an upload is decoded (generous: 2 shared cores)
 
 
