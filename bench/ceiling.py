@@ -66,6 +66,7 @@ class Point:
     queue_dry: bool  # the queue ran out during the window (then results/s is a floor, not the ceiling)
     profile_self: list[tuple[str, float]] = field(default_factory=list)  # (function, share of samples)
     profile_total: list[tuple[str, float]] = field(default_factory=list)
+    profile_error: str = ""  # why py-spy sampled nothing, in its own words (it cannot read every Python build)
 
 
 @dataclass
@@ -163,7 +164,7 @@ def measure(tmp: Path, workers: int, pages: int, recording: Path, slice_s: float
         spy = subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(server.pid),
                                 "--duration", str(int(window_s)), "--rate", "50", "--format", "raw",
                                 "--output", str(tmp / "profile.txt"), "--nonblocking"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=open(tmp / "py-spy.log", "wb"))
         rss = 0.0
         while time.time() - t0 < window_s:
             rss = max(rss, server_proc.memory_info().rss / 2**20)
@@ -190,9 +191,11 @@ def measure(tmp: Path, workers: int, pages: int, recording: Path, slice_s: float
         pushes += [latency for got, latency in data["pushes"] if t0 <= got <= t1]
         errors += data["error_count"]
     own, total = _profile(tmp / "profile.txt") if (tmp / "profile.txt").exists() else ([], [])
+    spy_log = (tmp / "py-spy.log").read_text(errors="replace") if (tmp / "py-spy.log").exists() else ""
+    profile_error = "" if own else (" ".join(spy_log.split())[-300:] or "py-spy wrote no samples")
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0)
     return Point(workers, pages, t1 - t0, slice_s, demand, len(results) / (t1 - t0), _percentiles(handouts),
-                 _percentiles(pushes), len(pushes), cpu, rss, connect_s, errors, queue_dry, own, total)
+                 _percentiles(pushes), len(pushes), cpu, rss, connect_s, errors, queue_dry, own, total, profile_error)
 
 
 def run(tmp: Path, counts: tuple[int, ...] = COUNTS, pages: int = PAGES, window_s: float = 20.0,
@@ -240,6 +243,8 @@ def markdown(result: CeilingResult) -> str:
     lines += ["", f"**Knee:** {knee.workers} workers ({knee.results_per_s:.1f} slices/s of {knee.demand_per_s:.1f}). "
               "Where the server's time goes there (py-spy, share of samples):", "",
               "| function (self) | share | function (inclusive) | share |", "|---|---:|---|---:|"]
+    if knee.profile_error:
+        lines.append(f"| py-spy could not sample the server: {knee.profile_error} | | | |")
     for k in range(max(len(knee.profile_self), len(knee.profile_total))):
         own = knee.profile_self[k] if k < len(knee.profile_self) else ("", 0.0)
         total = knee.profile_total[k] if k < len(knee.profile_total) else ("", 0.0)

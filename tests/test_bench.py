@@ -51,7 +51,8 @@ def test_quick_bench_writes_every_part(tmp_path):
 
 def test_quick_ceiling_measures_a_server_under_simulated_workers(tmp_path):
     """The ceiling part starts a real server, simulated workers and pages (bench/swarm.py), and reports slices
-    returned per second, hand-out and push latencies and a py-spy profile of the server."""
+    returned per second, hand-out and push latencies and a py-spy profile of the server (or why py-spy could
+    not take one)."""
     command = [PYTHON, "-m", "bench", "ceiling", "--quick", "--out", str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -60,7 +61,11 @@ def test_quick_ceiling_measures_a_server_under_simulated_workers(tmp_path):
     (point,) = raw["points"]
     assert point["workers"] == 4 and point["results_per_s"] > 0 and point["errors"] == 0
     assert point["handout_ms"][0] > 0 and point["pushes"] > 0
-    assert point["profile_self"], "py-spy saw nothing of the server"
+    # py-spy cannot read every Python build (a shared libpython without its version string): then the report
+    # says so in py-spy's words rather than showing an empty profile
+    assert point["profile_self"] or len(point["profile_error"]) > 10, "py-spy saw nothing and said nothing"
+    if not point["profile_self"]:
+        assert "py-spy could not sample the server" in (tmp_path / "ceiling.md").read_text()
     assert "| workers |" in (tmp_path / "ceiling.md").read_text()
 
 
