@@ -66,13 +66,14 @@ class Point:
     queue_dry: bool  # the queue ran out during the window (then results/s is a floor, not the ceiling)
     profile_self: list[tuple[str, float]] = field(default_factory=list)  # (function, share of samples)
     profile_total: list[tuple[str, float]] = field(default_factory=list)
-    profile_error: str = ""  # why py-spy sampled nothing, in its own words (it cannot read every Python build)
+    profile_error: str = ""  # what py-spy said when it sampled nothing (it cannot read every Python build)
 
 
 @dataclass
 class CeilingResult:
     rate: float
     points: list[Point]
+    stopped: str = ""  # why the run ended before its last count (the points before it stand)
 
     @property
     def knee(self) -> Point:
@@ -157,14 +158,18 @@ def measure(tmp: Path, workers: int, pages: int, recording: Path, slice_s: float
         for proc in procs:  # each prints "connected N" once all its clients are in
             line = proc.stdout.readline()
             if not line.startswith("connected"):
-                raise RuntimeError(f"a swarm process failed to connect its clients: {line!r}")
+                proc.wait(timeout=30)
+                said = " ".join((tmp / f"swarm{procs.index(proc)}.log").read_text(errors="replace").split())
+                raise RuntimeError(f"a swarm process failed to connect its clients (exit {proc.returncode}): "
+                                   f"{said[-400:] or 'it said nothing'}")
         connect_s = time.time() - t_connect
         log(f"  {workers} workers, {pages} pages connected in {connect_s:.1f} s; measuring {window_s:.0f} s")
         cpu0, t0 = server_proc.cpu_times(), time.time()
-        spy = subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(server.pid),
-                                "--duration", str(int(window_s)), "--rate", "50", "--format", "raw",
-                                "--output", str(tmp / "profile.txt"), "--nonblocking"],
-                               stdout=subprocess.DEVNULL, stderr=open(tmp / "py-spy.log", "wb"))
+        with open(tmp / "py-spy.log", "wb") as spy_log:
+            spy = subprocess.Popen([str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(server.pid),
+                                    "--duration", str(int(window_s)), "--rate", "50", "--format", "raw",
+                                    "--output", str(tmp / "profile.txt"), "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=spy_log)
         rss = 0.0
         while time.time() - t0 < window_s:
             rss = max(rss, server_proc.memory_info().rss / 2**20)
@@ -191,8 +196,7 @@ def measure(tmp: Path, workers: int, pages: int, recording: Path, slice_s: float
         pushes += [latency for got, latency in data["pushes"] if t0 <= got <= t1]
         errors += data["error_count"]
     own, total = _profile(tmp / "profile.txt") if (tmp / "profile.txt").exists() else ([], [])
-    spy_log = (tmp / "py-spy.log").read_text(errors="replace") if (tmp / "py-spy.log").exists() else ""
-    profile_error = "" if own else (" ".join(spy_log.split())[-300:] or "py-spy wrote no samples")
+    profile_error = "" if own else " ".join((tmp / "py-spy.log").read_text(errors="replace").split())[-300:]
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0)
     return Point(workers, pages, t1 - t0, slice_s, demand, len(results) / (t1 - t0), _percentiles(handouts),
                  _percentiles(pushes), len(pushes), cpu, rss, connect_s, errors, queue_dry, own, total, profile_error)
@@ -204,9 +208,15 @@ def run(tmp: Path, counts: tuple[int, ...] = COUNTS, pages: int = PAGES, window_
     recording = tmp / "bursts.wav"
     synthetic_recording(recording, slices_per_job)
     slice_s = BURST_S + 0.4  # a burst and the 0.2 s of pause kept on each side
-    points = []
+    points: list[Point] = []
     for n in counts:
-        point = measure(tmp / f"workers{n}", n, pages, recording, slice_s, window_s, rate, slices_per_job, log)
+        try:
+            point = measure(tmp / f"workers{n}", n, pages, recording, slice_s, window_s, rate, slices_per_job, log)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            if not points:
+                raise
+            log(f"  {n:4d} workers: stopped: {exc}")  # the counts measured so far stand
+            return CeilingResult(rate, points, stopped=f"at {n} workers: {exc}")
         log(f"  {n:4d} workers: {point.results_per_s:6.1f} slices/s of {point.demand_per_s:6.1f} possible; "
             f"hand-out {point.handout_ms[0]:.0f}/{point.handout_ms[1]:.0f} ms, push {point.push_ms[0]:.0f}/"
             f"{point.push_ms[1]:.0f} ms (median/p99); server CPU {point.server_cpu:.0%}, "
@@ -239,12 +249,15 @@ def markdown(result: CeilingResult) -> str:
         lines.append(f"| {p.workers} | {p.results_per_s:.1f}{dry} | {p.demand_per_s:.1f} | "
                      f"{p.handout_ms[0]:.0f} / {p.handout_ms[1]:.0f} | {p.push_ms[0]:.0f} / {p.push_ms[1]:.0f} | "
                      f"{p.server_cpu:.0%} | {p.server_rss_mb:.0f} | {p.errors} |")
+    if result.stopped:
+        lines += ["", f"**The run stopped {result.stopped}** (the rows above stand)."]
     knee = result.knee
     lines += ["", f"**Knee:** {knee.workers} workers ({knee.results_per_s:.1f} slices/s of {knee.demand_per_s:.1f}). "
               "Where the server's time goes there (py-spy, share of samples):", "",
               "| function (self) | share | function (inclusive) | share |", "|---|---:|---|---:|"]
-    if knee.profile_error:
-        lines.append(f"| py-spy could not sample the server: {knee.profile_error} | | | |")
+    if not knee.profile_self:
+        said = knee.profile_error or "it wrote no samples and said nothing"
+        lines.append(f"| py-spy could not sample the server: {said} | | | |")
     for k in range(max(len(knee.profile_self), len(knee.profile_total))):
         own = knee.profile_self[k] if k < len(knee.profile_self) else ("", 0.0)
         total = knee.profile_total[k] if k < len(knee.profile_total) else ("", 0.0)

@@ -13,6 +13,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support import Server, Worker, corpus_file  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def socketio_encoder_as_found():
+    """A server app built in the test process (``SocketIO(json=strict_json.SocketIOJSON)``) sets python-socketio's
+    packet encoder for the whole process; each module gets back the encoder it found, so the next module's
+    clients write packets as a real client does (the property tests' clients send bare ``Infinity`` and ``NaN``,
+    as Python's ``json`` writes them and a hostile sender may)."""
+    import socketio.packet
+    found = socketio.packet.Packet.json
+    yield
+    socketio.packet.Packet.json = found
+
+
 @pytest.fixture(scope="session")
 def whisper_model():
     """The worker's default model (faster-whisper, tiny.en int8, 2 threads, a slot per thread), loaded once for

@@ -63,7 +63,7 @@ def test_quick_ceiling_measures_a_server_under_simulated_workers(tmp_path):
     assert point["handout_ms"][0] > 0 and point["pushes"] > 0
     # py-spy cannot read every Python build (a shared libpython without its version string): then the report
     # says so in py-spy's words rather than showing an empty profile
-    assert point["profile_self"] or len(point["profile_error"]) > 10, "py-spy saw nothing and said nothing"
+    assert point["profile_self"] or point["profile_error"], "py-spy saw nothing and said nothing"
     if not point["profile_self"]:
         assert "py-spy could not sample the server" in (tmp_path / "ceiling.md").read_text()
     assert "| workers |" in (tmp_path / "ceiling.md").read_text()

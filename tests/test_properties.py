@@ -14,9 +14,7 @@ import urllib.parse
 import pytest
 import requests
 import socketio
-import socketio.packet
 import werkzeug.http
-from engineio import json as engineio_json
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -49,17 +47,6 @@ class Site:
         folders = {p.name for p in (self.server.data_dir / "jobs").iterdir()}
         assert all(re.fullmatch(r"[0-9a-f]{16}", name) for name in folders), folders
         assert self.job in known and self.job in folders
-
-
-@pytest.fixture(scope="module", autouse=True)
-def hostile_encoder():
-    """This module's clients write packets as Python's ``json`` does, bare ``Infinity`` and ``NaN`` included, as
-    a hostile sender may. (A server app built in this process, by another test module, sets Socket.IO's packet
-    encoder for the whole process to the server's strict one, which would refuse them before they are sent.)"""
-    strict = socketio.packet.Packet.json
-    socketio.packet.Packet.json = engineio_json
-    yield
-    socketio.packet.Packet.json = strict
 
 
 @pytest.fixture(scope="module")
