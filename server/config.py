@@ -45,6 +45,7 @@ class ServerSettings:
     max_connections_per_client: int = 256  # connections at once from one address (behind a proxy: raise it)
     max_message_mb: float = 16.0  # Socket.IO max_http_buffer_size: a 28 s WAV slice is ~0.9 MB
     max_text_chars: int = 20_000  # longest text a worker may return for one slice
+    push_interval_s: float = 0.25  # pages get a job's view and the jobs and workers lists at most this often
     log_level: str = "info"
     async_mode: str = "eventlet"  # or "threading" (server/runtime.py says what differs)
     certfile: str = ""  # https: the certificate (chain) file; with keyfile

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import bodies
 from .bodies import Refused
+from .states import SliceStatus
 from .store import SliceRecord
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def parse(body: bytes | None) -> Change:
 def apply(s: SliceRecord, number: int, change: Change, now: float) -> dict[str, Any]:
     """The columns to store for ``change`` to segment ``number`` of slice ``s``; :class:`Refused` when the
     slice has no such segment, is not transcribed, or the segment no longer reads ``change.was``."""
-    if s.status != "done":
+    if s.status != SliceStatus.DONE:
         state = {"queued": "waiting for a worker", "leased": "on a worker", "failed": "failed"}.get(s.status,
                                                                                                     s.status)
         raise Refused(409, f"slice {s.index} has no text to correct: it is {state}")

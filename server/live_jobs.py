@@ -18,14 +18,15 @@ from typing import Any, Callable
 import numpy as np
 
 from . import audio, disk
-from .coordinator import STORE_ERRORS, Coordinator, fit_to_workers
+from .coordinator import Coordinator
 from .ids import new_job_id
 from .limits import AudioPace
 from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
 from .live_captions import LiveCaptions
 from .payloads import LiveChunk, LiveRef, LiveStop
+from .planning import fit_to_workers
 from .scheduler import Requirement
-from .store import JobRecord
+from .store import STORE_ERRORS, JobRecord
 
 log = logging.getLogger("scatterscribe")
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from . import bodies
 from .corrections import Refused
 from .scheduler import Requirement, Scheduler
+from .states import OPEN_SLICE, SliceStatus
 from .store import JobRecord, SliceRecord
 
 USAGE = ('send nothing, or JSON {"engine": "sphinx", "model": "", "replace_corrections": false} (every field '
@@ -71,8 +72,8 @@ def requirement(engine: object, model: object) -> Requirement:
 
 def check(s: SliceRecord, redo: Redo, scheduler: Scheduler, wanted: Requirement) -> None:
     """:class:`Refused` when slice ``s`` may not be transcribed again now by workers ``wanted`` accepts."""
-    if s.status in ("queued", "leased"):
-        where = "waiting for a worker" if s.status == "queued" else "on a worker"
+    if s.status in OPEN_SLICE:
+        where = "waiting for a worker" if s.status == SliceStatus.QUEUED else "on a worker"
         again = ": DELETE this URL to call that off" if s.redo_of else ""
         raise Refused(409, f"slice {s.index} is being transcribed already ({where}){again}")
     if not scheduler.can_serve(wanted, s.seconds):
@@ -104,14 +105,14 @@ def no_taker(s: SliceRecord, wanted: Requirement, scheduler: Scheduler) -> str:
 def queued(s: SliceRecord, asked: Requirement) -> dict[str, object]:
     """The columns that send slice ``s`` to be transcribed again by workers ``asked`` accepts; its text,
     corrections and last error stay until the new text (or the end of the new try) comes."""
-    return {"status": "queued", "worker": "", "attempts": 0, "redo_of": s.status,
+    return {"status": SliceStatus.QUEUED, "worker": "", "attempts": 0, "redo_of": s.status,
             "asked_engine": asked.engine, "asked_model": asked.model}
 
 
 def cancelled(s: SliceRecord) -> dict[str, object]:
     """The columns that call off the new try of slice ``s``: back to what it was. :class:`Refused` (409) when
     it is not being transcribed again."""
-    if not s.redo_of or s.status not in ("queued", "leased"):
+    if not s.redo_of or s.status not in OPEN_SLICE:
         raise Refused(409, f"slice {s.index} is not being transcribed again (it is {s.status}): nothing to call "
                            "off")
     return {"status": s.redo_of, "worker": "", "redo_of": ""}
@@ -120,10 +121,10 @@ def cancelled(s: SliceRecord) -> dict[str, object]:
 def after_failure(s: SliceRecord | None, reason: str, now: float) -> dict[str, object]:
     """The columns for a slice whose tries have all failed (``reason``): failed, unless it was done before it
     was sent again; then it stays done with the text it had, and its ``error`` says the new try failed."""
-    if s is not None and s.redo_of == "done":
-        return {"status": "done", "worker": "", "redo_of": "",
+    if s is not None and s.redo_of == SliceStatus.DONE:
+        return {"status": SliceStatus.DONE, "worker": "", "redo_of": "",
                 "error": f"transcribing it again failed ({reason}); it keeps the text it had"}
-    return {"status": "failed", "worker": "", "error": reason, "finished_at": now, "redo_of": ""}
+    return {"status": SliceStatus.FAILED, "worker": "", "error": reason, "finished_at": now, "redo_of": ""}
 
 
 def wanted(job: JobRecord, redo: Redo) -> Requirement:

@@ -1,7 +1,7 @@
 """Who transcribes which slice: the queue, the leases and the workers. Pure: no sockets, no clock, no storage.
 
 Every method that depends on time takes ``now`` (seconds, any monotonic origin), so tests step time instead of
-sleeping. The life of a slice is a small state machine (:data:`ALLOWED`) with one door (:meth:`Task.move`).
+sleeping. The life of a slice is a small state machine (``states.SLICE_MOVES``) with one door (:meth:`Task.move`).
 
 * A worker announces how many slices it can hold at once (``slots``); :meth:`Scheduler.assign` hands queued
   slices to free slots, fastest worker first, one slice per worker per round, so a fast worker takes more.
@@ -20,8 +20,9 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import NamedTuple
+
+from .states import SLICE_MOVES, IllegalTransition, SliceStatus
 
 
 def hand_out_order(seconds: list[float], last_round: int) -> list[int]:
@@ -35,26 +36,6 @@ def hand_out_order(seconds: list[float], last_round: int) -> list[int]:
         return order
     head, tail = order[:-last_round], order[-last_round:]
     return head + sorted(tail, key=lambda i: -seconds[i])
-
-
-class SliceStatus(str, Enum):
-    QUEUED = "queued"
-    LEASED = "leased"
-    DONE = "done"
-    FAILED = "failed"
-
-
-#: The only moves a slice may make.
-ALLOWED: dict[SliceStatus, frozenset[SliceStatus]] = {
-    SliceStatus.QUEUED: frozenset({SliceStatus.LEASED, SliceStatus.FAILED}),
-    SliceStatus.LEASED: frozenset({SliceStatus.DONE, SliceStatus.QUEUED, SliceStatus.FAILED}),
-    SliceStatus.DONE: frozenset(),
-    SliceStatus.FAILED: frozenset(),
-}
-
-
-class IllegalTransition(RuntimeError):
-    """A slice was asked to make a move :data:`ALLOWED` does not contain (a bug, never user input)."""
 
 
 class SliceKey(NamedTuple):
@@ -92,7 +73,7 @@ class Task:
     failed_on: set[str] = field(default_factory=set)  # workers that reported an error for it
 
     def move(self, to: SliceStatus) -> None:
-        if to not in ALLOWED[self.status]:
+        if to not in SLICE_MOVES[self.status]:
             raise IllegalTransition(f"slice {self.key} cannot go from {self.status.value} to {to.value}")
         self.status = to
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import bodies, speakers, transcript
 from .payloads import Result
-from .store import VoiceRecord
+from .store import STORE_ERRORS, VoiceRecord
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
@@ -131,7 +131,6 @@ class SpeakerLabels:
     def slice_done(self, job_id: str, pieces: list[tuple[float, float]], result: Result) -> None:
         """A slice's result arrived (its text is stored): keep its voices and label the job again. Under the
         coordinator's lock; a voice row that cannot be stored costs only labels."""
-        from .coordinator import STORE_ERRORS
 
         try:
             self.coordinator.store.put_voices(job_id, voice_record(pieces, result))
@@ -179,7 +178,7 @@ class SpeakerLabels:
             job = coord.store.get_job(job_id)
             if job is None:
                 return
-            final = job.status in ("done", "failed") and not job.recording and job_id not in self._dirty
+            final = job.status.finished and not job.recording and job_id not in self._dirty
             state = speakers.relabelled({**job.speakers, **coverage}, spans, list(labels), final) if by_voice \
                 else {**job.speakers, **coverage}
             # Where the time goes (the bench reads it): the server's labelling, and the workers' voices.

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .states import SliceStatus
+
 Word = dict[str, Any]
 
 SENTENCE_END = (".", "?", "!")
@@ -147,7 +149,7 @@ def region(slices: Sequence[Any], k: int) -> tuple[float, float]:
 
 def _neighbour(slices: Sequence[Any], k: int) -> Neighbour:
     """``slices[k]`` as a neighbour (its far cut is known: the window reaches two past the slice settled)."""
-    if not 0 <= k < len(slices) or slices[k].status != "done" or not slices[k].heard:
+    if not 0 <= k < len(slices) or slices[k].status != SliceStatus.DONE or not slices[k].heard:
         return Neighbour()
     lo, hi = region(slices, k)
     return Neighbour(slices[k].heard, [w for seg in slices[k].segments for w in seg.get("words") or ()], (lo, hi))

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import strict_json
+from .states import OPEN_SLICE, JobStatus, SliceStatus
+
+#: What the store raises when a write cannot be made (SQLite errors; OSError for a full disk).
+STORE_ERRORS = (sqlite3.Error, OSError)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -101,7 +105,7 @@ class SliceRecord:
     start: float
     end: float
     pieces: list[tuple[float, float]]
-    status: str = "queued"
+    status: SliceStatus = SliceStatus.QUEUED
     text: str = ""
     segments: list[dict[str, Any]] = field(default_factory=list)
     worker: str = ""
@@ -132,7 +136,7 @@ class SliceRecord:
     def transcribed(self) -> bool:
         """Whether the slice's text is part of the transcript: it is done, or it is being transcribed again
         after it was done (its last text stands until the new one replaces it)."""
-        return self.status == "done" or (self.redo_of == "done" and self.status in ("queued", "leased"))
+        return self.status == SliceStatus.DONE or (self.redo_of == SliceStatus.DONE and self.status in OPEN_SLICE)
 
 
 @dataclass
@@ -143,7 +147,7 @@ class JobRecord:
     name: str
     source: str  # "upload" or "live"
     created_at: float
-    status: str = "queued"
+    status: JobStatus = JobStatus.QUEUED
     duration: float = 0.0
     engine: str = ""
     model: str = ""
@@ -160,6 +164,8 @@ class JobRecord:
 _JSON_COLUMNS = {"pieces", "segments", "stats", "edits", "speakers", "heard"}
 _JOB_COLUMNS = [f.name for f in fields(JobRecord) if f.name != "slices"]
 _SLICE_COLUMNS = ["idx" if f.name == "index" else f.name for f in fields(SliceRecord)]
+#: A slice without what is large (``Store.job_outline``).
+_OUTLINE_COLUMNS = [c for c in _SLICE_COLUMNS if c not in ("segments", "heard", "edits")]
 
 
 def _clamp(value: Any, low: float, high: float) -> Any:
@@ -309,7 +315,7 @@ class Store:
         """Mark a slice done with its text, unless it is done already (first result wins). The new text
         replaces the slice's old one (it was transcribed again) with its corrections, if any. Atomic; returns
         whether this call was the one that finished it."""
-        values = {"edits": {}, "redo_of": "", **values, "status": "done"}
+        values = {"edits": {}, "redo_of": "", **values, "status": SliceStatus.DONE}
         columns = ", ".join(f"{c} = ?" for c in values)
         with self._tx() as db:
             cursor = db.execute(f"UPDATE slices SET {columns} WHERE job_id = ? AND idx = ? AND status != 'done'",
@@ -358,6 +364,18 @@ class Store:
             job = self._job(row)
             job.slices = [self._slice(r) for r in
                           db.execute("SELECT * FROM slices WHERE job_id = ? ORDER BY idx", [job_id])]
+            return job
+
+    def job_outline(self, job_id: str) -> JobRecord | None:
+        """A job with its slices in order, but without the slices' segments, heard words and edits (left empty):
+        what working out the job's status needs, read without decoding every word of a long job."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", [job_id]).fetchone()
+            if row is None:
+                return None
+            job = self._job(row)
+            job.slices = [self._slice(r) for r in db.execute(
+                f"SELECT {', '.join(_OUTLINE_COLUMNS)} FROM slices WHERE job_id = ? ORDER BY idx", [job_id])]
             return job
 
     def list_jobs(self, limit: int = 50, query: str = "") -> list[tuple[JobRecord, dict[str, int]]]:
@@ -434,13 +452,17 @@ class Store:
 
     @staticmethod
     def _job(row: sqlite3.Row) -> JobRecord:
-        return JobRecord(**{c: _decode(c, row[c]) for c in _JOB_COLUMNS})
+        job = JobRecord(**{c: _decode(c, row[c]) for c in _JOB_COLUMNS})
+        job.status = JobStatus(job.status)
+        return job
 
     @staticmethod
     def _slice(row: sqlite3.Row) -> SliceRecord:
-        values = {c: _decode(c, row[c]) for c in _SLICE_COLUMNS}
+        present = row.keys()  # all of a slice's columns, or a job outline's
+        values = {c: _decode(c, row[c]) for c in _SLICE_COLUMNS if c in present}
         values["index"] = values.pop("idx")
         values["pieces"] = [tuple(p) for p in values["pieces"]]
+        values["status"] = SliceStatus(values["status"])
         return SliceRecord(**values)
 
 

@@ -10,6 +10,7 @@ import math
 from typing import Any, Iterable, Sequence
 
 from . import paragraphs, speakers, strict_json, subtitles
+from .states import SliceStatus
 from .store import JobRecord, SliceRecord
 
 
@@ -88,7 +89,7 @@ def join_text(slices: Iterable[SliceRecord]) -> str:
     for s in sorted(slices, key=lambda s: s.index):
         if s.transcribed and s.text.strip():
             parts.append(" ".join(s.text.split()))
-        elif s.status == "failed":
+        elif s.status == SliceStatus.FAILED:
             parts.append(failure_marker(s))
     return " ".join(parts)
 
@@ -112,7 +113,7 @@ def timed_segments(job: JobRecord) -> list[dict[str, Any]]:
                 if edit is not None:
                     item.update(edited=True, original=edit["original"])
                 out.append(item)
-        elif s.status == "failed":
+        elif s.status == SliceStatus.FAILED:
             out.append({"start": s.start, "end": s.end, "text": failure_marker(s), "slice": s.index,
                         "failed": True, "span": f"{format_clock(s.start)}–{format_clock(s.end)}",
                         "error": s.error or "failed", "words": [], "avg_logprob": None})

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import paragraphs, redo, speakers, transcript
 from .scheduler import Requirement, Scheduler, WorkerState
+from .states import OPEN_SLICE, SliceStatus
 from .store import JobRecord, SliceRecord
 
 
@@ -19,9 +20,9 @@ def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | Non
     recording's tentative text of its open part (``{start, end, text}``, never stored)."""
     job = replace(job, slices=[replace(s, segments=speakers.labelled_segments(s.segments, job.speakers))
                                if s.segments else s for s in job.slices])
-    done = sum(s.status == "done" for s in job.slices)
-    failed = sum(s.status == "failed" for s in job.slices)
-    open_slices = [s for s in job.slices if s.status in ("queued", "leased")]
+    done = sum(s.status == SliceStatus.DONE for s in job.slices)
+    failed = sum(s.status == SliceStatus.FAILED for s in job.slices)
+    open_slices = [s for s in job.slices if s.status in OPEN_SLICE]
     requirement = Requirement(job.engine, job.model)
     servable = all(scheduler.can_serve(redo.slice_requirement(job, s), s.seconds) for s in open_slices)
     return {
@@ -53,11 +54,11 @@ def paragraph_view(slices: list[SliceRecord]) -> list[dict[str, Any]]:
     whose text came without times)."""
     items, refs = [], []
     for s in sorted(slices, key=lambda s: s.index):
-        if s.status == "done" and s.segments:
+        if s.status == SliceStatus.DONE and s.segments:
             for n, seg in enumerate(s.segments):
                 items.append(seg)
                 refs.append([s.index, n])
-        elif s.status != "done" or s.text.strip():
+        elif s.status != SliceStatus.DONE or s.text.strip():
             items.append({"start": s.start, "end": s.end, "text": s.text if s.transcribed else ""})
             refs.append([s.index, -1])
     out = []

@@ -12,7 +12,8 @@ import requests
 
 from server import payloads
 from server.config import ServerSettings, Settings
-from server.coordinator import Coordinator, queued_runs
+from server.coordinator import Coordinator
+from server.replan import queued_runs
 from server.scheduler import Requirement, WorkerInfo
 from server.store import SliceRecord, Store
 from tests.support import Server, Worker, corpus_file, wait_for

@@ -2,17 +2,8 @@
 
 import pytest
 
-from server.scheduler import (
-    ALLOWED,
-    IllegalTransition,
-    Requirement,
-    Scheduler,
-    SliceKey,
-    SliceStatus,
-    Task,
-    WorkerInfo,
-    hand_out_order,
-)
+from server.scheduler import Requirement, Scheduler, SliceKey, Task, WorkerInfo, hand_out_order
+from server.states import SLICE_MOVES, IllegalTransition, SliceStatus
 
 T0 = 1000.0
 
@@ -25,11 +16,11 @@ def make(n_slices=3, seconds=20.0, **kw):
 
 
 def test_every_illegal_move_raises():
-    """Only the moves in ALLOWED are possible; any other raises."""
+    """Only the moves in SLICE_MOVES are possible; any other raises."""
     for start in SliceStatus:
         for to in SliceStatus:
             task = Task(SliceKey("j", 0), 1.0, status=start)
-            if to in ALLOWED[start]:
+            if to in SLICE_MOVES[start]:
                 task.move(to)
                 assert task.status == to
             else:

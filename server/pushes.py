@@ -1,0 +1,118 @@
+"""What the pages are told, sent from one place: an operation marks what it changed, and the marks are sent once
+when the outermost operation ends (as huey runs its signals at state changes, in one place).
+
+So a code path cannot forget a push or send one twice, and a burst of results into one job builds and sends
+its view once rather than once per result: a view sent less than ``interval_s`` after the last one of its kind
+waits, and the newest state is sent when the interval is over (by a background task: ``spawn`` and ``sleep``).
+Without ``spawn`` (the tests that drive the coordinator by hand) every mark is sent at the end of its operation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Protocol
+
+
+class Emitter(Protocol):
+    def __call__(self, event: str, data: Any, *, to: str | None = None, namespace: str = "/") -> None: ...
+
+
+class Views(Protocol):
+    """What a push sends: built when it is sent, so it is the newest state."""
+
+    def job_view(self, job_id: str) -> dict[str, Any] | None: ...
+
+    def jobs_view(self) -> list[dict[str, Any]]: ...
+
+    def workers_view(self) -> list[dict[str, Any]]: ...
+
+
+log = logging.getLogger("scatterscribe")
+
+JOBS, WORKERS = "jobs", "workers"
+
+
+class Pushes:
+    def __init__(self, emit: Emitter, views: Views, lock: threading.RLock, clock: Callable[[], float],
+                 interval_s: float = 0.0, spawn: Callable[..., Any] | None = None,
+                 sleep: Callable[[float], Any] | None = None):
+        self.emit, self.views, self.lock, self.clock = emit, views, lock, clock
+        self.interval_s = interval_s if spawn is not None and sleep is not None else 0.0
+        self.spawn, self.sleep = spawn, sleep
+        self._depth = 0
+        self._marked: dict[str, None] = {}  # "jobs", "workers" or "job:<id>", in the order first marked
+        self._sent_at: dict[str, float] = {}
+        self._timer = False  # a background task will send what waits
+
+    # --- marking: under the lock, inside an operation ----------------------------------------------------------
+
+    def job(self, job_id: str) -> None:
+        self._marked[f"job:{job_id}"] = None
+
+    def jobs(self) -> None:
+        self._marked[JOBS] = None
+
+    def workers(self) -> None:
+        self._marked[WORKERS] = None
+
+    def operation(self) -> _Operation:
+        """``with pushes.operation():`` takes the lock; the marks are sent when the outermost one ends."""
+        return _Operation(self)
+
+    # --- sending -------------------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        now = self.clock()
+        later = False
+        for what in list(self._marked):
+            if now - self._sent_at.get(what, -1e18) < self.interval_s:
+                later = True
+                continue
+            del self._marked[what]
+            self._sent_at[what] = now
+            self._send(what)
+        if len(self._sent_at) > 4 * len(self._marked) + 1024:  # forget jobs long gone
+            cutoff = now - self.interval_s
+            self._sent_at = {k: t for k, t in self._sent_at.items() if t >= cutoff or k in self._marked}
+        if later and not self._timer:
+            self._timer = True
+            self.spawn(self._send_later)
+
+    def _send(self, what: str) -> None:
+        if what == JOBS:
+            self.emit("jobs", self.views.jobs_view(), namespace="/")
+        elif what == WORKERS:
+            self.emit("workers", self.views.workers_view(), namespace="/")
+        else:
+            job_id = what.removeprefix("job:")
+            view = self.views.job_view(job_id)
+            if view is not None:
+                self.emit("job", view, to=what, namespace="/")
+
+    def _send_later(self) -> None:
+        self.sleep(self.interval_s)
+        with self.lock:  # an operation holds the lock: none is under way now
+            self._timer = False
+            try:
+                self._flush()
+            except Exception as exc:  # noqa: BLE001 - nobody waits on this task; the next change pushes again
+                log.warning("a push to the pages failed: %s", exc)
+
+
+class _Operation:
+    def __init__(self, pushes: Pushes):
+        self.pushes = pushes
+
+    def __enter__(self) -> None:
+        self.pushes.lock.acquire()
+        self.pushes._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        p = self.pushes
+        try:
+            p._depth -= 1
+            if p._depth == 0:
+                p._flush()
+        finally:
+            p.lock.release()
