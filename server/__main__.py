@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     token_note = "from settings" if server.token else f"in {settings.data_path / 'worker-token'}"
-    log.info("Scatterscribe on %s://%s:%d  (data: %s; worker token %s)", scheme, server.host, server.port,
-             settings.data_path, token_note)
+    log.info("Scatterscribe on %s://%s:%d  (async mode %s; data: %s; worker token %s)", scheme, server.host,
+             server.port, socketio.async_mode, settings.data_path, token_note)
     if cert is not None:
         log.info("https with %s (%s); its SHA-256 fingerprint:\n    %s\n  Browsers warn about a self-signed "
                  "certificate once: check that they show this fingerprint. Workers on other machines: "

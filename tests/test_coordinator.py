@@ -278,22 +278,40 @@ def test_a_write_that_fails_gives_the_lease_back_at_once(tmp_path, method):
 
 
 def test_deleting_a_job_removes_its_audio_and_calls_back_its_slices(tmp_path):
-    """DELETE /api/jobs/<id> while a worker holds one of its slices: 200, the job and its folder are gone, the
-    worker is sent `cancel` and drops the slice, and its slot is free again at once."""
+    """DELETE /api/jobs/<id> while a real worker holds one of its slices (the sleep engine, 0.3 s per audio
+    second): 200; the job's folder and every file named for it under the data folder are gone; it is 404 and
+    no longer in GET /api/jobs; the lease is gone at once (the worker's slot is free on the server); the worker
+    is sent `cancel`, drops the slice without sending a result, and is never sent another slice of that job;
+    it then takes and finishes the next job's slice."""
     server = Server(tmp_path)
-    worker = Worker(server, "slow", "--engine", "sleep", "--model", "2")  # 2 s of sleep per audio second
+    worker = Worker(server, "slow", "--engine", "sleep", "--model", "0.3")
     try:
         server.wait_workers(1)
-        job_id = server.submit(corpus_file("ljspeech_LJ001-0001.wav"))
-        wait_for(lambda: server.workers()[0]["busy"] == 1, 30, "the worker to hold the slice")
+        job_id = server.submit(corpus_file("librivox_shakespeare_sonnet_001.wav"))  # 53 s: several slices
+        (held,) = wait_for(lambda: [s["index"] for s in server.job(job_id)["slices"] if s["status"] == "leased"],
+                           30, "the worker to hold a slice")
+        slices = len(server.job(job_id)["slices"])
+        assert slices >= 2 and server.workers()[0]["busy"] == 1
         folder = server.data_dir / "jobs" / job_id
         assert (folder / "audio.wav").exists()
+
         response = requests.delete(f"{server.url}/api/jobs/{job_id}", timeout=30)
         assert response.status_code == 200 and response.json() == {"deleted": job_id}
         assert not folder.exists()
+        assert [p for p in server.data_dir.rglob("*") if job_id in p.name] == []
         assert server.get(f"/api/jobs/{job_id}").status_code == 404
+        assert job_id not in {j["id"] for j in server.get("/api/jobs").json()["jobs"]}
         assert server.workers()[0]["busy"] == 0
-        wait_for(lambda: f"slice {job_id}/0: cancelled" in worker.log(), 60, "the worker to drop the slice")
+
+        next_id = server.submit(corpus_file("ljspeech_LJ001-0002.wav"))
+        done = server.wait_job(next_id, timeout=90)
+        assert done["status"] == "done" and {s["worker"] for s in done["slices"]} == {"slow"}
+        log = worker.log()
+        assert f"slice {job_id}/{held}: cancelled" in log
+        assert f"slice {job_id}/" not in log.replace(f"slice {job_id}/{held}: cancelled", ""), \
+            "the worker sent a result for the deleted job, or was given more of it"
+        assert job_id not in {j["id"] for j in server.get("/api/jobs").json()["jobs"]}
+        assert not folder.exists()
     finally:
         worker.stop()
         server.stop()

@@ -276,15 +276,21 @@ def test_a_default_worker_does_not_load_torch(cluster):
         assert "libtorch" not in mapped and "/torch/" not in mapped  # ...and torch is not
 
 
-def test_the_core_loop_runs_under_threading_mode_too(tmp_path, whole_file_text):
-    """`[server] async_mode = "threading"` (no eventlet at all): an upload is cut, scattered to a real worker
-    and joined as under eventlet; a watching page gets the pushes; the server stops cleanly."""
-    config = write_config(tmp_path / "config.toml", server={"async_mode": "threading"})
+@pytest.mark.parametrize("mode", ["eventlet", "threading"])
+def test_the_core_loop_runs_under_each_async_mode(tmp_path, whole_file_text, mode):
+    """`[server] async_mode` is the one setting that picks the server's concurrency (eventlet, the default, or
+    threading, without eventlet at all): under each, the server says so at start and is served by that mode's
+    HTTP server (Werkzeug's names itself in `Server`; eventlet's sends none), and an upload is cut, scattered to a
+    real worker and joined with the whole file's accuracy; a watching page gets the pushes; the server stops
+    cleanly (exit 0). Under threading, eventlet is never loaded into the server's process."""
+    config = write_config(tmp_path / "config.toml", server={"async_mode": mode})
     server = Server(tmp_path, config=config)
-    worker = Worker(server, "threaded")
+    worker = Worker(server, "threaded" if mode == "threading" else "green")
     page = socketio.Client()
     pushes: list[dict] = []
     try:
+        assert f"(async mode {mode};" in server.log()
+        assert server.get("/api/workers").headers.get("Server", "").startswith("Werkzeug/") == (mode == "threading")
         server.wait_workers(1)
         page.on("job", pushes.append)
         page.connect(server.url, transports=["websocket"], wait_timeout=10)
@@ -292,10 +298,12 @@ def test_the_core_loop_runs_under_threading_mode_too(tmp_path, whole_file_text):
         page.call("watch", {"job": job_id}, timeout=10)
         job = server.wait_job(job_id)
         assert job["status"] == "done" and len(job["slices"]) >= 2
+        assert {s["worker"] for s in job["slices"]} == {worker.name}
         reference = manifest()[BUSH]["reference"]
         assert wer(reference, job["transcript"]) <= wer(reference, whole_file_text(BUSH)) + 2.0
         wait_for(lambda: any(p["status"] == "done" for p in pushes), 10, "the page to be told the job is done")
-        assert "eventlet" not in server.log().lower()
+        with open(f"/proc/{server.pid}/maps") as maps:  # eventlet runs on greenlet, a C extension
+            assert ("greenlet" in maps.read()) == (mode == "eventlet"), "eventlet loaded exactly in its own mode"
     finally:
         if page.connected:
             page.disconnect()

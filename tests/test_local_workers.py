@@ -6,7 +6,9 @@ import signal
 
 import psutil
 
-from tests.support import Server, wait_for
+from tests.support import Server, corpus_file, manifest, wait_for, wer
+
+JFK = "jfk_inaugural_excerpt.wav"  # 11 s
 
 
 def _local_worker_pids(server: Server) -> list[int]:
@@ -29,5 +31,32 @@ def test_a_local_worker_that_dies_is_started_again(tmp_path):
         wait_for(lambda: [w for w in server.workers() if w["name"] == "local-1"], 120,
                  "the restarted worker to connect")
         assert "started local worker local-1" in server.log().split("exited", 1)[1]
+    finally:
+        server.stop()
+
+
+def test_a_local_worker_killed_holding_a_slice_is_replaced_and_the_job_completes(tmp_path):
+    """The only worker is the server's local one. It is frozen (SIGSTOP) so that it surely still holds the
+    job's slice, then killed (SIGKILL): the server starts a new process, which connects as local-1 and
+    transcribes the slice (its second try) and the rest of the job; one local worker is left, not two."""
+    server = Server(tmp_path, local_workers=1)
+    try:
+        server.wait_workers(1, timeout=120)
+        (first,) = wait_for(lambda: _local_worker_pids(server), 30, "the local worker process")
+        psutil.Process(first).send_signal(signal.SIGSTOP)
+        job_id = server.submit(corpus_file(JFK))
+        held = wait_for(lambda: [s["index"] for s in server.job(job_id)["slices"] if s["status"] == "leased"], 30,
+                        "the frozen local worker to be handed a slice", interval=0.05)
+        psutil.Process(first).send_signal(signal.SIGKILL)
+        job = server.wait_job(job_id, timeout=180)
+        assert job["status"] == "done"
+        assert {s["worker"] for s in job["slices"]} == {"local-1"}
+        assert all(job["slices"][n]["attempts"] == 2 for n in held)
+        assert wer(manifest()[JFK]["reference"], job["transcript"]) < 15
+        assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
+        (second,) = _local_worker_pids(server)
+        assert second != first
+        assert [w["name"] for w in server.workers()] == ["local-1"]
+        assert "local worker local-1 exited with code -9" in server.log()
     finally:
         server.stop()

@@ -43,3 +43,25 @@ def test_a_server_starts_without_eventlets_lock_warning(tmp_path, monkeypatch, m
     log = server.log()
     assert "Scatterscribe on http://127.0.0.1" in log
     assert "greened" not in log and "Traceback" not in log, log
+
+
+def test_eventlet_is_imported_only_where_the_async_mode_is_set_up():
+    """eventlet's upstream has stopped maintaining it, so it stays in one place: of the server's and the
+    worker's modules, only server/runtime.py (which patches for it) and server/serving.py (its HTTP server,
+    which runtime.py alone imports, and only under eventlet) import it. (server/uploads.py only reads the WSGI
+    environ's ``eventlet.input`` when it is there.)"""
+    import ast
+
+    from tests.support import ROOT
+
+    importers = set()
+    for path in sorted([*(ROOT / "server").rglob("*.py"), *(ROOT / "client").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            if any(n == "eventlet" or n.startswith("eventlet.") for n in names):
+                importers.add(path.relative_to(ROOT).as_posix())
+    assert importers == {"server/runtime.py", "server/serving.py"}
+    serving_importers = {p.relative_to(ROOT).as_posix() for p in (ROOT / "server").rglob("*.py")
+                         if "serving import" in p.read_text() or "import serving" in p.read_text()}
+    assert serving_importers == {"server/runtime.py"}
