@@ -11,7 +11,6 @@ follows from its slices' (``states.job_status``).
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import threading
 import time
@@ -19,26 +18,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
-from . import audio, disk, guard, planning, redo, replan, speakers, stitch, transcript, views
+from . import planning, redo, replan, speakers, views
 from .config import Settings
+from .dispatcher import NO_SPEECH, Dispatcher
 from .ids import is_job_id, new_job_id
 from .paths import inside
 from .payloads import Result, SliceFailure
 from .pushes import Emitter, Pushes
-from .running import RunningJob, RunningJobs
-from .scheduler import Lease, Outcome, Requirement, Scheduler, SliceKey, WorkerInfo, hand_out_order
+from .running import RunningJobs
+from .scheduler import Requirement, Scheduler, WorkerInfo
 from .speaker_jobs import SpeakerLabels
-from .states import FINISHED_SLICE, JobStatus, SliceStatus, job_status
-from .store import STORE_ERRORS, JobRecord, SliceRecord, Store
+from .states import JobStatus, SliceStatus
+from .store import JobRecord, SliceRecord, Store
 
 log = logging.getLogger("scatterscribe")
 
-NO_SPEECH = "no speech found"
-#: After a write to the store failed (a full disk), slices are not handed out again for this long: a worker
-#: would transcribe a slice whose result cannot be stored yet.
-STORE_BACKOFF_S = 2.0
 
 
 class JobError(ValueError):
@@ -66,12 +60,13 @@ class Coordinator:
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self.running = RunningJobs(self.audio_path)
-        self._replan_tried: set[tuple[str, float, int]] = set()  # re-cuts that could not be made; not retried
         self._preparing: dict[str, int] = {}  # job id → idle slots an upload being decoded and split counts on
-        self._unsaved: set[str] = set()  # jobs whose derived state (status) could not be stored; tick retries
-        self._hold_until = 0.0  # no hand-out before this (clock) time: a store write just failed
         self.stopped = False  # set by stop(): nothing more is handed out
         self.speakers = SpeakerLabels(self, spawn, sleep)  # labels worked out in the background (``spawn``)
+        self.dispatcher = Dispatcher(settings, store, self.scheduler, self.running, self.pushes, emit, clock,
+                                     self.speakers)
+        self.replanner = replan.Replanner(settings.splitter, store, self.scheduler, self.dispatcher, run_blocking,
+                                          self.audio_path)
         self.partials: dict[str, dict[str, Any]] = {}  # live job id → its tentative text (``live_captions``)
         #: Called with a job's id, under the lock, when it is deleted (a live recording of it ends: ``live_jobs``).
         self.on_delete: list[Callable[[str], None]] = []
@@ -150,7 +145,7 @@ class Coordinator:
         job.speakers = job.speakers or speakers.initial_state(None)
         with self._op():
             self.store.create_job(job)
-            self._queue(job, last_round=last_round)
+            self.dispatcher.queue(job, last_round=last_round)
             self.pushes.job(job.id)
             self.pushes.jobs()
             self.dispatch()
@@ -168,9 +163,9 @@ class Coordinator:
                 job.slices = planning.slice_records(slices, first=len(job.slices))
                 self.store.add_slices(job_id, job.slices)
                 self.running[job_id].audio_grew()  # read before the file grew: too short for the new slices
-                self._queue(job)
+                self.dispatcher.queue(job)
                 self.dispatch()
-            self._settle(job_id)
+            self.dispatcher.settle(job_id)
             self.pushes.jobs()  # the past-jobs lists: its length and slice count
             return True
 
@@ -183,27 +178,8 @@ class Coordinator:
             self.store.update_job(job_id, recording=False, duration=duration, stats={**job.stats, **stats})
             if not job.slices:
                 self.store.update_job(job_id, status=JobStatus.DONE, note=NO_SPEECH, finished_at=time.time())
-            self._settle(job_id)
+            self.dispatcher.settle(job_id)
             self.pushes.jobs()
-
-    def _unqueue(self, job_id: str, index: int | None = None) -> None:
-        """Take a job's slices (or only slice ``index``) out of the scheduler and forget their pieces; workers
-        holding one are told to drop it. Under the lock."""
-        for lease in self.scheduler.forget_job(job_id, index):
-            self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
-        if job_id in self.running:
-            run = self.running[job_id]
-            for i in list(run.pieces) if index is None else [index]:
-                run.forget(i)
-
-    def _queue(self, job: JobRecord, last_round: int = 0) -> None:
-        """Queue a job's unfinished slices; the last ``last_round`` go longest first (``hand_out_order``)."""
-        waiting = [s for s in job.slices if s.status not in FINISHED_SLICE]
-        for n in hand_out_order([s.seconds for s in waiting], last_round):
-            s = waiting[n]
-            self.running[job.id].queued(s.index, s.pieces)
-            self.scheduler.submit(SliceKey(job.id, s.index), s.seconds, redo.slice_requirement(job, s),
-                                  attempts=s.attempts)
 
     def transcribe_again(self, job_id: str, index: int, request: redo.Redo) -> None:
         """Send a done or failed slice to be transcribed again (``redo``); its old text stays until the new
@@ -214,11 +190,11 @@ class Coordinator:
             values = redo.queued(s, request.asked)
             self.store.update_slice(job_id, index, **values)
             s = replace(s, **values)
-            self._queue(replace(job, slices=[s]))
+            self.dispatcher.queue(replace(job, slices=[s]))
             log.info("job %s: slice %d sent to be transcribed again%s", job_id, index,
                      f" by {request.asked.engine} {request.asked.model}".rstrip() if s.asked_engine or
                      s.asked_model else "")
-            self._settle(job_id)
+            self.dispatcher.settle(job_id)
             self.pushes.jobs()
             self.dispatch()
 
@@ -229,9 +205,9 @@ class Coordinator:
             _, s = self._slice(job_id, index)
             values = redo.cancelled(s)
             self.store.update_slice(job_id, index, **values)
-            self._unqueue(job_id, index)
+            self.dispatcher.unqueue(job_id, index)
             log.info("job %s: slice %d is no longer transcribed again", job_id, index)
-            self._settle(job_id)
+            self.dispatcher.settle(job_id)
             self.pushes.jobs()
 
     def _slice(self, job_id: str, index: int) -> tuple[JobRecord, SliceRecord]:
@@ -261,8 +237,8 @@ class Coordinator:
                     if s.status == SliceStatus.LEASED:  # its worker's connection died with the old server
                         s.status, s.attempts = SliceStatus.QUEUED, max(0, s.attempts - 1)
                         self.store.update_slice(job.id, s.index, status=s.status, worker="", attempts=s.attempts)
-                self._queue(job)
-                self._settle(job.id)
+                self.dispatcher.queue(job)
+                self.dispatcher.settle(job.id)
             everything = [job for job, _ in self.store.list_jobs(limit=1_000_000)]
             known = {job.id for job in everything}
             for job in everything:  # the server stopped before a finished job's speakers were final
@@ -286,9 +262,9 @@ class Coordinator:
             found = self.store.delete_job(job_id)  # first: if it fails, the job is still whole and still queued
             for hook in self.on_delete:
                 hook(job_id)
-            self._unqueue(job_id)
+            self.dispatcher.unqueue(job_id)
             self.running.drop(job_id)
-            self._unsaved.discard(job_id)
+            self.dispatcher.unsaved.discard(job_id)
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
             self.pushes.jobs()
             return found
@@ -296,59 +272,8 @@ class Coordinator:
     # --- fitting waiting slices to the workers -------------------------------------------------------------
 
     def replan_unservable(self) -> int:
-        """Cut again the queued slices that no connected worker a job may use will take (``replan``): each run
-        of consecutive queued slices holding such a slice is planned anew by the splitter at the longest length
-        one of those workers takes, with the recording's threshold (cuts still in pauses); done, failed and
-        leased slices are kept, and the slices are numbered again in recording order. A job with a slice out
-        waits until none is (renumbering must never move a slice a worker holds). Returns how many jobs were
-        re-cut."""
-        with self.lock:
-            wanted = replan.unservable(self.scheduler)
-        recut = 0
-        for job_id, longest in wanted.items():
-            with self.lock:
-                job = self.store.get_job(job_id)
-                if job is None or (job_id, longest, len(job.slices)) in self._replan_tried:
-                    continue
-                runs = replan.queued_runs(job.slices, longest)
-            if not runs:
-                continue
-            opts = planning.fit_to_workers(self.settings.splitter, longest)
-            try:
-                plans = self.run_blocking(replan.plan_regions, self.audio_path(job_id),
-                                          replan.regions(job.slices, runs), job.stats.get("threshold_db"), opts)
-            except (OSError, ValueError) as exc:
-                log.error("job %s: cannot cut its waiting slices again: %s", job_id, exc)
-                self._replan_tried.add((job_id, longest, len(job.slices)))
-                continue
-            with self._op():
-                if self._replace_runs(job, runs, plans, longest):
-                    recut += 1
-                else:
-                    self._replan_tried.add((job_id, longest, len(job.slices)))
-        return recut
-
-    def _replace_runs(self, job: JobRecord, runs: list[tuple[int, int]], plans: list[list[planning.splitter.Slice]],
-                      longest: float) -> bool:
-        """Put the new slices of each run in place of the old ones, if the job is as it was when they were
-        planned (no slice out, the same slices in the same states). Under the lock."""
-        now = self.store.get_job(job.id)
-        if now is None or any(lease.key.job_id == job.id for lease in self.scheduler.leases.values()) or \
-                [(s.index, s.status) for s in now.slices] != [(s.index, s.status) for s in job.slices]:
-            return False
-        merged = replan.merged(now.slices, runs, plans, longest)
-        if merged is None:
-            log.warning("job %s: its waiting slices could not be cut to %.1f s", job.id, longest)
-            return False
-        self.store.replace_slices(job.id, merged)  # first: if it fails, the old slices are still queued
-        self._unqueue(job.id)  # the old slices leave the queue (none is out: checked above)
-        now.slices = merged
-        self._queue(now)
-        log.info("job %s: %d waiting slice(s) cut again into %d to fit the connected workers' %.1f s", job.id,
-                 sum(end - first for first, end in runs), sum(len(p) for p in plans), longest)
-        self._settle(job.id)
-        self.pushes.jobs()
-        return True
+        """Cut again the queued slices no connected worker takes (``replan``); how many jobs were re-cut."""
+        return self.replanner.run()
 
     # --- workers ---------------------------------------------------------------------------------------------
 
@@ -364,7 +289,7 @@ class Coordinator:
             outcomes = self.scheduler.remove_worker(worker_id, self.clock())
             if state is not None:
                 log.info("worker %s disconnected; %d slice(s) back to the queue", state.info.name, len(outcomes))
-            self._apply(outcomes)
+            self.dispatcher.apply(outcomes)
             self._workers_changed()
             self.dispatch()
 
@@ -379,7 +304,7 @@ class Coordinator:
             # A lease it did not list (sent while it was stopping) goes back too: dropping the worker with it
             # held left that slice 'leased' in the store, with no worker, for ever.
             everything = [*mine, *sorted(set(state.leases) - set(mine))]
-            self._apply([self.scheduler.release(lid, "its worker stopped") for lid in everything])
+            self.dispatcher.apply([self.scheduler.release(lid, "its worker stopped") for lid in everything])
             self.scheduler.remove_worker(worker_id, self.clock())  # holds nothing now: nothing is lost
             log.info("worker %s is stopping; it handed back %d slice(s)", state.info.name, len(mine))
             self._workers_changed()
@@ -391,250 +316,34 @@ class Coordinator:
         so the next start sends it again at once, and nothing more is handed out. Returns how many."""
         with self._op():
             self.stopped = True
-            self._hold_until = float("inf")
-            leases = sorted(self.scheduler.leases)
-            self._apply([self.scheduler.release(lid, "the server stopped") for lid in leases])
-            return len(leases)
+            return self.dispatcher.stop()
 
     def heartbeat(self, worker_id: str) -> bool:
         with self.lock:
             return self.scheduler.heartbeat(worker_id, self.clock())
+
+    def tick(self) -> None:
+        """Called every second: cut again waiting slices no connected worker takes, take back expired leases,
+        hand out work (stragglers get duplicates here)."""
+        self.replan_unservable()
+        self.dispatcher.tick()
+
+    # The slices' side (``dispatcher``), for the socket handlers.
+
+    def dispatch(self) -> None:
+        self.dispatcher.dispatch()
+
+    def result(self, worker_id: str, result: Result) -> dict[str, Any]:
+        return self.dispatcher.result(worker_id, result)
+
+    def error(self, worker_id: str, failure: SliceFailure) -> dict[str, Any]:
+        return self.dispatcher.error(worker_id, failure)
 
     def _workers_changed(self) -> None:
         """The pages' workers list, and whether each open job waits for workers, may have changed."""
         self.pushes.workers()
         for job_id in {key.job_id for key in self.scheduler.tasks}:
             self.pushes.job(job_id)
-
-    # --- results ---------------------------------------------------------------------------------------------
-
-    def result(self, worker_id: str, result: Result) -> dict[str, Any]:
-        """A worker's text for a slice (parsed and bounded by ``payloads``). Returns the acknowledgement sent
-        back to the worker. The store is written first and the scheduler told only then: a result that cannot
-        be stored (a full disk) leaves the slice as it was, and it goes back to the queue at once."""
-        key, lease_id = result.ref.key, result.ref.lease
-        with self._op():
-            t0 = time.perf_counter()
-            state = self.scheduler.workers.get(worker_id)
-            if not self.scheduler.holds(worker_id, lease_id, key):
-                log.warning("ignored a result for slice %s from %s: it does not hold that lease", key,
-                            state.info.name if state else worker_id)
-                return {"ok": False, "error": "you do not hold this slice"}
-            run = self.running[key.job_id]
-            # What this lease was sent: the slice's pieces, with guard bands around them (guard.py).
-            sent = run.what_was_heard(key.index, lease_id)
-            shifted = transcript.shift_segments([seg.as_dict() for seg in result.segments], sent.pieces)
-            around = self.store.slices_between(key.job_id, key.index - 2, key.index + 3)
-            settled = stitch.settle(around, [s.index for s in around].index(key.index), shifted)
-            text = settled.text if result.segments else result.text  # an engine may give text without times
-            try:
-                self.store.finish_slice(key.job_id, key.index, text=" ".join(text.split()),
-                                        segments=settled.segments, heard=settled.heard, worker=state.info.name,
-                                        engine=result.engine or state.info.engine,
-                                        model=result.model if result.model is not None else state.info.model,
-                                        elapsed=round(result.elapsed_s, 3), error="", finished_at=time.time())
-            except STORE_ERRORS as exc:
-                reason = disk.FULL if disk.is_full(exc) else f"the server could not store it ({exc})"
-                log.error("slice %s/%d: the result from %s was not stored (%s); the slice goes back to the queue",
-                          key.job_id, key.index, state.info.name, exc)
-                self._release(lease_id, f"its result could not be stored: {reason}")
-                return {"ok": False, "error": f"{reason}: this result was not stored; the slice will be sent "
-                                              "again"}
-            outcome = self.scheduler.complete(worker_id, lease_id, key, self.clock())
-            if key.index in run.pieces:  # the worker's times are in the audio it heard, guard bands included
-                self.speakers.slice_done(key.job_id, list(sent.pieces), result)
-            run.forget(key.index)
-            for lease in outcome.cancelled:
-                self.emit("cancel", {"lease": lease.id}, to=lease.worker_id, namespace="/worker")
-                other = self.scheduler.workers.get(lease.worker_id)
-                log.info("slice %s/%d: done by %s; cancel sent to %s for its copy", key.job_id, key.index,
-                         state.info.name, other.info.name if other else lease.worker_id)
-            run.timing.answered(lease_id, self.clock(), result.elapsed_s, result.batch)
-            run.timing.merge_s += time.perf_counter() - t0
-            self.dispatch(changed=key.job_id)  # the freed slot gets its next slice in the same push
-            return {"ok": True}
-
-    def _release(self, lease_id: str, reason: str) -> None:
-        """Give a lease back without counting the try (the server, not the worker, failed), and hand nothing
-        out for ``STORE_BACKOFF_S``. Under the lock."""
-        self._hold_until = self.clock() + STORE_BACKOFF_S
-        self._apply([self.scheduler.release(lease_id, reason)])
-        self.pushes.workers()
-
-    def error(self, worker_id: str, failure: SliceFailure) -> dict[str, Any]:
-        """A worker could not transcribe a slice: it goes to another worker, or fails after max_attempts."""
-        with self._op():
-            outcome = self.scheduler.fail(worker_id, failure.ref.lease, failure.ref.key, failure.reason,
-                                          self.clock())
-            if outcome.key is None:
-                return {"ok": False, "error": "you do not hold this slice"}
-            self._apply([outcome])
-            self.dispatch()
-            return {"ok": True}
-
-    def tick(self) -> None:
-        """Called every second: cut again waiting slices no connected worker takes, take back expired leases,
-        hand out work (stragglers get duplicates here)."""
-        self.replan_unservable()
-        with self._op():
-            self._apply(self.scheduler.reap(self.clock()))
-            for job_id in sorted(self._unsaved):  # a job whose status could not be stored: try again
-                self._unsaved.discard(job_id)
-                self._settle(job_id)
-            self.dispatch()
-
-    # --- handing out -----------------------------------------------------------------------------------------
-
-    def dispatch(self, changed: str | None = None) -> None:
-        """Give queued slices to free worker slots and send each its audio; then settle each job touched, and
-        the job ``changed`` (a result just landed in it) with them, so it is read once, not twice."""
-        with self._op():
-            touched: dict[str, None] = {}
-            now = self.clock()
-            for lease in self.scheduler.assign(now) if now >= self._hold_until else []:
-                self._send(lease)
-                touched[lease.key.job_id] = None
-            if changed is not None:
-                touched[changed] = None
-            for job_id in touched:
-                t0 = time.perf_counter()
-                if not self._settle(job_id) and job_id in self.running:
-                    timing = self.running[job_id].timing
-                    if job_id == changed:
-                        timing.merge_s += time.perf_counter() - t0
-                    else:
-                        timing.dispatch_s += time.perf_counter() - t0
-            if touched:  # pages show who is busy and what each has done: a hand-out or a result changes that
-                self.pushes.workers()
-
-    def _send(self, lease: Lease) -> None:
-        """Send a leased slice to its worker. If that fails after the lease is made (the store cannot record it,
-        the emit fails), the lease is given back at once rather than holding the worker's slot until it
-        expires."""
-        t0 = time.perf_counter()
-        key = lease.key
-        worker = self.scheduler.workers[lease.worker_id].info
-        run = self.running[key.job_id]
-        try:
-            payload, heard = self._slice_audio(key, worker, run)
-        except (OSError, ValueError) as exc:  # the job's audio is gone: nobody can ever do this slice
-            log.error("slice %s: cannot read audio: %s", key, exc)
-            self._apply([self.scheduler.fail(lease.worker_id, lease.id, key, f"audio unreadable: {exc}",
-                                             self.clock())])
-            return
-        task = self.scheduler.tasks[key]
-        try:
-            if not lease.duplicate:
-                self.store.update_slice(key.job_id, key.index, status=SliceStatus.LEASED, worker=worker.name,
-                                        attempts=task.attempts)
-            run.sent(key.index, lease.id, heard)
-            # span: where the slice's own audio lies in what is sent (the rest is guard bands, see guard.py).
-            self.emit("slice", {"lease": lease.id, "job": key.job_id, "index": key.index,
-                                "seconds": task.seconds, "audio": payload, "span": list(heard.span)},
-                      to=lease.worker_id, namespace="/worker")
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the worker must not lose its slot to it
-            log.error("slice %s/%d: could not be sent to %s (%s); back to the queue", key.job_id, key.index,
-                      worker.name, exc)
-            self._release(lease.id, f"could not be sent: {disk.FULL if disk.is_full(exc) else exc}")
-            return
-        run.timing.sent(lease.id, self.clock(), time.perf_counter() - t0)
-
-    def _slice_audio(self, key: SliceKey, worker: WorkerInfo, run: RunningJob) -> tuple[bytes, guard.Heard]:
-        """The WAV a worker is sent for a slice, and what it holds: the slice's pieces, with guard bands of its
-        neighbours' audio for a worker whose engine times its words (the server keeps only the slice's own)."""
-        own = run.pieces[key.index]
-        if worker.words and self.settings.guard.guard_s > 0:
-            # The neighbours within reach of a guard band (a slice is rarely under a second long).
-            reach = max(1, math.ceil(self.settings.guard.guard_s))
-            first = max(0, key.index - reach)
-            around = self.store.pieces_between(key.job_id, first, key.index + reach + 1)
-            heard = guard.heard(around, key.index - first, self.settings.guard)
-        else:
-            heard = guard.Heard(tuple(own), (0.0, guard.length(own)))
-        rate = audio.TARGET_RATE
-        samples = run.samples
-        parts = [samples[round(a * rate):round(b * rate)] for a, b in heard.pieces]
-        return audio.wav_bytes(np.concatenate(parts) if parts else np.zeros(0, np.int16)), heard
-
-    def _apply(self, outcomes: list[Outcome]) -> None:
-        """Write lost leases and failures to the store."""
-        touched = set()
-        for outcome in outcomes:
-            if outcome.key is None:
-                continue
-            key = outcome.key
-            touched.add(key.job_id)
-            if outcome.status == SliceStatus.FAILED:
-                if key.job_id in self.running:
-                    self.running[key.job_id].forget(key.index)
-                log.warning("slice %s failed: %s", key, outcome.reason)
-            try:
-                if outcome.status == SliceStatus.QUEUED:
-                    task = self.scheduler.tasks.get(key)  # its tries: a lease given back does not count
-                    self.store.update_slice(key.job_id, key.index, status=SliceStatus.QUEUED, worker="",
-                                            error=outcome.reason, **({"attempts": task.attempts} if task else {}))
-                elif outcome.status == SliceStatus.FAILED:  # a slice transcribed again may keep its old text
-                    s = next(iter(self.store.slices_between(key.job_id, key.index, key.index + 1)), None)
-                    self.store.update_slice(key.job_id, key.index,
-                                            **redo.after_failure(s, outcome.reason, time.time()))
-            except STORE_ERRORS as exc:
-                # The scheduler has it right; the store catches up at the slice's next change (a queued slice
-                # is stored as leased when it is sent again) or, for a failure, when the status is retried.
-                log.error("slice %s/%d: its state could not be stored: %s", key.job_id, key.index, exc)
-                self._unsaved.add(key.job_id)
-        for job_id in touched:
-            self._settle(job_id)
-
-    # --- a job's status: from its slices ---------------------------------------------------------------------
-
-    def _settle(self, job_id: str) -> bool:
-        """Work a job's status out from its slices (``states.job_status``), store it, and mark the job to be
-        pushed to its pages. When this finishes the job, its in-memory state is dropped and its timing saved.
-        True when this change finished the job. Under the lock."""
-        job = self.store.job_outline(job_id)
-        if job is None:
-            return False
-        self.pushes.job(job_id)
-        status = job_status(job.status, [s.status for s in job.slices], job.recording)
-        if status == job.status:
-            if status.finished and job_id in self.running and not self.running[job_id].pieces:
-                self._close(job)  # a slice of a finished job was transcribed again
-            return False
-        if not status.finished:
-            self._store_status(job_id, status=status)
-            return False
-        failed = [s for s in job.slices if s.status == SliceStatus.FAILED]
-        error = "; ".join(transcript.failure_marker(s)[1:-1] for s in failed)
-        note = job.note
-        if not failed and not any(s.text.strip() for s in job.slices):
-            note = NO_SPEECH  # every slice came back without words: say so, as for silence
-        if not self._store_status(job_id, status=status, error=error, finished_at=time.time(), note=note):
-            return False
-        log.info("job %s %s: %d slices, %d failed", job_id, status, len(job.slices), len(failed))
-        self._close(job)
-        self.pushes.jobs()
-        self.speakers.changed(job_id)  # its speakers are worked out once more, final now
-        return True
-
-    def _store_status(self, job_id: str, **values: Any) -> bool:
-        """Store a job's derived state; on failure (a full disk) :meth:`tick` recomputes and stores it again."""
-        try:
-            self.store.update_job(job_id, **values)
-            return True
-        except STORE_ERRORS as exc:
-            log.error("job %s: its status could not be stored (%s); trying again", job_id, exc)
-            self._unsaved.add(job_id)
-            return False
-
-    def _close(self, job: JobRecord) -> None:
-        """A job finished: drop its in-memory state and write where its time went into its stats (``timing``)."""
-        run = self.running.drop(job.id)
-        if run is None:
-            return
-        try:
-            self.store.update_job(job.id, stats={**job.stats, **run.timing.stats()})
-        except STORE_ERRORS as exc:  # only statistics: not worth a retry
-            log.error("job %s: its timing could not be stored: %s", job.id, exc)
 
     # --- views (what ``pushes`` sends, and what the API answers) ---------------------------------------------
 

@@ -312,7 +312,8 @@ def test_a_redo_that_waits_can_be_called_off_and_the_slice_is_as_it_was(app):
     client = app.test_client()
     coord = app.extensions["scatterscribe"]
     sent: list[tuple[str, dict, str | None]] = []
-    coord.emit = lambda event, data, to=None, **_: sent.append((event, data, to))
+    # What the server sends, workers' messages included: the one emitter the app was built with.
+    app.extensions["socketio"].emit = lambda event, data, to=None, **_: sent.append((event, data, to))
     patch(client, SEG, {"text": "Fixed.", "was": "The president frequencies."})
     before = downloads(client, JOB)
     connect(app, "sphinx-worker", "sphinx")
@@ -348,7 +349,8 @@ def test_the_new_text_replaces_the_old_and_its_corrections_only_when_it_comes(ap
     client = app.test_client()
     coord = app.extensions["scatterscribe"]
     sent: list[tuple[str, dict, str | None]] = []
-    coord.emit = lambda event, data, to=None, **_: sent.append((event, data, to))
+    # What the server sends, workers' messages included: the one emitter the app was built with.
+    app.extensions["socketio"].emit = lambda event, data, to=None, **_: sent.append((event, data, to))
     patch(client, SEG, {"text": "Fixed.", "was": "The president frequencies."})
     connect(app, "w", "sphinx")
     assert client.post(f"/api/jobs/{JOB}/slices/0/redo", json={"replace_corrections": True}).status_code == 202
