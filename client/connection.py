@@ -1,10 +1,10 @@
 """The worker's side of the conversation with the server.
 
 The server sends a slice whenever this worker has a free slot (it announced ``slots`` when connecting), so
-there is no polling: each slot is a thread that takes the next slice from a local queue, transcribes it and
-answers with ``call('result')``. An engine that can decode several slices at once (``transcribe_batch``) gets
-one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch (a slice
-it could not decode comes back as its exception and is reported alone). A
+there is no polling. Slices wait in a local queue; a decoding thread takes the next one, with the slices
+right behind it up to a batch, transcribes them and answers each with ``call('result')``. An engine that
+decodes several slices in one call (a ``BatchEngine``) gets one such thread and batches of up to ``slots``;
+any other engine gets a thread per slot and batches of one. A slice that fails is reported alone. A
 heartbeat thread keeps the leases alive. When the connection drops, slices still held are void (the server has
 already queued them again); python-socketio reconnects with backoff.
 
@@ -28,7 +28,7 @@ import numpy as np
 import socketio
 
 from . import tls
-from .engines import Engine, Segment
+from .engines.base import SAMPLE_RATE, BatchEngine, Engine, Segment
 from .tentative import TentativeBox, TentativeWork
 
 if TYPE_CHECKING:
@@ -89,6 +89,13 @@ class Cancelled(Exception):
     pass
 
 
+def _which(batch: list[Work]) -> str:
+    """A batch as its log lines name it: the slice itself when it is alone."""
+    if len(batch) == 1:
+        return f"slice {batch[0].job}/{batch[0].index}"
+    return f"batch of {len(batch)} slice(s)"
+
+
 class Worker:
     def __init__(self, server: str, token: str, engine: Engine, name: str, slots: int = 1,
                  heartbeat_s: float = 5.0, max_slice_s: float | None = None,
@@ -109,6 +116,10 @@ class Worker:
                      # Slices it decodes truly at once: more slots than that are batched (faster per slice,
                      # not per job), so the server does not cut a recording finer for them.
                      "parallel": max(1, min(slots, int(getattr(engine, "parallel", slots))))}
+        # A batch engine gets every slice waiting in one call; any other engine is fed batches of one, a slot
+        # each (its ``transcribe`` yields segment by segment, so a slice called back stops early).
+        self.batch_engine = engine if isinstance(engine, BatchEngine) else None
+        self.batch_size = slots if self.batch_engine is not None else 1
         self.work: queue.Queue[Work | object] = queue.Queue()  # slices, and WAKE for tentative requests
         self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
         self.held_lock = threading.Lock()
@@ -184,11 +195,8 @@ class Worker:
 
     def run(self) -> None:
         """Connect (retrying with capped backoff while the server is unreachable) and work until stopped."""
-        if hasattr(self.engine, "transcribe_batch"):
-            threading.Thread(target=self._batch_loop, name="batch", daemon=True).start()
-        else:
-            for n in range(self.slots):
-                threading.Thread(target=self._slot_loop, name=f"slot-{n + 1}", daemon=True).start()
+        for n in range(1 if self.batch_engine is not None else self.slots):
+            threading.Thread(target=self._loop, name=f"decode-{n + 1}", daemon=True).start()
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
         delay = 1.0
         while not self.stopped.is_set():
@@ -241,21 +249,8 @@ class Worker:
                 except socketio.exceptions.SocketIOError:
                     pass
 
-    def _slot_loop(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                work = self.work.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if work is WAKE:
-                self._tentative_turn()
-                continue
-            try:
-                self._do(work)
-            except Exception:  # noqa: BLE001 - one bad slice never ends the worker
-                log.exception("slice %s/%d: unexpected failure", work.job, work.index)
-
-    def _batch_loop(self) -> None:
+    def _loop(self) -> None:
+        """Decode the slices that come, a batch at a time; a tentative request gets a turn when none waits."""
         while not self.stopped.is_set():
             try:
                 first = self.work.get(timeout=0.5)
@@ -264,24 +259,30 @@ class Worker:
             if first is WAKE:
                 self._tentative_turn()
                 continue
-            batch, woken = [first], False
-            # The server sends a worker's slices back to back: a moment's wait gathers those still in flight.
-            deadline = time.monotonic() + GATHER_S
-            while len(batch) < self.slots:
-                try:
-                    item = self.work.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is WAKE:
-                    woken = True
-                else:
-                    batch.append(item)
+            batch, woken = self._gather(first)
             try:
-                self._do_batch(batch)
+                self._decode(batch)
             except Exception:  # noqa: BLE001 - one bad batch never ends the worker
-                log.exception("batch of %d slice(s): unexpected failure", len(batch))
+                log.exception("%s: unexpected failure", _which(batch))
             if woken:  # a tentative request came meanwhile: its turn comes after the slices now waiting
                 self.work.put(WAKE)
+
+    def _gather(self, first: Work) -> tuple[list[Work], bool]:
+        """``first`` and the slices right behind it, up to a batch; and whether a tentative request's WAKE was
+        taken out of the queue meanwhile (the caller puts it back)."""
+        batch, woken = [first], False
+        # The server sends a worker's slices back to back: a moment's wait gathers those still in flight.
+        deadline = time.monotonic() + GATHER_S
+        while len(batch) < self.batch_size:
+            try:
+                item = self.work.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is WAKE:
+                woken = True
+            else:
+                batch.append(item)
+        return batch, woken
 
     def _slices_waiting(self) -> bool:
         with self.work.mutex:
@@ -320,8 +321,9 @@ class Worker:
         log.debug("tentative %s: %.1f s of audio in %.2f s%s", work.job, len(work.audio) / 32000, elapsed,
                   "" if sent else " (not delivered)")
 
-    def _do_batch(self, batch: list[Work]) -> None:
-        """Decode live slices together; one that cannot be read is reported alone, the rest go on."""
+    def _decode(self, batch: list[Work]) -> None:
+        """Decode the live slices of ``batch`` together and answer each; a slice that cannot be read, or that
+        the engine could not decode, is reported alone and the rest go on."""
         live, samples, spans = [], [], []
         for work in batch:
             if self._void(work):
@@ -331,19 +333,25 @@ class Worker:
                 spans.append(work.span)
                 live.append(work)
             except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
+                log.error("slice %s/%d: unreadable audio: %s", work.job, work.index, exc)
                 self._report_error(work, exc)
         if not live:
             return
         t0 = time.perf_counter()
         try:
-            results = self.engine.transcribe_batch(samples, spans)
+            results = self._transcribe(live, samples, spans)
+        except Cancelled:
+            log.info("%s: cancelled", _which(live))
+            return
         except Exception as exc:  # noqa: BLE001 - report it; the server gives the slices to someone else
-            log.exception("batch of %d slice(s): transcription failed", len(live))
+            log.exception("%s: transcription failed", _which(live))
             for work in live:
                 self._report_error(work, exc)
             return
         elapsed = time.perf_counter() - t0
-        seconds = sum(len(x) for x in samples) / 16000
+        seconds = sum(len(x) for x in samples) / SAMPLE_RATE
+        # One line per slice; a batch's slices share its time, so the speed is the batch's.
+        together = f"batch of {len(live)}, {seconds:.1f} s of audio, " if len(live) > 1 else ""
         for work, audio, segments in zip(live, samples, results, strict=True):
             if isinstance(segments, Exception):  # this slice alone failed; its batch-mates are answered
                 log.error("slice %s/%d: transcription failed: %s", work.job, work.index, segments)
@@ -351,10 +359,22 @@ class Worker:
                 continue
             answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live),
                                   audio)
-            # One line per slice; a batch's slices share its time, so the speed is the batch's.
-            log.info("slice %s/%d: %.1f s of audio in %.2f s (batch of %d, %.1f s of audio, %.1fx real time)%s",
-                     work.job, work.index, len(audio) / 16000, elapsed, len(live), seconds,
-                     seconds / max(elapsed, 1e-9), self._delivery(answer))
+            log.info("slice %s/%d: %.1f s of audio in %.2f s (%s%.1fx real time)%s", work.job, work.index,
+                     len(audio) / SAMPLE_RATE, elapsed, together, seconds / max(elapsed, 1e-9),
+                     self._delivery(answer))
+
+    def _transcribe(self, live: list[Work], samples: list[np.ndarray], spans: list[tuple[float, float] | None]
+                    ) -> list[list[Segment] | Exception]:
+        """Each slice's segments, or the exception that slice alone failed with; raises ``Cancelled`` when a
+        lone slice was called back (or its connection lost) while being decoded."""
+        if self.batch_engine is not None:
+            return self.batch_engine.transcribe_batch(samples, spans)
+        (work,), segments = live, []  # a plain engine's batch is one slice, decoded segment by segment
+        for seg in self.engine.transcribe(samples[0]):
+            if self._void(work):
+                raise Cancelled
+            segments.append(seg)
+        return [segments]
 
     @staticmethod
     def _ident(work: Work) -> dict[str, Any]:
@@ -394,30 +414,6 @@ class Worker:
 
     def _void(self, work: Work) -> bool:
         return work.generation != self.generation or work.lease in self.cancelled
-
-    def _do(self, work: Work) -> None:
-        if self._void(work):
-            return
-        t0 = time.perf_counter()
-        try:
-            samples = decode_wav(work.audio)
-            segments = []
-            for seg in self.engine.transcribe(samples):
-                if self._void(work):
-                    raise Cancelled
-                segments.append(segment_payload(seg))
-        except Cancelled:
-            log.info("slice %s/%d: cancelled", work.job, work.index)
-            return
-        except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
-            log.exception("slice %s/%d: transcription failed", work.job, work.index)
-            self._report_error(work, exc)
-            return
-        elapsed = time.perf_counter() - t0
-        seconds = len(samples) / 16000
-        answer = self._answer(work, segments, elapsed, audio=samples)
-        log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
-                 elapsed, seconds / max(elapsed, 1e-9), self._delivery(answer))
 
     def _send(self, event: str, data: dict[str, Any], work: Work) -> dict[str, Any] | None:
         if self._void(work):
