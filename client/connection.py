@@ -126,8 +126,10 @@ class Worker:
         self.tentative = TentativeBox()
         self.cancelled: set[str] = set()
         self.generation = 0
-        self.refusal: str | None = None
+        self.failure: Exception | None = None  # why connecting cannot succeed (TokenRefused, CertificateRefused)
         self.stopped = threading.Event()
+        # python-socketio retries every connection, the first included (``connect(retry=True)``), without end,
+        # after 1 s, then twice as long each time up to 30 s, each pause randomly up to 0.5 s longer or shorter.
         self.sio = socketio.Client(reconnection=True, reconnection_attempts=0, reconnection_delay=1,
                                    reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False,
                                    websocket_extra_options={"sslopt": {"context": self.ssl_context}})
@@ -146,10 +148,24 @@ class Worker:
                  self.engine.model, self.slots)
 
     def _on_connect_error(self, data: Any = None) -> None:
-        message = data.get("message") if isinstance(data, dict) else str(data)
-        # Only a wrong token is final; "too many failed attempts" (someone else at this address guessing) passes.
-        if message and message.startswith("wrong or missing worker token"):
-            self.refusal = message
+        """A connection attempt failed: python-socketio tries again, unless this finds that it cannot help."""
+        if self.failure is not None or self.stopped.is_set():
+            self._stop_retrying()  # again: its retries, as they begin, forget one asked for before
+            return
+        if isinstance(data, dict):  # the server refused this worker
+            message = str(data.get("message"))
+            # Only a wrong token is final; "too many failed attempts" (someone else at this address guessing)
+            # passes.
+            if message.startswith("wrong or missing worker token"):
+                self._give_up(TokenRefused(f"the server refused this worker: {message}"))
+            else:
+                log.warning("%s refused this worker for now (%s)", self.server, message)
+            return
+        untrusted = tls.diagnose(self.server, self.ssl_context)
+        if untrusted:
+            self._give_up(tls.CertificateRefused(untrusted))
+            return
+        log.warning("cannot reach %s (%s); retrying", self.server, data)
 
     def _on_disconnect(self, reason: Any = None) -> None:
         with self.held_lock:
@@ -194,29 +210,51 @@ class Worker:
     # --- running ---------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Connect (retrying with capped backoff while the server is unreachable) and work until stopped."""
+        """Connect and work until stopped; raises ``TokenRefused`` or ``tls.CertificateRefused`` when retrying
+        cannot help."""
         for n in range(1 if self.batch_engine is not None else self.slots):
             threading.Thread(target=self._loop, name=f"decode-{n + 1}", daemon=True).start()
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
-        delay = 1.0
+        self._connect()
+        while not self.stopped.wait(0.5):
+            if self.failure is not None:  # found while python-socketio reconnected after a drop
+                raise self.failure
+
+    def _connect(self) -> None:
+        """The first connection: python-socketio retries it while the server cannot be reached (a worker may
+        start before its server), as it does a reconnection."""
         while not self.stopped.is_set():
             try:
                 self.sio.connect(self.server, auth=self.auth, namespaces=[NAMESPACE], transports=["websocket"],
-                                 wait_timeout=10)
-                break
+                                 wait_timeout=10, retry=True)
             except socketio.exceptions.ConnectionError as exc:
-                if self.refusal:
-                    raise TokenRefused(f"the server refused this worker: {self.refusal}") from exc
-                untrusted = tls.diagnose(self.server, self.ssl_context)
-                if untrusted:
-                    raise tls.CertificateRefused(untrusted) from exc
-                log.warning("cannot reach %s (%s); retrying in %.0f s", self.server, exc, delay)
-                self.stopped.wait(delay)
-                delay = min(30.0, delay * 2)
-        while not self.stopped.is_set():
-            self.stopped.wait(0.5)
-            if self.refusal:
-                raise TokenRefused(f"the server refused this worker: {self.refusal}")
+                if self.failure is not None:
+                    raise self.failure from exc
+                if self.stopped.is_set():
+                    return
+                # It reached the server, which refused this worker for now or did not finish the handshake in
+                # time: python-socketio retries only a server it cannot reach, so this waits its longest pause.
+                pause = self.sio.reconnection_delay_max
+                log.warning("no connection to %s (%s); trying again in %.0f s", self.server, exc, pause)
+                self.stopped.wait(pause)
+            else:
+                if self.stopped.is_set():  # stopped while connecting: stop() found nothing to disconnect
+                    self.sio.disconnect()
+                return
+
+    def _give_up(self, failure: Exception) -> None:
+        """Connecting cannot succeed: end python-socketio's retries; ``run`` raises ``failure``."""
+        self.failure = failure
+        self._stop_retrying()
+
+    def _stop_retrying(self) -> None:
+        """End python-socketio's retries of a connection. Its ``shutdown()`` ends a reconnection after a drop,
+        but not the retries of ``connect(retry=True)``, which run in the caller's thread; this sets the event
+        its own Ctrl-C handler sets for both (``socketio.base_client.signal_handler``), which this worker does
+        not install (Ctrl-C stops it through ``stop``)."""
+        abort = getattr(self.sio, "_reconnect_abort", None)
+        if abort is not None:
+            abort.set()
 
     def stop(self) -> None:
         """Stop working (Ctrl-C, SIGTERM): hand back the slices held, so the server queues them again at once
@@ -236,6 +274,7 @@ class Worker:
             except socketio.exceptions.SocketIOError as exc:
                 log.warning("stopping: could not hand back %d slice(s) (%s); the server takes them back when "
                             "the connection ends", len(held), exc)
+        self._stop_retrying()
         try:
             self.sio.disconnect()
         except Exception:  # noqa: BLE001 - already gone
