@@ -49,10 +49,10 @@ class TokenRefused(RuntimeError):
 
 
 def decode_wav(data: bytes) -> np.ndarray:
-    """A slice as sent by the server (16 kHz mono 16-bit WAV) → float32 samples."""
+    """A slice as sent by the server (mono 16-bit WAV at ``SAMPLE_RATE``) → float32 samples."""
     with wave.open(io.BytesIO(data)) as w:
-        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, 16000):
-            raise ValueError("slice audio is not 16 kHz mono 16-bit")
+        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, SAMPLE_RATE):
+            raise ValueError(f"slice audio is not {SAMPLE_RATE / 1000:g} kHz mono 16-bit")
         frames = w.readframes(w.getnframes())
     return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
 
@@ -357,8 +357,8 @@ class Worker:
             except socketio.exceptions.SocketIOError:
                 sent = False
         # Debug only: about one a second per live recording.
-        log.debug("tentative %s: %.1f s of audio in %.2f s%s", work.job, len(work.audio) / 32000, elapsed,
-                  "" if sent else " (not delivered)")
+        log.debug("tentative %s: %.1f s of audio in %.2f s%s", work.job, len(work.audio) / (2 * SAMPLE_RATE),
+                  elapsed, "" if sent else " (not delivered)")
 
     def _decode(self, batch: list[Work]) -> None:
         """Decode the live slices of ``batch`` together and answer each; a slice that cannot be read, or that
