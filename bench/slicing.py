@@ -97,7 +97,7 @@ def transcribe(engine, recording_samples: np.ndarray, slices: list[list[guard.Pi
     """One recording's text, cut into ``slices`` and heard with guard bands of ``guard_s``; and the seconds
     spent decoding. With ``prompted``, each slice is decoded alone, in order, prompted with the text of the
     slice before it (the best case of a prompt "had without waiting": the previous slice always done)."""
-    from client.connection import segment_payload
+    from client.decoding import segment_payload
 
     opts = guard.GuardOptions(guard_s=guard_s)
     sent = [guard.heard(slices, k, opts) for k in range(len(slices))]

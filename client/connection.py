@@ -1,35 +1,26 @@
 """The worker's side of the conversation with the server.
 
 The server sends a slice whenever this worker has a free slot (it announced ``slots`` when connecting), so
-there is no polling: each slot is a thread that takes the next slice from a local queue, transcribes it and
-answers with ``call('result')``. An engine that can decode several slices at once (``transcribe_batch``) gets
-one thread instead, which takes every slice waiting, up to ``slots``, and decodes them as one batch (a slice
-it could not decode comes back as its exception and is reported alone). A
-heartbeat thread keeps the leases alive. When the connection drops, slices still held are void (the server has
-already queued them again); python-socketio reconnects with backoff.
-
-A worker whose engine can (``transcribe_tentative``) also decodes tentative text of live recordings when the
-server asks (``tentative``), in the same threads but only when no slice is waiting: see ``tentative.py``.
+there is no polling: slices, and requests for tentative text of live recordings, go to the decoder
+(``decoding.py``), whose answers go back on the connection the work came on (``call('result')``). A heartbeat
+thread keeps the leases alive. When the connection drops, slices still held are void (the server has already
+queued them again); python-socketio reconnects with backoff, and retries the first connection the same way
+while the server cannot be reached.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import queue
 import ssl
 import threading
-import time
-import wave
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import socketio
 
 from . import tls
-from .engines import Engine, Segment
-from .tentative import TentativeBox, TentativeWork
+from .decoding import Decoder, Work
+from .engines.base import Engine
+from .tentative import TentativeWork
 
 if TYPE_CHECKING:
     from .diarize import VoiceEmbedder
@@ -37,24 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("scatterscribe.worker")
 
 NAMESPACE = "/worker"
-#: How long a batching worker waits for more slices after the first arrives (they come back to back).
-GATHER_S = 0.05
-#: Put in the work queue when a tentative request arrives: the thread that takes it decodes one, if no slice
-#: waits (slices are in the same queue, so they are always taken first).
-WAKE = object()
 
 
 class TokenRefused(RuntimeError):
     """The server refused this worker's token; retrying cannot help."""
-
-
-def decode_wav(data: bytes) -> np.ndarray:
-    """A slice as sent by the server (16 kHz mono 16-bit WAV) → float32 samples."""
-    with wave.open(io.BytesIO(data)) as w:
-        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, 16000):
-            raise ValueError("slice audio is not 16 kHz mono 16-bit")
-        frames = w.readframes(w.getnframes())
-    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def span_of(value: Any) -> tuple[float, float] | None:
@@ -66,30 +43,10 @@ def span_of(value: Any) -> tuple[float, float] | None:
     return (start, end) if 0 <= start <= end < 1e6 else None
 
 
-def segment_payload(seg: Segment) -> dict[str, Any]:
-    """A segment as the ``result`` payload carries it (the Words contract): times in seconds of the slice
-    audio, its words (empty for engines without word times) and its average log probability (or None)."""
-    return {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text,
-            "words": [{"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word,
-                       "probability": w.probability} for w in seg.words],
-            "avg_logprob": seg.avg_logprob}
-
-
-@dataclass
-class Work:
-    lease: str
-    job: str
-    index: int
-    audio: bytes
-    generation: int  # connection it arrived on; work from an older connection is void
-    span: tuple[float, float] | None = None  # where the slice's own audio lies in ``audio`` (guard bands around)
-
-
-class Cancelled(Exception):
-    pass
-
-
 class Worker:
+    """One worker's connection to the server: it announces the worker, takes the work sent, keeps the leases
+    alive and carries the decoder's answers back."""
+
     def __init__(self, server: str, token: str, engine: Engine, name: str, slots: int = 1,
                  heartbeat_s: float = 5.0, max_slice_s: float | None = None,
                  diarizer: VoiceEmbedder | None = None, ssl_context: ssl.SSLContext | None = None):
@@ -97,7 +54,6 @@ class Worker:
         self.server = server
         self.ssl_context = ssl_context or tls.context()
         self.engine = engine
-        self.diarizer = diarizer
         self.name = name
         self.slots = slots
         self.heartbeat_s = heartbeat_s
@@ -109,14 +65,14 @@ class Worker:
                      # Slices it decodes truly at once: more slots than that are batched (faster per slice,
                      # not per job), so the server does not cut a recording finer for them.
                      "parallel": max(1, min(slots, int(getattr(engine, "parallel", slots))))}
-        self.work: queue.Queue[Work | object] = queue.Queue()  # slices, and WAKE for tentative requests
         self.held: dict[str, Work] = {}  # lease → slice sent to this worker and not yet answered
         self.held_lock = threading.Lock()
-        self.tentative = TentativeBox()
         self.cancelled: set[str] = set()
         self.generation = 0
-        self.refusal: str | None = None
+        self.failure: Exception | None = None  # why connecting cannot succeed (TokenRefused, CertificateRefused)
         self.stopped = threading.Event()
+        # python-socketio retries every connection, the first included (``connect(retry=True)``), without end,
+        # after 1 s, then twice as long each time up to 30 s, each pause randomly up to 0.5 s longer or shorter.
         self.sio = socketio.Client(reconnection=True, reconnection_attempts=0, reconnection_delay=1,
                                    reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False,
                                    websocket_extra_options={"sslopt": {"context": self.ssl_context}})
@@ -127,6 +83,7 @@ class Worker:
         self.sio.on("cancel", self._on_cancel, namespace=NAMESPACE)
         self.sio.on("tentative", self._on_tentative, namespace=NAMESPACE)
         self.sio.on("welcome", self._on_welcome, namespace=NAMESPACE)
+        self.decoder = Decoder(engine, slots, self, self.stopped, diarizer)
 
     # --- events from the server ------------------------------------------------------------------------------
 
@@ -135,10 +92,24 @@ class Worker:
                  self.engine.model, self.slots)
 
     def _on_connect_error(self, data: Any = None) -> None:
-        message = data.get("message") if isinstance(data, dict) else str(data)
-        # Only a wrong token is final; "too many failed attempts" (someone else at this address guessing) passes.
-        if message and message.startswith("wrong or missing worker token"):
-            self.refusal = message
+        """A connection attempt failed: python-socketio tries again, unless this finds that it cannot help."""
+        if self.failure is not None or self.stopped.is_set():
+            self._stop_retrying()  # again: its retries, as they begin, forget one asked for before
+            return
+        if isinstance(data, dict):  # the server refused this worker
+            message = str(data.get("message"))
+            # Only a wrong token is final; "too many failed attempts" (someone else at this address guessing)
+            # passes.
+            if message.startswith("wrong or missing worker token"):
+                self._give_up(TokenRefused(f"the server refused this worker: {message}"))
+            else:
+                log.warning("%s refused this worker for now (%s)", self.server, message)
+            return
+        untrusted = tls.diagnose(self.server, self.ssl_context)
+        if untrusted:
+            self._give_up(tls.CertificateRefused(untrusted))
+            return
+        log.warning("cannot reach %s (%s); retrying", self.server, data)
 
     def _on_disconnect(self, reason: Any = None) -> None:
         with self.held_lock:
@@ -154,7 +125,7 @@ class Worker:
             work = Work(str(data["lease"]), str(data["job"]), int(data["index"]), data["audio"], self.generation,
                         span_of(data.get("span")))
             self.held[work.lease] = work
-        self.work.put(work)
+        self.decoder.put(work)
 
     def _on_welcome(self, data: dict[str, Any]) -> None:
         """The server says how often it wants heartbeats (its lease timeout is built on that)."""
@@ -165,7 +136,7 @@ class Worker:
 
     def _on_cancel(self, data: dict[str, Any]) -> None:
         lease = str(data.get("lease"))
-        if self.tentative.cancel(lease):  # a tentative request not started yet
+        if self.decoder.tentative.cancel(lease):  # a tentative request not started yet
             return
         self.cancelled.add(lease)
         with self.held_lock:
@@ -175,40 +146,55 @@ class Worker:
         """A request for tentative text; it replaces this recording's older one if that has not started."""
         work = TentativeWork(str(data["id"]), str(data["job"]), data["audio"], str(data.get("prefix") or ""),
                              self.generation)
-        replaced = self.tentative.put(work)
-        if replaced is not None:
-            log.debug("tentative %s: dropped, overtaken by a newer request", replaced.job)
-        self.work.put(WAKE)
+        self.decoder.ask_tentative(work)
 
     # --- running ---------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Connect (retrying with capped backoff while the server is unreachable) and work until stopped."""
-        if hasattr(self.engine, "transcribe_batch"):
-            threading.Thread(target=self._batch_loop, name="batch", daemon=True).start()
-        else:
-            for n in range(self.slots):
-                threading.Thread(target=self._slot_loop, name=f"slot-{n + 1}", daemon=True).start()
+        """Connect and work until stopped; raises ``TokenRefused`` or ``tls.CertificateRefused`` when retrying
+        cannot help."""
+        self.decoder.start()
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
-        delay = 1.0
+        self._connect()
+        while not self.stopped.wait(0.5):
+            if self.failure is not None:  # found while python-socketio reconnected after a drop
+                raise self.failure
+
+    def _connect(self) -> None:
+        """The first connection: python-socketio retries it while the server cannot be reached (a worker may
+        start before its server), as it does a reconnection."""
         while not self.stopped.is_set():
             try:
                 self.sio.connect(self.server, auth=self.auth, namespaces=[NAMESPACE], transports=["websocket"],
-                                 wait_timeout=10)
-                break
+                                 wait_timeout=10, retry=True)
             except socketio.exceptions.ConnectionError as exc:
-                if self.refusal:
-                    raise TokenRefused(f"the server refused this worker: {self.refusal}") from exc
-                untrusted = tls.diagnose(self.server, self.ssl_context)
-                if untrusted:
-                    raise tls.CertificateRefused(untrusted) from exc
-                log.warning("cannot reach %s (%s); retrying in %.0f s", self.server, exc, delay)
-                self.stopped.wait(delay)
-                delay = min(30.0, delay * 2)
-        while not self.stopped.is_set():
-            self.stopped.wait(0.5)
-            if self.refusal:
-                raise TokenRefused(f"the server refused this worker: {self.refusal}")
+                if self.failure is not None:
+                    raise self.failure from exc
+                if self.stopped.is_set():
+                    return
+                # It reached the server, which refused this worker for now or did not finish the handshake in
+                # time: python-socketio retries only a server it cannot reach, so this waits its longest pause.
+                pause = self.sio.reconnection_delay_max
+                log.warning("no connection to %s (%s); trying again in %.0f s", self.server, exc, pause)
+                self.stopped.wait(pause)
+            else:
+                if self.stopped.is_set():  # stopped while connecting: stop() found nothing to disconnect
+                    self.sio.disconnect()
+                return
+
+    def _give_up(self, failure: Exception) -> None:
+        """Connecting cannot succeed: end python-socketio's retries; ``run`` raises ``failure``."""
+        self.failure = failure
+        self._stop_retrying()
+
+    def _stop_retrying(self) -> None:
+        """End python-socketio's retries of a connection. Its ``shutdown()`` ends a reconnection after a drop,
+        but not the retries of ``connect(retry=True)``, which run in the caller's thread; this sets the event
+        its own Ctrl-C handler sets for both (``socketio.base_client.signal_handler``), which this worker does
+        not install (Ctrl-C stops it through ``stop``)."""
+        abort = getattr(self.sio, "_reconnect_abort", None)
+        if abort is not None:
+            abort.set()
 
     def stop(self) -> None:
         """Stop working (Ctrl-C, SIGTERM): hand back the slices held, so the server queues them again at once
@@ -228,6 +214,7 @@ class Worker:
             except socketio.exceptions.SocketIOError as exc:
                 log.warning("stopping: could not hand back %d slice(s) (%s); the server takes them back when "
                             "the connection ends", len(held), exc)
+        self._stop_retrying()
         try:
             self.sio.disconnect()
         except Exception:  # noqa: BLE001 - already gone
@@ -241,186 +228,13 @@ class Worker:
                 except socketio.exceptions.SocketIOError:
                     pass
 
-    def _slot_loop(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                work = self.work.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if work is WAKE:
-                self._tentative_turn()
-                continue
-            try:
-                self._do(work)
-            except Exception:  # noqa: BLE001 - one bad slice never ends the worker
-                log.exception("slice %s/%d: unexpected failure", work.job, work.index)
+    # --- answers from the decoder (decoding.Link) ------------------------------------------------------------
 
-    def _batch_loop(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                first = self.work.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if first is WAKE:
-                self._tentative_turn()
-                continue
-            batch, woken = [first], False
-            # The server sends a worker's slices back to back: a moment's wait gathers those still in flight.
-            deadline = time.monotonic() + GATHER_S
-            while len(batch) < self.slots:
-                try:
-                    item = self.work.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is WAKE:
-                    woken = True
-                else:
-                    batch.append(item)
-            try:
-                self._do_batch(batch)
-            except Exception:  # noqa: BLE001 - one bad batch never ends the worker
-                log.exception("batch of %d slice(s): unexpected failure", len(batch))
-            if woken:  # a tentative request came meanwhile: its turn comes after the slices now waiting
-                self.work.put(WAKE)
+    def void(self, generation: int, key: str) -> bool:
+        return generation != self.generation or key in self.cancelled
 
-    def _slices_waiting(self) -> bool:
-        with self.work.mutex:
-            return any(isinstance(item, Work) for item in self.work.queue)
-
-    def _tentative_turn(self) -> None:
-        """Decode the tentative request that has waited longest, unless a slice is waiting: then it waits
-        behind the slices (and may be overtaken by a newer request meanwhile)."""
-        if self._slices_waiting():
-            self.work.put(WAKE)
-            return
-        work = self.tentative.take()
-        if work is None or work.generation != self.generation:
-            return
-        try:
-            t0 = time.perf_counter()
-            # A slice that arrives meanwhile goes first: the decode is abandoned half-way (the engine's steps
-            # cannot be interrupted, so a slice may still wait for one of them).
-            text = self.engine.transcribe_tentative(decode_wav(work.audio), work.prefix,
-                                                    lambda: self._slices_waiting() or work.id in self.cancelled)
-            elapsed = time.perf_counter() - t0
-        except Exception:  # noqa: BLE001 - tentative text is optional; the server asks again
-            log.exception("tentative %s: decode failed", work.job)
-            return
-        if text is None:
-            log.debug("tentative %s: abandoned after %.2f s: a slice came", work.job, elapsed)
-            return
-        sent = work.generation == self.generation and work.id not in self.cancelled and self.sio.connected
-        if sent:
-            try:
-                self.sio.emit("tentative_text", {"id": work.id, "job": work.job, "text": text,
-                                                 "elapsed": round(elapsed, 3)}, namespace=NAMESPACE)
-            except socketio.exceptions.SocketIOError:
-                sent = False
-        # Debug only: about one a second per live recording.
-        log.debug("tentative %s: %.1f s of audio in %.2f s%s", work.job, len(work.audio) / 32000, elapsed,
-                  "" if sent else " (not delivered)")
-
-    def _do_batch(self, batch: list[Work]) -> None:
-        """Decode live slices together; one that cannot be read is reported alone, the rest go on."""
-        live, samples, spans = [], [], []
-        for work in batch:
-            if self._void(work):
-                continue
-            try:
-                samples.append(decode_wav(work.audio))
-                spans.append(work.span)
-                live.append(work)
-            except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
-                self._report_error(work, exc)
-        if not live:
-            return
-        t0 = time.perf_counter()
-        try:
-            results = self.engine.transcribe_batch(samples, spans)
-        except Exception as exc:  # noqa: BLE001 - report it; the server gives the slices to someone else
-            log.exception("batch of %d slice(s): transcription failed", len(live))
-            for work in live:
-                self._report_error(work, exc)
-            return
-        elapsed = time.perf_counter() - t0
-        seconds = sum(len(x) for x in samples) / 16000
-        for work, audio, segments in zip(live, samples, results, strict=True):
-            if isinstance(segments, Exception):  # this slice alone failed; its batch-mates are answered
-                log.error("slice %s/%d: transcription failed: %s", work.job, work.index, segments)
-                self._report_error(work, segments)
-                continue
-            answer = self._answer(work, [segment_payload(seg) for seg in segments], elapsed, len(live),
-                                  audio)
-            # One line per slice; a batch's slices share its time, so the speed is the batch's.
-            log.info("slice %s/%d: %.1f s of audio in %.2f s (batch of %d, %.1f s of audio, %.1fx real time)%s",
-                     work.job, work.index, len(audio) / 16000, elapsed, len(live), seconds,
-                     seconds / max(elapsed, 1e-9), self._delivery(answer))
-
-    @staticmethod
-    def _ident(work: Work) -> dict[str, Any]:
-        return {"lease": work.lease, "job": work.job, "index": work.index}
-
-    def _answer(self, work: Work, segments: list[dict[str, Any]], elapsed: float, batch: int = 1,
-                audio: np.ndarray | None = None) -> dict[str, Any] | None:
-        """Send a slice's text (and, with ``--diarize``, the voices of its speech); ``elapsed`` is the wall time
-        its transcription took (its whole batch's, when it was decoded in a batch of ``batch`` slices)."""
-        text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
-        payload = {**self._ident(work), "text": text, "segments": segments, "elapsed": elapsed, "batch": batch,
-                   "engine": self.engine.name, "model": self.engine.model}
-        if self.diarizer is not None and audio is not None and not self._void(work):
-            payload.update(self._voices(work, audio, segments))
-        return self._send("result", payload, work)
-
-    def _voices(self, work: Work, audio: np.ndarray, segments: list[dict[str, Any]]) -> dict[str, Any]:
-        """The ``voices`` of a slice and the seconds they took; a failure is reported in ``voice_error`` and
-        never costs the slice its text."""
-        t0 = time.perf_counter()
-        try:
-            voices = self.diarizer.voices(audio, segments)
-        except Exception as exc:  # noqa: BLE001 - the text still goes; the server says why labels are missing
-            log.exception("slice %s/%d: voices failed", work.job, work.index)
-            return {"voice_error": f"{type(exc).__name__}: {exc}"[:300]}
-        return {"voices": voices, "voice_model": self.diarizer.name, "voice_s": time.perf_counter() - t0}
-
-    @staticmethod
-    def _delivery(answer: dict[str, Any] | None) -> str:
-        """What became of a result, for its log line: nothing when the server took it."""
-        if answer is None:
-            return " (not delivered: the connection it came on is gone)"
-        return "" if answer.get("ok") else f" (server: {answer.get('error')})"
-
-    def _report_error(self, work: Work, exc: Exception) -> None:
-        self._send("slice_error", {**self._ident(work), "error": f"{type(exc).__name__}: {exc}"}, work)
-
-    def _void(self, work: Work) -> bool:
-        return work.generation != self.generation or work.lease in self.cancelled
-
-    def _do(self, work: Work) -> None:
-        if self._void(work):
-            return
-        t0 = time.perf_counter()
-        try:
-            samples = decode_wav(work.audio)
-            segments = []
-            for seg in self.engine.transcribe(samples):
-                if self._void(work):
-                    raise Cancelled
-                segments.append(segment_payload(seg))
-        except Cancelled:
-            log.info("slice %s/%d: cancelled", work.job, work.index)
-            return
-        except Exception as exc:  # noqa: BLE001 - report it; the server gives the slice to someone else
-            log.exception("slice %s/%d: transcription failed", work.job, work.index)
-            self._report_error(work, exc)
-            return
-        elapsed = time.perf_counter() - t0
-        seconds = len(samples) / 16000
-        answer = self._answer(work, segments, elapsed, audio=samples)
-        log.info("slice %s/%d: %.1f s of audio in %.2f s (%.1fx real time)%s", work.job, work.index, seconds,
-                 elapsed, seconds / max(elapsed, 1e-9), self._delivery(answer))
-
-    def _send(self, event: str, data: dict[str, Any], work: Work) -> dict[str, Any] | None:
-        if self._void(work):
+    def send(self, event: str, data: dict[str, Any], work: Work) -> dict[str, Any] | None:
+        if self.void(work.generation, work.lease):
             return None
         try:
             return self.sio.call(event, data, namespace=NAMESPACE, timeout=30)
@@ -431,3 +245,12 @@ class Worker:
             with self.held_lock:
                 if work.generation == self.generation:
                     self.held.pop(work.lease, None)
+
+    def send_tentative(self, data: dict[str, Any]) -> bool:
+        if not self.sio.connected:
+            return False
+        try:
+            self.sio.emit("tentative_text", data, namespace=NAMESPACE)
+        except socketio.exceptions.SocketIOError:
+            return False
+        return True

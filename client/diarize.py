@@ -21,7 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from .engines.base import SAMPLE_RATE
+
 #: The encoder's mel frames are 10 ms apart (resemblyzer's ``mel_window_step``).
 FRAMES_PER_S = 100
 INSTALL = "pip install -r requirements-diarize.txt"

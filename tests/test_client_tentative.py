@@ -1,6 +1,6 @@
-"""The worker's side of tentative text (client/tentative.py and the loops in client/connection.py), run in this
-process with real engines and no server: requests and slices are put in as the Socket.IO events would put
-them, the worker's own threads decode them, and the order they were decoded in is read from its log."""
+"""The worker's side of tentative text (client/tentative.py and the decoder's loop in client/decoding.py), run
+in this process with real engines and no server: requests and slices are put in as the Socket.IO events would
+put them, the worker's own threads decode them, and the order they were decoded in is read from its log."""
 
 from __future__ import annotations
 
@@ -70,8 +70,7 @@ def decoded_in_order(worker: Worker, events: list[tuple[str, dict]], lines: int)
     logger = logging.getLogger("scatterscribe.worker")
     logger.addHandler(handler)
     try:
-        target = worker._batch_loop if hasattr(worker.engine, "transcribe_batch") else worker._slot_loop
-        threading.Thread(target=target, daemon=True).start()
+        threading.Thread(target=worker.decoder.loop, daemon=True).start()
         assert done.wait(120), seen
         worker.stopped.wait(0.3)  # anything decoded after these would show now
     finally:
@@ -83,8 +82,8 @@ def decoded_in_order(worker: Worker, events: list[tuple[str, dict]], lines: int)
 @pytest.mark.parametrize("engine", ["sleep", "faster-whisper"])
 def test_slices_go_first_and_an_overtaken_request_is_dropped(engine, whisper_model, caplog):
     """A request, then a slice, then a newer request of the same recording, all waiting: the slice is decoded
-    first, then only the newer request (the older one was overtaken); with the one-thread slot loop (sleep
-    engine) and the batching loop (faster-whisper) alike. The worker offers tentative decoding to the server
+    first, then only the newer request (the older one was overtaken); with a plain engine fed slice by slice
+    (sleep) and a batch engine (faster-whisper) alike. The worker offers tentative decoding to the server
     because its engine can."""
     caplog.set_level(logging.DEBUG, logger="scatterscribe.worker")
     model = whisper_model if engine == "faster-whisper" else create_engine("sleep", model="0.01")
@@ -107,7 +106,7 @@ def test_a_tentative_decode_is_abandoned_half_way_when_a_slice_comes(caplog):
     caplog.set_level(logging.DEBUG, logger="scatterscribe.worker")
     worker = Worker("http://127.0.0.1:9", "token", create_engine("sleep", model="0.5"), "test", slots=1)
     worker._on_tentative(request("slow", "job", 4.0))  # 2 s of "decoding", asked half-way
-    thread = threading.Thread(target=worker._slot_loop, daemon=True)
+    thread = threading.Thread(target=worker.decoder.loop, daemon=True)
     thread.start()
     try:
         time.sleep(0.3)

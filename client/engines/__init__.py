@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from .base import Engine, Segment
+from .base import BatchEngine, Engine, Segment
 
 
 def _lazy(module: str, cls: str) -> Callable[..., Engine]:
@@ -35,4 +35,4 @@ def create_engine(name: str, **opts: Any) -> Engine:
     return factory(**opts)
 
 
-__all__ = ["ENGINES", "Engine", "Segment", "create_engine"]
+__all__ = ["ENGINES", "BatchEngine", "Engine", "Segment", "create_engine"]

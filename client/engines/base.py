@@ -8,7 +8,7 @@ the ones that mean nothing to it (the README's "Engines" section says which).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator, NamedTuple, Protocol
+from typing import Any, Iterable, Iterator, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -56,6 +56,20 @@ class Engine(Protocol):
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
         """Segments of ``audio`` (float32, mono, 16 kHz), yielded as they are decoded so a caller can stop
         early (the slice was cancelled)."""
+        ...
+
+
+@runtime_checkable  # the worker asks isinstance(engine, BatchEngine) to choose how it feeds the engine
+class BatchEngine(Engine, Protocol):
+    """An engine that decodes several slices in one call: the worker gives it every slice waiting, up to its
+    slots, at once (a plain ``Engine`` gets them one at a time, a slot each)."""
+
+    def transcribe_batch(self, audios: list[np.ndarray], spans: list[tuple[float, float] | None] | None = None
+                         ) -> list[list[Segment] | Exception]:
+        """The segments of each slice (float32, mono, 16 kHz), in seconds from its start. ``spans``: where each
+        slice's own audio lies in what it holds (guard bands of its neighbours around it), None for all of it.
+        A slice that cannot be decoded gets its exception in its place, so the worker reports it alone and
+        answers its batch-mates."""
         ...
 
 

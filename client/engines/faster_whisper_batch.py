@@ -1,15 +1,15 @@
 """Several slices through faster-whisper at once: one encoder pass and one beam search for the whole batch.
 
 Why not ``WhisperModel.transcribe`` slice by slice: in its timestamp mode Whisper often stops a window a few
-seconds early and expects a second window for the rest, so a 25 s slice regularly costs two full 30 s windows
-(measured on the bench workload: 14 of 23 slices). Here each slice is decoded once, without timestamps, as
-faster-whisper's ``BatchedInferencePipeline`` does, and batched so the decoder's matrix products stay large.
+seconds early and expects a second window for the rest, so a 25 s slice regularly costs two full 30 s windows.
+Here each slice is decoded once, without timestamps, as faster-whisper's ``BatchedInferencePipeline`` does,
+and batched so the decoder's matrix products stay large.
 
 What the batched pipeline lacks, and this adds back:
 
 * **Text that stops early.** Without timestamps, Whisper sometimes ends a window at a change of topic and
-  drops the speech after it (on the bench workload: a radio address ending with "Thank you for listening"
-  followed by a sonnet in the same slice; 30 words lost). Word times from the cross-attention alignment (one
+  drops the speech after it (a radio address ending with "Thank you for listening" and a sonnet after it in
+  the same slice: the sonnet was lost). Word times from the cross-attention alignment (one
   cheap decoder pass) show where the text stops; when that is more than ``remainder_s`` before the end of the
   slice, the rest is decoded again, prompted with the text so far, in a second batched round.
 * **Segments with times.** The aligned words are grouped into sentence segments, so subtitles keep their
