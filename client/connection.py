@@ -43,6 +43,20 @@ def span_of(value: Any) -> tuple[float, float] | None:
     return (start, end) if 0 <= start <= end < 1e6 else None
 
 
+class _Client(socketio.Client):
+    """python-socketio's client, but a message it cannot decode is dropped with a line in the log instead of a
+    traceback in its thread. It happens when the connection closes while a slice's audio is on its way: the
+    client forgets the packet the audio belonged to at the disconnect, then reads the audio (b'RIFF...') as a
+    packet of its own. Nothing is lost: the server gives the lease back when the connection drops and sends the
+    slice again."""
+
+    def _handle_eio_message(self, data):  # python-socketio's own hook for every Engine.IO message
+        try:
+            super()._handle_eio_message(data)
+        except ValueError as exc:
+            log.warning("dropped a message cut short by the connection closing (%s)", exc)
+
+
 class Worker:
     """One worker's connection to the server: it announces the worker, takes the work sent, keeps the leases
     alive and carries the decoder's answers back."""
@@ -73,9 +87,9 @@ class Worker:
         self.stopped = threading.Event()
         # python-socketio retries every connection, the first included (``connect(retry=True)``), without end,
         # after 1 s, then twice as long each time up to 30 s, each pause randomly up to 0.5 s longer or shorter.
-        self.sio = socketio.Client(reconnection=True, reconnection_attempts=0, reconnection_delay=1,
-                                   reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False,
-                                   websocket_extra_options={"sslopt": {"context": self.ssl_context}})
+        self.sio = _Client(reconnection=True, reconnection_attempts=0, reconnection_delay=1,
+                           reconnection_delay_max=30, randomization_factor=0.5, handle_sigint=False,
+                           websocket_extra_options={"sslopt": {"context": self.ssl_context}})
         self.sio.on("connect", self._on_connect, namespace=NAMESPACE)
         self.sio.on("connect_error", self._on_connect_error, namespace=NAMESPACE)
         self.sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)

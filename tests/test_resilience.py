@@ -253,3 +253,19 @@ def test_twenty_jobs_at_once_with_four_workers(tmp_path):
         for w in workers:
             w.stop()
         server.stop()
+
+
+def test_a_worker_drops_a_message_it_cannot_decode_with_a_line_in_its_log(caplog):
+    """A slice's audio read as a packet of its own (the connection closed between the packet and its binary
+    attachment) is dropped with a warning, not raised in python-socketio's thread; a real packet after it is
+    still handled."""
+    from client.connection import _Client
+
+    client = _Client()
+    seen = []
+    client.on("cancel", lambda data: seen.append(data), namespace="/worker")
+    client.namespaces["/worker"] = "sid"
+    client._handle_eio_message(b"RIFF$\x00\x00\x00WAVEfmt ")
+    assert "dropped a message cut short by the connection closing" in caplog.text
+    client._handle_eio_message('2/worker,["cancel",{"lease":"x"}]')
+    assert seen == [{"lease": "x"}]
