@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 import psutil
 
+from server.audio import TARGET_RATE
 from tests.support import PYTHON, ROOT, TOKEN, Server, write_config
 
 COUNTS = (50, 200, 500, 1000)
@@ -85,7 +86,7 @@ class CeilingResult:
 def synthetic_recording(path: Path, slices: int) -> float:
     """Bursts of noise at speech level between quiet pauses: the splitter makes one slice per burst. Returns the
     recording's length in seconds."""
-    rate = 16000
+    rate = TARGET_RATE
     rng = np.random.default_rng(7)
     burst, pause = int(BURST_S * rate), int(PAUSE_S * rate)
     with wave.open(str(path), "wb") as out:

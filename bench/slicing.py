@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from server import guard, splitter, stitch, transcript
+from server.audio import TARGET_RATE
 from server.config import Settings
 from server.store import SliceRecord
 from tests.support import wer
@@ -56,13 +57,13 @@ class SlicingResult:
 def plan(samples: np.ndarray, max_slice_s: float, opts: splitter.SplitOptions) -> list[list[guard.Piece]]:
     """The server's slices of a recording when cut at most ``max_slice_s`` long, as pieces in seconds."""
     cut = replace(opts, max_slice_s=max_slice_s, min_slice_s=min(opts.min_slice_s, max_slice_s / 2))
-    rate = splitter.SAMPLE_RATE
+    rate = TARGET_RATE
     return [[(p.start / rate, p.end / rate) for p in s.pieces]
             for s in splitter.split_at_silence(samples, cut)]
 
 
 def audio_of(samples: np.ndarray, pieces: tuple[guard.Piece, ...]) -> np.ndarray:
-    rate = splitter.SAMPLE_RATE
+    rate = TARGET_RATE
     parts = [samples[round(a * rate):round(b * rate)] for a, b in pieces]
     return (np.concatenate(parts) if parts else np.zeros(0, np.int16)).astype(np.float32) / 32768.0
 

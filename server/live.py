@@ -36,8 +36,6 @@ from .splitter import (
     speech_regions,
 )
 
-RATE = audio.TARGET_RATE
-
 
 @dataclass(frozen=True)
 class LiveOptions:
@@ -126,8 +124,8 @@ class StreamResampler:
     """
 
     def __init__(self, rate: int):
-        g = math.gcd(RATE, rate)
-        self.up, self.down = RATE // g, rate // g
+        g = math.gcd(audio.TARGET_RATE, rate)
+        self.up, self.down = audio.TARGET_RATE // g, rate // g
         self.pad = self.down * math.ceil(64 / self.down)  # as audio._resample_blocks
         self.buffer = np.zeros(0, np.float32)  # input from frame ``offset`` on
         self.offset = 0
@@ -187,7 +185,7 @@ class LiveSplitter:
     the open stretch (at most ~``max_slice_s``): well under a millisecond.
     """
 
-    def __init__(self, opts: SplitOptions, live: LiveOptions, sample_rate: int = RATE):
+    def __init__(self, opts: SplitOptions, live: LiveOptions, sample_rate: int = audio.TARGET_RATE):
         self.opts, self.live = opts, live
         self.frame_len = sample_rate * opts.frame_ms // 1000
         self.frames_per_s = sample_rate / self.frame_len
@@ -315,7 +313,7 @@ class LiveSession:
 
     @property
     def duration_s(self) -> float:
-        return self.samples_out / RATE
+        return self.samples_out / audio.TARGET_RATE
 
     def chunk(self, seq: object, pcm: object, now: float) -> Update:
         """A chunk from the page. Raises :class:`ChunkError` for one it refuses (nothing is changed then)."""

@@ -28,7 +28,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from .audio import TARGET_RATE
 
 #: Level given to frames of digital silence, so that log10(0) never appears.
 FLOOR_DB = -100.0
@@ -301,14 +301,14 @@ def _to_slices(groups: list[list[_Unit]], levels_db: np.ndarray, pad: int, frame
     ]
 
 
-def analyse(samples: np.ndarray, opts: SplitOptions, sample_rate: int = SAMPLE_RATE) -> Analysis:
+def analyse(samples: np.ndarray, opts: SplitOptions, sample_rate: int = TARGET_RATE) -> Analysis:
     """Frame levels and the adaptive threshold of a recording."""
     frame_len = sample_rate * opts.frame_ms // 1000
     levels = frame_levels_db(samples, frame_len)
     return Analysis(levels, recording_threshold_db(levels, opts), frame_len)
 
 
-def plan_from_analysis(analysis: Analysis, opts: SplitOptions, sample_rate: int = SAMPLE_RATE) -> list[Slice]:
+def plan_from_analysis(analysis: Analysis, opts: SplitOptions, sample_rate: int = TARGET_RATE) -> list[Slice]:
     """Slices for an analysed recording (see the module docstring for the rules)."""
     levels = analysis.levels_db
     regions = speech_regions(levels, analysis.threshold_db, opts)
@@ -323,7 +323,7 @@ def plan_from_analysis(analysis: Analysis, opts: SplitOptions, sample_rate: int 
 
 
 def plan_span(samples: np.ndarray, start: int, end: int, threshold_db: float, opts: SplitOptions,
-              sample_rate: int = SAMPLE_RATE) -> list[Slice]:
+              sample_rate: int = TARGET_RATE) -> list[Slice]:
     """Slices for the part ``[start, end)`` of a recording (in samples), planned with the whole recording's
     silence threshold: how a job's waiting slices are cut again when the connected workers take only shorter
     ones. Spans are on the recording's timeline and stay inside the part."""
@@ -334,13 +334,13 @@ def plan_span(samples: np.ndarray, start: int, end: int, threshold_db: float, op
 
 
 def split_at_silence(samples: np.ndarray, opts: SplitOptions = SplitOptions(),
-                     sample_rate: int = SAMPLE_RATE) -> list[Slice]:
+                     sample_rate: int = TARGET_RATE) -> list[Slice]:
     """Slices of a mono recording; an empty list when it holds no speech."""
     return plan_from_analysis(analyse(samples, opts, sample_rate), opts, sample_rate)
 
 
 def split_for_parallelism(analysis: Analysis, opts: SplitOptions, idle_slots: int,
-                          sample_rate: int = SAMPLE_RATE) -> list[Slice]:
+                          sample_rate: int = TARGET_RATE) -> list[Slice]:
     """Slices for a recording, cut finer so that they fill whole rounds of the idle workers' slots.
 
     The rule: a job lasts as long as its busiest worker, and a slice costs a fixed part (Whisper's 30 s
