@@ -16,7 +16,7 @@ import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -172,26 +172,52 @@ def _to_float_frames(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
     return x.reshape(-1, fmt.channels)
 
 
-def _resample_blocks(read_frames, total: int, rate: int, block_frames: int) -> Iterator[np.ndarray]:
-    """Yield the recording at 16 kHz, block by block, identical to one ``resample_poly`` over all of it.
+class Resampler:
+    """Mono float samples at ``rate`` in, as they come; float samples at :data:`TARGET_RATE` out, identical to
+    one ``resample_poly`` over the whole recording however the input is cut up. The one resampler of WAV
+    uploads (:func:`convert_to_pcm16`, block by block) and of live recordings (``live.LiveSession``, chunk by
+    chunk), so both store the same samples for the same audio.
 
-    Each block is resampled with ``pad`` extra input frames on both sides and trimmed back; block edges sit on
-    multiples of ``down`` so every block maps to a whole number of output samples.
+    ``resample_poly``'s filter is shorter than ``pad`` input frames, so an output sample depends only on the input
+    within ``pad`` frames of it. Output is given for every input frame that has ``pad`` frames after it, in
+    blocks starting on multiples of ``down`` (each maps to a whole number of output samples), each resampled
+    with ``pad`` frames of context on both sides and trimmed back; :meth:`finish` gives the rest once the end
+    of the recording is known.
     """
-    g = math.gcd(TARGET_RATE, rate)
-    up, down = TARGET_RATE // g, rate // g
-    if up == down:
-        for start in range(0, total, block_frames):
-            yield read_frames(start, min(total, start + block_frames))
-        return
-    block = max(down, block_frames // down * down)
-    pad = down * math.ceil(64 / down)  # more than the half-length of resample_poly's filter, in input frames
-    for start in range(0, total, block):
-        end = min(total, start + block)
-        lo, hi = max(0, start - pad), min(total, end + pad)
-        y = resample_poly(read_frames(lo, hi), up, down)
-        first = (start - lo) * up // down
-        yield y[first : first + math.ceil((end - start) * up / down)]
+
+    def __init__(self, rate: int):
+        g = math.gcd(TARGET_RATE, rate)
+        self.up, self.down = TARGET_RATE // g, rate // g
+        self.pad = self.down * math.ceil(64 / self.down)  # more than the half-length of the filter, in input frames
+        self.buffer = np.zeros(0, np.float32)  # input from frame ``offset`` on
+        self.offset = 0
+        self.next = 0  # first input frame not yet resampled
+
+    def feed(self, x: np.ndarray) -> np.ndarray:
+        """The output now certain, given the next input samples."""
+        if self.up == self.down:
+            return x
+        self.buffer = np.concatenate((self.buffer, x))
+        end = (self.offset + len(self.buffer) - self.pad) // self.down * self.down
+        return self._emit(end, end + self.pad) if end > self.next else np.zeros(0, np.float32)
+
+    def finish(self) -> np.ndarray:
+        """The last output, now that no more input will come."""
+        total = self.offset + len(self.buffer)
+        if self.up == self.down or total <= self.next:
+            return np.zeros(0, np.float32)
+        return self._emit(total, total)
+
+    def _emit(self, end: int, hi: int) -> np.ndarray:
+        lo = max(0, self.next - self.pad)
+        y = resample_poly(self.buffer[lo - self.offset : hi - self.offset], self.up, self.down)
+        first = (self.next - lo) * self.up // self.down
+        out = y[first : first + math.ceil((end - self.next) * self.up / self.down)]
+        self.next = end
+        keep_from = max(0, self.next - self.pad)
+        self.buffer = self.buffer[keep_from - self.offset :]
+        self.offset = keep_from
+        return out
 
 
 class SourceFormat(Protocol):
@@ -228,22 +254,24 @@ def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
         raise AudioError(f"the recording lasts {fmt.duration_s / 60:.1f} min; this server accepts at most "
                          f"{max_duration_s / 60:.0f} min")
     written = 0
+    block = max(1, int(block_s * fmt.sample_rate))
+    resampler = Resampler(fmt.sample_rate)
     with open(src, "rb") as f, wave.open(str(dst), "wb") as out:
-        def read_frames(first: int, end: int) -> np.ndarray:
-            f.seek(fmt.data_offset + first * fmt.frame_bytes)
-            x = _to_float_frames(np.frombuffer(f.read((end - first) * fmt.frame_bytes), dtype=np.uint8), fmt)
-            if fmt.channels == 1:
-                return x[:, 0]
-            if channel_levels is not None:
-                channel_levels.add(first, x, fmt.sample_rate)
-            return x.mean(axis=1)
-
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(TARGET_RATE)
-        for y in _resample_blocks(read_frames, fmt.frames, fmt.sample_rate, int(block_s * fmt.sample_rate)):
+        f.seek(fmt.data_offset)
+        for first in range(0, fmt.frames, block):
+            n = min(block, fmt.frames - first)
+            x = _to_float_frames(np.frombuffer(f.read(n * fmt.frame_bytes), dtype=np.uint8), fmt)
+            if fmt.channels > 1 and channel_levels is not None:
+                channel_levels.add(first, x, fmt.sample_rate)
+            y = resampler.feed(x[:, 0] if fmt.channels == 1 else x.mean(axis=1))
             out.writeframes(float_to_pcm16(y).tobytes())
             written += len(y)
+        y = resampler.finish()
+        out.writeframes(float_to_pcm16(y).tobytes())
+        written += len(y)
     return Converted(fmt, written)
 
 

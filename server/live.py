@@ -8,8 +8,8 @@ slices are now closed (to be scattered at once):
 * :class:`Sequencer` puts chunks back in order. It acknowledges the highest sequence number up to which
   everything has arrived, ignores chunks it already has, holds a few that arrive early (Socket.IO may hand two
   events to two handlers) and refuses one too far ahead, so the page resends from the acknowledged one.
-* :class:`StreamResampler` turns another sample rate into 16 kHz sample for sample as the upload path does for
-  the whole recording, so the stored audio is the same bytes either way.
+* :class:`audio.Resampler` turns another sample rate into 16 kHz chunk by chunk, the resampler of WAV
+  uploads, so the stored audio is the same bytes either way.
 * :class:`LiveSplitter` decides where slices end while the audio grows (the rule is in its docstring). Every
   closed slice is cut by :func:`splitter.plan_from_analysis`, so live slices carry the same pieces and pads as
   uploaded ones.
@@ -17,12 +17,10 @@ slices are now closed (to be scattered at once):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from . import audio
 from .splitter import (
@@ -108,56 +106,6 @@ class Sequencer:
             self.acked += 1
             ready.append(self.early.pop(self.acked))
         return ready
-
-
-# --- sample rate --------------------------------------------------------------------------------------------
-
-
-class StreamResampler:
-    """16-bit PCM at ``rate`` in, as it comes; 16 kHz int16 out, identical to what
-    :func:`audio.convert_to_pcm16` writes for the whole recording.
-
-    That function resamples blocks with ``pad`` input frames of context on each side, and the result does
-    not depend on where the blocks begin and end (``resample_poly``'s filter is shorter than the pad). So
-    output is given for every input frame that has ``pad`` frames after it, in blocks starting on multiples
-    of ``down``, and :meth:`finish` gives the rest once the recording's end is known.
-    """
-
-    def __init__(self, rate: int):
-        g = math.gcd(audio.TARGET_RATE, rate)
-        self.up, self.down = audio.TARGET_RATE // g, rate // g
-        self.pad = self.down * math.ceil(64 / self.down)  # as audio._resample_blocks
-        self.buffer = np.zeros(0, np.float32)  # input from frame ``offset`` on
-        self.offset = 0
-        self.next = 0  # first input frame not yet resampled
-
-    def feed(self, pcm: np.ndarray) -> np.ndarray:
-        """16 kHz samples now certain, given the next input samples."""
-        if self.up == self.down:
-            return np.asarray(pcm, dtype="<i2")
-        # The same float conversion as the upload path (audio._to_float_frames for 16-bit PCM).
-        x = np.asarray(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        self.buffer = np.concatenate((self.buffer, x))
-        end = (self.offset + len(self.buffer) - self.pad) // self.down * self.down
-        return self._emit(end, end + self.pad) if end > self.next else np.zeros(0, "<i2")
-
-    def finish(self) -> np.ndarray:
-        """The last 16 kHz samples, now that no more input will come."""
-        if self.up == self.down:
-            return np.zeros(0, "<i2")
-        total = self.offset + len(self.buffer)
-        return self._emit(total, total) if total > self.next else np.zeros(0, "<i2")
-
-    def _emit(self, end: int, hi: int) -> np.ndarray:
-        lo = max(0, self.next - self.pad)
-        y = resample_poly(self.buffer[lo - self.offset : hi - self.offset], self.up, self.down)
-        first = (self.next - lo) * self.up // self.down
-        out = y[first : first + math.ceil((end - self.next) * self.up / self.down)]
-        self.next = end
-        keep_from = max(0, self.next - self.pad)
-        self.buffer = self.buffer[keep_from - self.offset :]
-        self.offset = keep_from
-        return audio.float_to_pcm16(out)
 
 
 # --- where slices end ---------------------------------------------------------------------------------------
@@ -299,7 +247,7 @@ class LiveSession:
         self.max_frames = int(max_duration_s * sample_rate)
         self.max_chunk_bytes = 2 * int(live.max_chunk_s * sample_rate)
         self.sequencer = Sequencer(live.reorder_chunks)
-        self.resampler = StreamResampler(sample_rate)
+        self.resampler = audio.Resampler(sample_rate)
         self.splitter = LiveSplitter(opts, live)
         self.frames_in = 0  # at the page's rate
         self.samples_out = 0  # at 16 kHz
@@ -337,7 +285,7 @@ class LiveSession:
                 error=f"the recording reached this server's limit of {limit:.4g} min: it was stopped there")
         self.frames_in += frames
         pcm16 = np.frombuffer(b"".join(ready), dtype="<i2")
-        samples = self.resampler.feed(pcm16)
+        samples = audio.float_to_pcm16(self.resampler.feed(pcm16.astype(np.float32) / 32768.0))
         if self.last_seq is not None and self.ack >= self.last_seq:
             return self._finish(samples)
         return self._advance(samples)
@@ -372,7 +320,7 @@ class LiveSession:
         return Update(self.ack, samples, self.splitter.close(), False)
 
     def _finish(self, samples: np.ndarray | None = None) -> Update:
-        rest = self.resampler.finish()
+        rest = audio.float_to_pcm16(self.resampler.finish())
         samples = rest if samples is None else np.concatenate((samples, rest))
         self.samples_out += len(samples)
         self.splitter.feed(samples)

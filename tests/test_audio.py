@@ -7,7 +7,7 @@ import pytest
 import soundfile
 from scipy.signal import resample_poly
 
-from server.audio import AudioError, PcmFile, convert_to_pcm16, open_pcm16, wav_bytes
+from server.audio import AudioError, PcmFile, Resampler, convert_to_pcm16, open_pcm16, wav_bytes
 from tests.support import corpus_file
 
 SPEECH = "jfk_inaugural_excerpt.wav"
@@ -50,6 +50,22 @@ def test_blockwise_conversion_equals_one_pass(tmp_path):
     y = np.asarray(open_pcm16(tmp_path / "b.wav"))
     reference = (np.clip(resample_poly(x, 160, 441), -1, 32767 / 32768) * 32768).astype(np.int16)
     assert np.array_equal(y, reference)
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 16000, 22050, 44100, 48000])
+def test_streamed_resampling_equals_one_pass(rate):
+    """The one resampler (uploads block by block, live recordings chunk by chunk) gives exactly the samples of
+    one ``resample_poly`` over the whole recording, however the input is cut up."""
+    x = resample_poly(speech_float()[: 16000 * 6], rate, 16000).astype(np.float32)
+    whole = Resampler(rate)
+    at_once = np.concatenate([whole.feed(x), whole.finish()])
+    streamed, parts, first = Resampler(rate), [], 0
+    for size in np.random.default_rng(rate).integers(1, rate // 2, size=40):
+        parts.append(streamed.feed(x[first : first + size]))
+        first += size
+    parts += [streamed.feed(x[first:]), streamed.finish()]
+    reference = x if rate == 16000 else resample_poly(x, 16000 // np.gcd(16000, rate), rate // np.gcd(16000, rate))
+    assert np.array_equal(np.concatenate(parts), at_once) and np.array_equal(at_once, reference)
 
 
 def riff(fmt_body: bytes, data: bytes, data_size: int | None = None, extra: bytes = b"") -> bytes:

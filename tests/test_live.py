@@ -14,7 +14,7 @@ from scipy.signal import resample_poly
 from server import audio
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
-from server.live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Sequencer, StreamResampler
+from server.live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Sequencer
 from server.live_jobs import LiveJobs, Pcm16File
 from server.payloads import live_chunk, live_stop
 from server.splitter import SplitOptions, analyse, speech_regions
@@ -89,11 +89,12 @@ def test_streamed_resampling_is_the_upload_conversion(rate, tmp_path):
     audio.convert_to_pcm16(src, tmp_path / "out.wav")
     uploaded = np.asarray(audio.open_pcm16(tmp_path / "out.wav"))
     sizes = np.random.default_rng(rate).integers(1, rate // 2, size=len(pcm) // 50)
-    resampler, parts, first = StreamResampler(rate), [], 0
+    resampler, parts, first = audio.Resampler(rate), [], 0
     for size in sizes:
-        parts.append(resampler.feed(pcm[first : first + size]))
+        parts.append(resampler.feed(pcm[first : first + size].astype(np.float32) / 32768.0))
         first += size
-    parts += [resampler.feed(pcm[first:]), resampler.finish()]
+    parts += [resampler.feed(pcm[first:].astype(np.float32) / 32768.0), resampler.finish()]
+    parts = [audio.float_to_pcm16(p) for p in parts]
     assert np.array_equal(np.concatenate(parts), uploaded)
 
 
