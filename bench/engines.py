@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 
 from client.engines import create_engine  # noqa: E402
 from server import splitter  # noqa: E402
-from server.audio import TARGET_RATE, open_pcm16  # noqa: E402
+from server.audio import TARGET_RATE, PcmFile  # noqa: E402
 from server.config import load_settings  # noqa: E402
 from tests.support import corpus_file, manifest, wer  # noqa: E402
 
@@ -87,7 +87,7 @@ def measure(engines: dict[str, Any], names: list[str], opts: splitter.SplitOptio
             log=print) -> dict[str, dict[str, Tally]]:
     tallies = {key: {"whole": Tally(), "sliced": Tally()} for key in engines}
     for i, name in enumerate(names):
-        samples = np.asarray(open_pcm16(corpus_file(name)))
+        samples = PcmFile(corpus_file(name))[:]
         seconds = len(samples) / TARGET_RATE
         slices = [as_float(s) for s in server_slices(samples, opts)]
         modes = ["whole", "sliced"] if i % 2 == 0 else ["sliced", "whole"]
@@ -108,7 +108,7 @@ def sphinx_reload_cost(engine: Any, name: str = "pocketsphinx_goforward.wav", ro
     """Why the sphinx engine does not call SpeechRecognition's recognize_sphinx: that builds a new decoder
     (loads the model) on every call. Median seconds per call of each on the same recording, taking turns."""
     import speech_recognition as sr
-    samples = np.asarray(open_pcm16(corpus_file(name)))
+    samples = PcmFile(corpus_file(name))[:]
     data = sr.AudioData(samples.astype("<i2").tobytes(), TARGET_RATE, 2)
     recognizer, theirs, ours = sr.Recognizer(), [], []
     for _ in range(rounds):

@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 from bench import live_captions  # noqa: E402
 from client.engines import create_engine  # noqa: E402
 from server import splitter  # noqa: E402
-from server.audio import TARGET_RATE, open_pcm16  # noqa: E402
+from server.audio import TARGET_RATE, PcmFile  # noqa: E402
 from server.config import load_settings  # noqa: E402
 from server.live import LiveSession  # noqa: E402
 from tests.support import Server, corpus_file, launch_chromium, manifest, wait_for, wer  # noqa: E402
@@ -188,7 +188,7 @@ def cutting_wer(limit: int | None = None) -> dict:
     counts = {"upload": 0, "live": 0}
     chunk_times: list[float] = []
     for name in names:
-        samples = np.asarray(open_pcm16(corpus_file(name)))
+        samples = PcmFile(corpus_file(name))[:]
         for mode, slices in (("upload", splitter.split_at_silence(samples, opts)),
                              ("live", live_slices(samples, chunk_times))):
             parts = []

@@ -134,11 +134,11 @@ def run(recordings: list[Recording], lengths: tuple[float, ...] = LENGTHS, guard
         log: Callable[[str], None] = print) -> SlicingResult:
     """Every (length, guard) setting, and the ``prompted`` ones again with a text prompt."""
     from client.engines.faster_whisper_engine import FasterWhisperEngine
-    from server.audio import open_pcm16
+    from server.audio import PcmFile
 
     engine = FasterWhisperEngine(threads=2, slots=batch)
     opts = Settings().splitter
-    samples = {r.name: np.asarray(open_pcm16(r.path)) for r in recordings}
+    samples = {r.name: PcmFile(r.path)[:] for r in recordings}
     settings = [(length, guard_s, False) for length in lengths for guard_s in guards]
     settings += [(length, guard_s, True) for length, guard_s in prompted]
     points = []
