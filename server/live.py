@@ -23,16 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import audio
-from .splitter import (
-    Analysis,
-    Slice,
-    Span,
-    SplitOptions,
-    adaptive_threshold_db,
-    frame_levels_db,
-    plan_from_analysis,
-    speech_regions,
-)
+from .splitter import Slice, SplitOptions, adaptive_threshold_db, frame_levels_db, plan_part, speech_regions
 
 
 @dataclass(frozen=True)
@@ -133,19 +124,17 @@ class LiveSplitter:
     the open stretch (at most ~``max_slice_s``): well under a millisecond.
     """
 
-    def __init__(self, opts: SplitOptions, live: LiveOptions, sample_rate: int = audio.TARGET_RATE):
+    def __init__(self, opts: SplitOptions, live: LiveOptions):
         self.opts, self.live = opts, live
-        self.frame_len = sample_rate * opts.frame_ms // 1000
-        self.frames_per_s = sample_rate / self.frame_len
+        self.frame_len, self.frames_per_s = opts.frame_len, opts.frames_per_s
         self._levels = np.zeros(1024, np.float32)
         self.n_frames = 0
         self._partial = np.zeros(0, "<i2")  # samples that do not yet make a whole frame
         self.open_frame = 0  # first frame not in a closed slice (nor dropped as silence)
         self.threshold_db = live.start_threshold_db
-        self._pad = round(opts.pad_ms / opts.frame_ms)
-        self._min_silence = max(1, round(opts.min_silence_ms / opts.frame_ms))
-        self._close_pause = max(self._min_silence, round(live.pause_s * self.frames_per_s))
-        self._long_pause = max(self._min_silence, round(live.long_pause_s * self.frames_per_s))
+        self._pad = opts.pad_frames
+        self._close_pause = max(opts.min_silence_frames, round(live.pause_s * self.frames_per_s))
+        self._long_pause = max(opts.min_silence_frames, round(live.long_pause_s * self.frames_per_s))
 
     @property
     def levels_db(self) -> np.ndarray:
@@ -184,7 +173,7 @@ class LiveSplitter:
                 return closed
             regions = speech_regions(stretch, self.threshold_db, self.opts)
             if not regions:
-                keep = self._pad + self._min_silence  # room for a word that is only starting
+                keep = self._pad + self.opts.min_silence_frames  # room for a word that is only starting
                 self.open_frame = max(self.open_frame, self.n_frames - keep)
                 return closed
             cut = self._pause_cut(regions, stretch)
@@ -213,9 +202,7 @@ class LiveSplitter:
     def _plan(self, frames: int) -> list[Slice]:
         """The upload splitter's slices for the first ``frames`` of the open stretch, in recording samples."""
         stretch = self.levels_db[self.open_frame : self.open_frame + frames]
-        shift = self.open_frame * self.frame_len
-        plan = plan_from_analysis(Analysis(stretch, self.threshold_db, self.frame_len), self.opts)
-        return [Slice(tuple(Span(p.start + shift, p.end + shift) for p in s.pieces)) for s in plan]
+        return plan_part(stretch, self.open_frame * self.frame_len, self.threshold_db, self.opts)
 
 
 # --- one recording ------------------------------------------------------------------------------------------
