@@ -44,7 +44,7 @@ PER_PROCESS = 250
 #: The synthetic recording: bursts of this long, then pauses of this long; slices hold one burst each.
 BURST_S, PAUSE_S = 1.4, 0.6
 #: Seconds a simulated worker sleeps per second of slice audio: 1.8 s slices take it 1.8 s, about what a real
-#: worker spends on a full 28 s slice (tiny.en on a few cores runs 10-20x real time).
+#: worker spends on a full 28 s slice (how fast real workers run: bench/results/compare.md).
 RATE = 1.0
 SLICES_PER_JOB = 2000
 

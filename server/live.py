@@ -11,7 +11,7 @@ slices are now closed (to be scattered at once):
 * :class:`audio.Resampler` turns another sample rate into 16 kHz chunk by chunk, the resampler of WAV
   uploads, so the stored audio is the same bytes either way.
 * :class:`LiveSplitter` decides where slices end while the audio grows (the rule is in its docstring). Every
-  closed slice is cut by :func:`splitter.plan_from_analysis`, so live slices carry the same pieces and pads as
+  closed slice is cut by :func:`splitter.plan_part`, so live slices carry the same pieces and pads as
   uploaded ones.
 """
 
@@ -112,16 +112,18 @@ class LiveSplitter:
     * A pause closes the open slice as soon as it has lasted ``pause_s``, if the speech before it spans at
       least ``slice_after_s``; or as soon as it has lasted ``long_pause_s``, however short the slice (the
       speaker stopped: their words should show). Shorter pauses, breaths within a sentence, do not close it:
-      measured on the corpus, cutting at every 0.3 s pause costs a few points of WER. The cut lies ``pad_ms``
+      shorter slices cost words (``bench/live.py`` compares live cuts with an upload's,
+      ``bench/results/live.md``). The cut lies ``pad_ms``
       after the speech (or at the pause's quietest frame if it is shorter than two pads), never inside it.
     * Speech with no such pause is cut once it no longer fits in ``max_slice_s``, exactly where the upload
       splitter cuts it (the longest pause leaving the slice ``min_fill`` full, else the quietest 100 ms).
     * Silence with no speech since the last slice is dropped as it comes (it would never be sent anyway).
     * At the end (:meth:`close` with ``final``) the rest is cut as an upload's would be.
 
-    Each closed stretch is turned into slices by :func:`splitter.plan_from_analysis`, so live slices have the
-    same pieces and pads as uploaded ones. Per chunk this costs one percentile over the window and a pass over
-    the open stretch (at most ~``max_slice_s``): well under a millisecond.
+    Each closed stretch is turned into slices by :func:`splitter.plan_part`, as an upload's waiting slices are
+    cut again, so live slices have the same pieces and pads as uploaded ones. Per chunk this costs one
+    percentile over the window and a pass over the open stretch (at most ~``max_slice_s``); ``bench/live.py``
+    measures it (``bench/results/live.md``).
     """
 
     def __init__(self, opts: SplitOptions, live: LiveOptions):

@@ -1,6 +1,6 @@
 """Live jobs on this server: each page's :class:`live.LiveSession`, the job's growing audio file, and the
 coordinator calls that scatter a slice as soon as it closes. The rules are in ``live.py``; this module holds
-the bookkeeping and the I/O, and stays cheap per chunk (a few hundred microseconds: see ``live.py``).
+the bookkeeping and the I/O, and stays cheap per chunk (``bench/live.py`` measures it: ``bench/results/live.md``).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ then packed from whole stretches of speech:
 * With idle workers, :func:`split_for_parallelism` cuts finer so the slices fill whole rounds of them (see its
   docstring for the rule).
 
-Why a numpy RMS pass and not a neural VAD: measured on 600 s of this machine's corpus, 20 ms RMS frames take
-0.024 s, Silero VAD 1.2 s and pydub's ``split_on_silence`` 8.1 s; the split must cost under 1 % of the
-transcription time (``bench/splitter.py`` reproduces the numbers and the quality check).
+Why a numpy RMS pass and not a neural VAD: the split must cost well under 1 % of the transcription time, and
+20 ms RMS frames are many times faster than Silero VAD or pydub's ``split_on_silence`` (``bench/splitter.py``
+measures the three and checks the cuts' quality; its figures are in ``bench/results/splitter.md``).
 """
 
 from __future__ import annotations
