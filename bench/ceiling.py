@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 import psutil
 
+from server.audio import TARGET_RATE
 from tests.support import PYTHON, ROOT, TOKEN, Server, write_config
 
 COUNTS = (50, 200, 500, 1000)
@@ -43,7 +44,7 @@ PER_PROCESS = 250
 #: The synthetic recording: bursts of this long, then pauses of this long; slices hold one burst each.
 BURST_S, PAUSE_S = 1.4, 0.6
 #: Seconds a simulated worker sleeps per second of slice audio: 1.8 s slices take it 1.8 s, about what a real
-#: worker spends on a full 28 s slice (tiny.en on a few cores runs 10-20x real time).
+#: worker spends on a full 28 s slice (how fast real workers run: bench/results/compare.md).
 RATE = 1.0
 SLICES_PER_JOB = 2000
 
@@ -85,7 +86,7 @@ class CeilingResult:
 def synthetic_recording(path: Path, slices: int) -> float:
     """Bursts of noise at speech level between quiet pauses: the splitter makes one slice per burst. Returns the
     recording's length in seconds."""
-    rate = 16000
+    rate = TARGET_RATE
     rng = np.random.default_rng(7)
     burst, pause = int(BURST_S * rate), int(PAUSE_S * rate)
     with wave.open(str(path), "wb") as out:

@@ -23,9 +23,8 @@ from typing import Sequence
 import numpy as np
 
 from server import splitter
+from server.audio import TARGET_RATE
 from tests.support import CORPUS
-
-RATE = 16000
 
 #: The voices the bench and the tests use, each a list of corpus recordings of one person.
 VOICES: dict[str, tuple[str, ...]] = {
@@ -63,7 +62,7 @@ class Conversation:
 
 def read_pcm16(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
-        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, RATE):
+        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, TARGET_RATE):
             raise ValueError(f"{path.name}: expected 16 kHz mono 16-bit PCM")
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
 
@@ -74,7 +73,7 @@ def write_pcm16(path: Path, samples: np.ndarray) -> None:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1 if samples.ndim == 1 else samples.shape[1])
         w.setsampwidth(2)
-        w.setframerate(RATE)
+        w.setframerate(TARGET_RATE)
         w.writeframes(samples.tobytes())
 
 
@@ -94,19 +93,19 @@ def voice_turns(files: Sequence[str], rng: np.random.Generator, turn_s: tuple[fl
     turns = []
     for name in files:
         samples = read_pcm16(corpus / name)
-        if len(samples) <= turn_s[1] * RATE:
+        if len(samples) <= turn_s[1] * TARGET_RATE:
             turns.append(samples)
             continue
         cuts = pause_cuts(samples)
         start = 0
-        while len(samples) - start > turn_s[1] * RATE:
-            want = start + rng.uniform(*turn_s) * RATE
-            fits = [c for c in cuts if turn_s[0] * RATE <= c - start <= turn_s[1] * RATE]
-            end = min(fits, key=lambda c: abs(c - want)) if fits else int(start + turn_s[1] * RATE)
+        while len(samples) - start > turn_s[1] * TARGET_RATE:
+            want = start + rng.uniform(*turn_s) * TARGET_RATE
+            fits = [c for c in cuts if turn_s[0] * TARGET_RATE <= c - start <= turn_s[1] * TARGET_RATE]
+            end = min(fits, key=lambda c: abs(c - want)) if fits else int(start + turn_s[1] * TARGET_RATE)
             turns.append(samples[start:end])
             start = end
         turns.append(samples[start:])
-    return [t for t in turns if len(t) >= 0.5 * RATE]
+    return [t for t in turns if len(t) >= 0.5 * TARGET_RATE]
 
 
 def build(name: str, voices: Sequence[str], out_dir: Path, seconds: float, seed: int = 0,
@@ -129,10 +128,10 @@ def build(name: str, voices: Sequence[str], out_dir: Path, seconds: float, seed:
         audio = pools[voice][used[voice]]
         used[voice] += 1
         pieces.append((voice, audio))
-        total += len(audio) / RATE
+        total += len(audio) / TARGET_RATE
         others = [v for v in voices if v != voice] or [voice]  # one voice: a monologue, cut into turns
         voice = others[int(rng.integers(len(others)))]
-    pauses = [int(rng.uniform(*pause_s) * RATE) for _ in pieces]
+    pauses = [int(rng.uniform(*pause_s) * TARGET_RATE) for _ in pieces]
     length = sum(len(a) for _, a in pieces) + sum(pauses[:-1])
     mix = np.zeros((length, 2 if stereo else 1), dtype=np.float64)
     turns, at = [], 0
@@ -145,17 +144,17 @@ def build(name: str, voices: Sequence[str], out_dir: Path, seconds: float, seed:
             mix[at:at + len(x), 1 - own] += bleed * x
         else:
             mix[at:at + len(x), 0] += x
-        turns.append(Turn(voice, round(at / RATE, 3), round((at + len(x)) / RATE, 3)))
+        turns.append(Turn(voice, round(at / TARGET_RATE, 3), round((at + len(x)) / TARGET_RATE, 3)))
         at += len(x) + pause
     if noise_snr_db is not None:
-        speech = np.concatenate([mix[round(t.start_s * RATE):round(t.end_s * RATE)] for t in turns])
+        speech = np.concatenate([mix[round(t.start_s * TARGET_RATE):round(t.end_s * TARGET_RATE)] for t in turns])
         level = float(np.sqrt(np.mean(np.square(speech)))) / 10 ** (noise_snr_db / 20)
         mix += np.random.default_rng(seed + 1000).standard_normal(mix.shape) * level
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.wav"
     samples = np.clip(np.round(mix), -32768, 32767).astype("<i2")
     write_pcm16(path, samples if stereo else samples[:, 0])
-    return Conversation(name, path, round(length / RATE, 3), tuple(turns), 2 if stereo else 1)
+    return Conversation(name, path, round(length / TARGET_RATE, 3), tuple(turns), 2 if stereo else 1)
 
 
 def stereo_call(out_dir: Path, corpus: Path = CORPUS, bleed_db: float = -24.0) -> Conversation:
@@ -165,19 +164,19 @@ def stereo_call(out_dir: Path, corpus: Path = CORPUS, bleed_db: float = -24.0) -
     left = [read_pcm16(corpus / f"ljspeech_LJ001-{n:04d}.wav") for n in (2, 4)]
     right = read_pcm16(corpus / "fw_stereo_diarization_right.wav")
     order = [("lj", 0, left[0]), ("fw-right", 1, right), ("lj", 0, left[1])]
-    pause = int(0.8 * RATE)
+    pause = int(0.8 * TARGET_RATE)
     length = sum(len(a) for *_, a in order) + pause * (len(order) - 1)
     mix = np.zeros((length, 2))
     turns, at = [], 0
     for voice, channel, audio in order:
         mix[at:at + len(audio), channel] += audio
         mix[at:at + len(audio), 1 - channel] += 10 ** (bleed_db / 20) * audio.astype(np.float64)
-        turns.append(Turn(voice, round(at / RATE, 3), round((at + len(audio)) / RATE, 3)))
+        turns.append(Turn(voice, round(at / TARGET_RATE, 3), round((at + len(audio)) / TARGET_RATE, 3)))
         at += len(audio) + pause
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "stereo-call.wav"
     write_pcm16(path, np.clip(np.round(mix), -32768, 32767))
-    return Conversation("stereo-call", path, round(length / RATE, 3), tuple(turns), 2)
+    return Conversation("stereo-call", path, round(length / TARGET_RATE, 3), tuple(turns), 2)
 
 
 def true_voice(turns: Sequence[Turn], start: float, end: float) -> str:

@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 
 from client.engines import create_engine  # noqa: E402
 from server import splitter  # noqa: E402
-from server.audio import open_pcm16  # noqa: E402
+from server.audio import TARGET_RATE, PcmFile  # noqa: E402
 from server.config import load_settings  # noqa: E402
 from tests.support import corpus_file, manifest, wer  # noqa: E402
 
@@ -87,8 +87,8 @@ def measure(engines: dict[str, Any], names: list[str], opts: splitter.SplitOptio
             log=print) -> dict[str, dict[str, Tally]]:
     tallies = {key: {"whole": Tally(), "sliced": Tally()} for key in engines}
     for i, name in enumerate(names):
-        samples = np.asarray(open_pcm16(corpus_file(name)))
-        seconds = len(samples) / 16000
+        samples = PcmFile(corpus_file(name))[:]
+        seconds = len(samples) / TARGET_RATE
         slices = [as_float(s) for s in server_slices(samples, opts)]
         modes = ["whole", "sliced"] if i % 2 == 0 else ["sliced", "whole"]
         for key, engine in engines.items():
@@ -108,8 +108,8 @@ def sphinx_reload_cost(engine: Any, name: str = "pocketsphinx_goforward.wav", ro
     """Why the sphinx engine does not call SpeechRecognition's recognize_sphinx: that builds a new decoder
     (loads the model) on every call. Median seconds per call of each on the same recording, taking turns."""
     import speech_recognition as sr
-    samples = np.asarray(open_pcm16(corpus_file(name)))
-    data = sr.AudioData(samples.astype("<i2").tobytes(), 16000, 2)
+    samples = PcmFile(corpus_file(name))[:]
+    data = sr.AudioData(samples.astype("<i2").tobytes(), TARGET_RATE, 2)
     recognizer, theirs, ours = sr.Recognizer(), [], []
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -117,7 +117,7 @@ def sphinx_reload_cost(engine: Any, name: str = "pocketsphinx_goforward.wav", ro
         theirs.append(time.perf_counter() - t0)
         ours.append(transcribe(engine, as_float(samples))[1])
     return (f"SpeechRecognition's `recognize_sphinx` builds its decoder on every call: "
-            f"{statistics.median(theirs):.2f} s a call on {name} ({len(samples) / 16000:.1f} s), against "
+            f"{statistics.median(theirs):.2f} s a call on {name} ({len(samples) / TARGET_RATE:.1f} s), against "
             f"{statistics.median(ours):.2f} s for the sphinx engine, which built it once "
             f"(median of {rounds}, taking turns).")
 

@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 from bench import live_captions  # noqa: E402
 from client.engines import create_engine  # noqa: E402
 from server import splitter  # noqa: E402
-from server.audio import open_pcm16  # noqa: E402
+from server.audio import TARGET_RATE, PcmFile  # noqa: E402
 from server.config import load_settings  # noqa: E402
 from server.live import LiveSession  # noqa: E402
 from tests.support import Server, corpus_file, launch_chromium, manifest, wait_for, wer  # noqa: E402
@@ -169,7 +169,7 @@ def live_slices(samples: np.ndarray, chunk_times: list[float]) -> list[splitter.
     """The slices live mode closes while ``samples`` arrive in 250 ms chunks, then at Stop; the seconds each
     chunk cost the server's session (order, levels, the slicing rule) are added to ``chunk_times``."""
     settings = load_settings()
-    session = LiveSession(16000, settings.splitter, settings.live, max_duration_s=3600, now=0.0)
+    session = LiveSession(TARGET_RATE, settings.splitter, settings.live, max_duration_s=3600, now=0.0)
     slices, seq = [], -1
     for seq, first in enumerate(range(0, len(samples), 4000)):
         t0 = time.perf_counter()
@@ -188,7 +188,7 @@ def cutting_wer(limit: int | None = None) -> dict:
     counts = {"upload": 0, "live": 0}
     chunk_times: list[float] = []
     for name in names:
-        samples = np.asarray(open_pcm16(corpus_file(name)))
+        samples = PcmFile(corpus_file(name))[:]
         for mode, slices in (("upload", splitter.split_at_silence(samples, opts)),
                              ("live", live_slices(samples, chunk_times))):
             parts = []

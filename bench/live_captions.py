@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from server.audio import open_pcm16
+from server.audio import PcmFile
 from tests.support import Server, corpus_file, launch_chromium, manifest, wer, write_config
 
 #: Recordings played (speech with pauses, read and spontaneous; 156 s in all).
@@ -111,7 +111,7 @@ class CaptionsResult:
 def reference_times(name: str, model) -> tuple[list[str], np.ndarray]:
     """The reference's words and, for each, when it ends in the recording: the whole-file model's time for the
     word aligned to it, interpolated between neighbours for the words it did not hear."""
-    samples = np.asarray(open_pcm16(corpus_file(name)), dtype=np.float32) / 32768.0
+    samples = PcmFile(corpus_file(name))[:].astype(np.float32) / 32768.0
     segments, _ = model.transcribe(samples, language="en", beam_size=5, word_timestamps=True)
     heard = [(w, float(word.end)) for seg in segments for word in seg.words for w in words_of(word.word)]
     reference = words_of(manifest()[name]["reference"])

@@ -17,8 +17,8 @@ from typing import Callable
 from . import workload
 from .cluster import Cluster, Spec
 
-#: Seconds the sleep engine sleeps per second of audio: a worker ten times faster than real time (tiny.en on
-#: one core of this machine runs about 20-30x; larger models or slower machines far less).
+#: Seconds the sleep engine sleeps per second of audio: a worker ten times faster than real time (how fast
+#: real workers run: bench/results/compare.md; larger models or slower machines far slower).
 RATE = 0.1
 COUNTS = (1, 2, 4, 8, 16)
 

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from server import guard, splitter, stitch, transcript
+from server.audio import TARGET_RATE
 from server.config import Settings
 from server.store import SliceRecord
 from tests.support import wer
@@ -56,13 +57,13 @@ class SlicingResult:
 def plan(samples: np.ndarray, max_slice_s: float, opts: splitter.SplitOptions) -> list[list[guard.Piece]]:
     """The server's slices of a recording when cut at most ``max_slice_s`` long, as pieces in seconds."""
     cut = replace(opts, max_slice_s=max_slice_s, min_slice_s=min(opts.min_slice_s, max_slice_s / 2))
-    rate = splitter.SAMPLE_RATE
+    rate = TARGET_RATE
     return [[(p.start / rate, p.end / rate) for p in s.pieces]
             for s in splitter.split_at_silence(samples, cut)]
 
 
 def audio_of(samples: np.ndarray, pieces: tuple[guard.Piece, ...]) -> np.ndarray:
-    rate = splitter.SAMPLE_RATE
+    rate = TARGET_RATE
     parts = [samples[round(a * rate):round(b * rate)] for a, b in pieces]
     return (np.concatenate(parts) if parts else np.zeros(0, np.int16)).astype(np.float32) / 32768.0
 
@@ -133,11 +134,11 @@ def run(recordings: list[Recording], lengths: tuple[float, ...] = LENGTHS, guard
         log: Callable[[str], None] = print) -> SlicingResult:
     """Every (length, guard) setting, and the ``prompted`` ones again with a text prompt."""
     from client.engines.faster_whisper_engine import FasterWhisperEngine
-    from server.audio import open_pcm16
+    from server.audio import PcmFile
 
     engine = FasterWhisperEngine(threads=2, slots=batch)
     opts = Settings().splitter
-    samples = {r.name: np.asarray(open_pcm16(r.path)) for r in recordings}
+    samples = {r.name: PcmFile(r.path)[:] for r in recordings}
     settings = [(length, guard_s, False) for length in lengths for guard_s in guards]
     settings += [(length, guard_s, True) for length, guard_s in prompted]
     points = []

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from server import splitter
+from server.audio import TARGET_RATE
 
 from . import workload
 
@@ -54,7 +55,7 @@ def _pydub(seek_step: int) -> Callable[[np.ndarray], int]:
         from pydub import AudioSegment
         from pydub.silence import split_on_silence
 
-        segment = AudioSegment(samples.tobytes(), frame_rate=16000, sample_width=2, channels=1)
+        segment = AudioSegment(samples.tobytes(), frame_rate=TARGET_RATE, sample_width=2, channels=1)
         return len(split_on_silence(segment, min_silence_len=300, silence_thresh=-40, keep_silence=200,
                                     seek_step=seek_step))
     return run

@@ -41,7 +41,7 @@ from .cluster import Cluster, Spec
 MIN_LONG_S = 20.0
 WIDTHS = (1, 2, 4, 8, 16, 32)
 LAYOUTS = ("one", "many")
-#: The most worker processes the many layout starts (each holds a model: about 300 MB).
+#: The most worker processes the many layout starts (each holds a model: bench/results/memory.md).
 MAX_WORKERS = 8
 PLAIN, BATCHED = "plain", "batched"
 LABELS = {PLAIN: "faster-whisper `transcribe`, whole files, 2 threads",

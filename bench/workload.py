@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from server.audio import TARGET_RATE
 from tests.support import CORPUS, normalise
-
-RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def select(rows: list[dict[str, str]], target_s: float, longest_first: bool = Tr
 def read_pcm16(path: Path) -> np.ndarray:
     """A corpus file's samples (the corpus is 16 kHz mono 16-bit throughout; anything else is an error)."""
     with wave.open(str(path)) as w:
-        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, RATE):
+        if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, TARGET_RATE):
             raise ValueError(f"{path.name}: expected 16 kHz mono 16-bit PCM")
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
 
@@ -86,7 +85,7 @@ def write_pcm16(path: Path, samples: np.ndarray) -> None:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(RATE)
+        w.setframerate(TARGET_RATE)
         w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
 
 
@@ -101,8 +100,8 @@ def build(out_dir: Path, target_s: float = 600.0, repeat: int = 1, longest_first
         for row in rows:
             samples = read_pcm16(corpus / row["file"])
             chunks.append(samples)
-            parts.append(Part(row["file"], row["tier"], row["reference"], position / RATE,
-                              (position + len(samples)) / RATE))
+            parts.append(Part(row["file"], row["tier"], row["reference"], position / TARGET_RATE,
+                              (position + len(samples)) / TARGET_RATE))
             position += len(samples)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"workload-{target_s:.0f}s-{'longest' if longest_first else 'first'}-x{repeat}.wav"
@@ -110,7 +109,7 @@ def build(out_dir: Path, target_s: float = 600.0, repeat: int = 1, longest_first
         partial = path.with_suffix(".partial")
         write_pcm16(partial, np.concatenate(chunks))
         partial.replace(path)  # a run cut short never leaves half a workload behind
-    return Workload(path, position / RATE, tuple(parts))
+    return Workload(path, position / TARGET_RATE, tuple(parts))
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
-"""Reading uploaded WAV files and writing the 16 kHz mono 16-bit copy that everything else uses.
+"""The 16 kHz mono 16-bit audio everything else uses: its one sample rate (:data:`TARGET_RATE`), its one
+resampler (:class:`Resampler`), reading and writing its WAV files (:class:`PcmFile`, :class:`PcmWriter`,
+:func:`wav_bytes`), and the conversion of an uploaded PCM or float WAV to it (:func:`convert_to_pcm16`).
 
 With :mod:`server.media` (every other audio or video format, through PyAV), this is the only module that reads
 audio files. It parses the RIFF header itself, so every way a file can be wrong gets its own message
 (:class:`AudioError`), and converts block by block: a 60-minute upload is never held in memory whole, as bytes
-or as floats. The server reads files with plain reads, not memory maps: every
-page of a map that is read stays in the process's resident set until the map is closed (measured: a 60-minute
-job's map added 110 MB to the server's peak), while read pages only pass through the page cache.
+or as floats. Files are read with plain reads, not memory maps: every page of a map that is read stays in the
+process's resident set until the map is closed, while read pages only pass through the page cache
+(``bench/memory.py`` measures the server's peak; ``bench/results/memory.md``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from __future__ import annotations
 import io
 import math
 import struct
-import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -172,26 +173,52 @@ def _to_float_frames(raw: np.ndarray, fmt: WavFormat) -> np.ndarray:
     return x.reshape(-1, fmt.channels)
 
 
-def _resample_blocks(read_frames, total: int, rate: int, block_frames: int) -> Iterator[np.ndarray]:
-    """Yield the recording at 16 kHz, block by block, identical to one ``resample_poly`` over all of it.
+class Resampler:
+    """Mono float samples at ``rate`` in, as they come; float samples at :data:`TARGET_RATE` out, identical to
+    one ``resample_poly`` over the whole recording however the input is cut up. The one resampler of WAV
+    uploads (:func:`convert_to_pcm16`, block by block) and of live recordings (``live.LiveSession``, chunk by
+    chunk), so both store the same samples for the same audio.
 
-    Each block is resampled with ``pad`` extra input frames on both sides and trimmed back; block edges sit on
-    multiples of ``down`` so every block maps to a whole number of output samples.
+    ``resample_poly``'s filter is shorter than ``pad`` input frames, so an output sample depends only on the input
+    within ``pad`` frames of it. Output is given for every input frame that has ``pad`` frames after it, in
+    blocks starting on multiples of ``down`` (each maps to a whole number of output samples), each resampled
+    with ``pad`` frames of context on both sides and trimmed back; :meth:`finish` gives the rest once the end
+    of the recording is known.
     """
-    g = math.gcd(TARGET_RATE, rate)
-    up, down = TARGET_RATE // g, rate // g
-    if up == down:
-        for start in range(0, total, block_frames):
-            yield read_frames(start, min(total, start + block_frames))
-        return
-    block = max(down, block_frames // down * down)
-    pad = down * math.ceil(64 / down)  # more than the half-length of resample_poly's filter, in input frames
-    for start in range(0, total, block):
-        end = min(total, start + block)
-        lo, hi = max(0, start - pad), min(total, end + pad)
-        y = resample_poly(read_frames(lo, hi), up, down)
-        first = (start - lo) * up // down
-        yield y[first : first + math.ceil((end - start) * up / down)]
+
+    def __init__(self, rate: int):
+        g = math.gcd(TARGET_RATE, rate)
+        self.up, self.down = TARGET_RATE // g, rate // g
+        self.pad = self.down * math.ceil(64 / self.down)  # more than the half-length of the filter, in input frames
+        self.buffer = np.zeros(0, np.float32)  # input from frame ``offset`` on
+        self.offset = 0
+        self.next = 0  # first input frame not yet resampled
+
+    def feed(self, x: np.ndarray) -> np.ndarray:
+        """The output now certain, given the next input samples."""
+        if self.up == self.down:
+            return x
+        self.buffer = np.concatenate((self.buffer, x))
+        end = (self.offset + len(self.buffer) - self.pad) // self.down * self.down
+        return self._emit(end, end + self.pad) if end > self.next else np.zeros(0, np.float32)
+
+    def finish(self) -> np.ndarray:
+        """The last output, now that no more input will come."""
+        total = self.offset + len(self.buffer)
+        if self.up == self.down or total <= self.next:
+            return np.zeros(0, np.float32)
+        return self._emit(total, total)
+
+    def _emit(self, end: int, hi: int) -> np.ndarray:
+        lo = max(0, self.next - self.pad)
+        y = resample_poly(self.buffer[lo - self.offset : hi - self.offset], self.up, self.down)
+        first = (self.next - lo) * self.up // self.down
+        out = y[first : first + math.ceil((end - self.next) * self.up / self.down)]
+        self.next = end
+        keep_from = max(0, self.next - self.pad)
+        self.buffer = self.buffer[keep_from - self.offset :]
+        self.offset = keep_from
+        return out
 
 
 class SourceFormat(Protocol):
@@ -227,24 +254,18 @@ def convert_to_pcm16(src: Path, dst: Path, max_duration_s: float | None = None,
     if max_duration_s is not None and fmt.duration_s > max_duration_s:
         raise AudioError(f"the recording lasts {fmt.duration_s / 60:.1f} min; this server accepts at most "
                          f"{max_duration_s / 60:.0f} min")
-    written = 0
-    with open(src, "rb") as f, wave.open(str(dst), "wb") as out:
-        def read_frames(first: int, end: int) -> np.ndarray:
-            f.seek(fmt.data_offset + first * fmt.frame_bytes)
-            x = _to_float_frames(np.frombuffer(f.read((end - first) * fmt.frame_bytes), dtype=np.uint8), fmt)
-            if fmt.channels == 1:
-                return x[:, 0]
-            if channel_levels is not None:
+    block = max(1, int(block_s * fmt.sample_rate))
+    resampler = Resampler(fmt.sample_rate)
+    with open(src, "rb") as f, PcmWriter(dst) as out:
+        f.seek(fmt.data_offset)
+        for first in range(0, fmt.frames, block):
+            n = min(block, fmt.frames - first)
+            x = _to_float_frames(np.frombuffer(f.read(n * fmt.frame_bytes), dtype=np.uint8), fmt)
+            if fmt.channels > 1 and channel_levels is not None:
                 channel_levels.add(first, x, fmt.sample_rate)
-            return x.mean(axis=1)
-
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(TARGET_RATE)
-        for y in _resample_blocks(read_frames, fmt.frames, fmt.sample_rate, int(block_s * fmt.sample_rate)):
-            out.writeframes(float_to_pcm16(y).tobytes())
-            written += len(y)
-    return Converted(fmt, written)
+            out.append(float_to_pcm16(resampler.feed(x[:, 0] if fmt.channels == 1 else x.mean(axis=1))))
+        out.append(float_to_pcm16(resampler.finish()))
+    return Converted(fmt, out.samples)
 
 
 def float_to_pcm16(x: np.ndarray) -> np.ndarray:
@@ -252,21 +273,11 @@ def float_to_pcm16(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, -1.0, 32767 / 32768) * 32768.0).astype("<i2")
 
 
-def open_pcm16(path: Path) -> np.ndarray:
-    """The 16 kHz mono int16 samples of a file written by :func:`convert_to_pcm16`, memory-mapped (read-only)."""
-    with open(path, "rb") as f:
-        fmt = read_wav_format(f, path.stat().st_size)
-    if (fmt.encoding, fmt.channels, fmt.sample_rate, fmt.bits) != ("pcm", 1, TARGET_RATE, 16):
-        raise AudioError(f"{path.name} is not 16 kHz mono 16-bit PCM")
-    if fmt.frames == 0:
-        return np.zeros(0, dtype="<i2")
-    return np.memmap(path, dtype="<i2", mode="r", offset=fmt.data_offset, shape=(fmt.frames,))
-
-
 class PcmFile:
-    """The samples of a file written by :func:`convert_to_pcm16`, read on demand: ``pcm[a:b]`` reads those
-    samples from disk as int16. It looks enough like an array (``len``, ``dtype``, slicing) for the splitter's
-    block-by-block level pass, and holds no open file or map between reads."""
+    """The samples of a 16 kHz mono 16-bit WAV file (one :class:`PcmWriter` wrote), read on demand with plain
+    reads: ``pcm[a:b]`` reads those samples from disk as int16, ``pcm[:]`` all of them. It looks enough like an
+    array (``len``, ``dtype``, slicing) for the splitter's block-by-block level pass, and holds no open file or
+    map between reads."""
 
     dtype = np.dtype("<i2")
 
@@ -291,15 +302,57 @@ class PcmFile:
             return np.frombuffer(f.read(2 * (end - start)), dtype=self.dtype)
 
 
-def wav_bytes(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> bytes:
-    """A complete 16-bit mono WAV file in memory (what a worker receives for one slice)."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(np.asarray(samples, dtype="<i2").tobytes())
-    return buf.getvalue()
+def wav_header(samples: int) -> bytes:
+    """The 44-byte header Python's ``wave`` module writes for ``samples`` 16 kHz mono 16-bit samples."""
+    data = 2 * samples
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, _PCM, 1, TARGET_RATE,
+                       2 * TARGET_RATE, 2, 16, b"data", data)
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    """A complete 16 kHz mono 16-bit WAV file in memory (what a worker receives for one slice)."""
+    data = np.asarray(samples, dtype="<i2").tobytes()
+    return wav_header(len(data) // 2) + data
+
+
+class PcmWriter:
+    """A 16 kHz mono 16-bit WAV file being written (an upload's copy, a live recording as it grows). Its header
+    always states what the file holds, so it can be read (slices, waveform) at any moment and survives a crash;
+    complete, it is byte for byte what Python's ``wave`` module (and :func:`wav_bytes`) writes for the same
+    samples. ``exclusive``: a fresh file, never one that is already there."""
+
+    def __init__(self, path: Path, exclusive: bool = False):
+        self.path = path
+        self.samples = 0
+        self._file = open(path, "xb" if exclusive else "wb")
+        self._file.write(wav_header(0))
+        self._file.flush()
+
+    def append(self, samples: np.ndarray) -> None:
+        """Add samples at the end, then state the new length in the header."""
+        self._file.seek(0, io.SEEK_END)
+        self._file.write(np.asarray(samples, dtype="<i2").tobytes())
+        self.samples += len(samples)
+        self._file.seek(0)
+        self._file.write(wav_header(self.samples))
+        self._file.flush()  # readers read the file: they must see what the header promises
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> PcmWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def repair(path: Path) -> int:
+        """After a crash: cut off what was written after the header's last update; returns the samples."""
+        with open(path, "r+b") as f:
+            fmt = read_wav_format(f, path.stat().st_size)
+            f.truncate(fmt.data_offset + 2 * fmt.frames)
+        return fmt.frames
 
 
 def peaks(samples: np.ndarray, bins: int) -> tuple[list[float], list[float]]:

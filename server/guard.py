@@ -30,8 +30,7 @@ class GuardOptions:
     #: What the worker hears in all stays within this (Whisper's window is 30 s; a margin for the padding).
     window_s: float = 29.5
     #: A side with room for less than this gets no guard band: a full slice gains nothing from a second of
-    #: context (bench/slicing.py: 28 s slices, 5.48 % WER alone, 5.68 % with what room there is) and pays
-    #: for decoding it.
+    #: context (``bench/slicing.py``; its figures are in ``bench/results/slicing.md``) and pays for decoding it.
     min_guard_s: float = 2.0
 
     def __post_init__(self) -> None:

@@ -8,35 +8,22 @@ slices are now closed (to be scattered at once):
 * :class:`Sequencer` puts chunks back in order. It acknowledges the highest sequence number up to which
   everything has arrived, ignores chunks it already has, holds a few that arrive early (Socket.IO may hand two
   events to two handlers) and refuses one too far ahead, so the page resends from the acknowledged one.
-* :class:`StreamResampler` turns another sample rate into 16 kHz sample for sample as the upload path does for
-  the whole recording, so the stored audio is the same bytes either way.
+* :class:`audio.Resampler` turns another sample rate into 16 kHz chunk by chunk, the resampler of WAV
+  uploads, so the stored audio is the same bytes either way.
 * :class:`LiveSplitter` decides where slices end while the audio grows (the rule is in its docstring). Every
-  closed slice is cut by :func:`splitter.plan_from_analysis`, so live slices carry the same pieces and pads as
+  closed slice is cut by :func:`splitter.plan_part`, so live slices carry the same pieces and pads as
   uploaded ones.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from . import audio
-from .splitter import (
-    Analysis,
-    Slice,
-    Span,
-    SplitOptions,
-    adaptive_threshold_db,
-    frame_levels_db,
-    plan_from_analysis,
-    speech_regions,
-)
-
-RATE = audio.TARGET_RATE
+from .splitter import Slice, SplitOptions, adaptive_threshold_db, frame_levels_db, plan_part, speech_regions
 
 
 @dataclass(frozen=True)
@@ -112,56 +99,6 @@ class Sequencer:
         return ready
 
 
-# --- sample rate --------------------------------------------------------------------------------------------
-
-
-class StreamResampler:
-    """16-bit PCM at ``rate`` in, as it comes; 16 kHz int16 out, identical to what
-    :func:`audio.convert_to_pcm16` writes for the whole recording.
-
-    That function resamples blocks with ``pad`` input frames of context on each side, and the result does
-    not depend on where the blocks begin and end (``resample_poly``'s filter is shorter than the pad). So
-    output is given for every input frame that has ``pad`` frames after it, in blocks starting on multiples
-    of ``down``, and :meth:`finish` gives the rest once the recording's end is known.
-    """
-
-    def __init__(self, rate: int):
-        g = math.gcd(RATE, rate)
-        self.up, self.down = RATE // g, rate // g
-        self.pad = self.down * math.ceil(64 / self.down)  # as audio._resample_blocks
-        self.buffer = np.zeros(0, np.float32)  # input from frame ``offset`` on
-        self.offset = 0
-        self.next = 0  # first input frame not yet resampled
-
-    def feed(self, pcm: np.ndarray) -> np.ndarray:
-        """16 kHz samples now certain, given the next input samples."""
-        if self.up == self.down:
-            return np.asarray(pcm, dtype="<i2")
-        # The same float conversion as the upload path (audio._to_float_frames for 16-bit PCM).
-        x = np.asarray(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        self.buffer = np.concatenate((self.buffer, x))
-        end = (self.offset + len(self.buffer) - self.pad) // self.down * self.down
-        return self._emit(end, end + self.pad) if end > self.next else np.zeros(0, "<i2")
-
-    def finish(self) -> np.ndarray:
-        """The last 16 kHz samples, now that no more input will come."""
-        if self.up == self.down:
-            return np.zeros(0, "<i2")
-        total = self.offset + len(self.buffer)
-        return self._emit(total, total) if total > self.next else np.zeros(0, "<i2")
-
-    def _emit(self, end: int, hi: int) -> np.ndarray:
-        lo = max(0, self.next - self.pad)
-        y = resample_poly(self.buffer[lo - self.offset : hi - self.offset], self.up, self.down)
-        first = (self.next - lo) * self.up // self.down
-        out = y[first : first + math.ceil((end - self.next) * self.up / self.down)]
-        self.next = end
-        keep_from = max(0, self.next - self.pad)
-        self.buffer = self.buffer[keep_from - self.offset :]
-        self.offset = keep_from
-        return audio.float_to_pcm16(out)
-
-
 # --- where slices end ---------------------------------------------------------------------------------------
 
 
@@ -175,31 +112,31 @@ class LiveSplitter:
     * A pause closes the open slice as soon as it has lasted ``pause_s``, if the speech before it spans at
       least ``slice_after_s``; or as soon as it has lasted ``long_pause_s``, however short the slice (the
       speaker stopped: their words should show). Shorter pauses, breaths within a sentence, do not close it:
-      measured on the corpus, cutting at every 0.3 s pause costs a few points of WER. The cut lies ``pad_ms``
+      shorter slices cost words (``bench/live.py`` compares live cuts with an upload's,
+      ``bench/results/live.md``). The cut lies ``pad_ms``
       after the speech (or at the pause's quietest frame if it is shorter than two pads), never inside it.
     * Speech with no such pause is cut once it no longer fits in ``max_slice_s``, exactly where the upload
       splitter cuts it (the longest pause leaving the slice ``min_fill`` full, else the quietest 100 ms).
     * Silence with no speech since the last slice is dropped as it comes (it would never be sent anyway).
     * At the end (:meth:`close` with ``final``) the rest is cut as an upload's would be.
 
-    Each closed stretch is turned into slices by :func:`splitter.plan_from_analysis`, so live slices have the
-    same pieces and pads as uploaded ones. Per chunk this costs one percentile over the window and a pass over
-    the open stretch (at most ~``max_slice_s``): well under a millisecond.
+    Each closed stretch is turned into slices by :func:`splitter.plan_part`, as an upload's waiting slices are
+    cut again, so live slices have the same pieces and pads as uploaded ones. Per chunk this costs one
+    percentile over the window and a pass over the open stretch (at most ~``max_slice_s``); ``bench/live.py``
+    measures it (``bench/results/live.md``).
     """
 
-    def __init__(self, opts: SplitOptions, live: LiveOptions, sample_rate: int = RATE):
+    def __init__(self, opts: SplitOptions, live: LiveOptions):
         self.opts, self.live = opts, live
-        self.frame_len = sample_rate * opts.frame_ms // 1000
-        self.frames_per_s = sample_rate / self.frame_len
+        self.frame_len, self.frames_per_s = opts.frame_len, opts.frames_per_s
         self._levels = np.zeros(1024, np.float32)
         self.n_frames = 0
         self._partial = np.zeros(0, "<i2")  # samples that do not yet make a whole frame
         self.open_frame = 0  # first frame not in a closed slice (nor dropped as silence)
         self.threshold_db = live.start_threshold_db
-        self._pad = round(opts.pad_ms / opts.frame_ms)
-        self._min_silence = max(1, round(opts.min_silence_ms / opts.frame_ms))
-        self._close_pause = max(self._min_silence, round(live.pause_s * self.frames_per_s))
-        self._long_pause = max(self._min_silence, round(live.long_pause_s * self.frames_per_s))
+        self._pad = opts.pad_frames
+        self._close_pause = max(opts.min_silence_frames, round(live.pause_s * self.frames_per_s))
+        self._long_pause = max(opts.min_silence_frames, round(live.long_pause_s * self.frames_per_s))
 
     @property
     def levels_db(self) -> np.ndarray:
@@ -238,7 +175,7 @@ class LiveSplitter:
                 return closed
             regions = speech_regions(stretch, self.threshold_db, self.opts)
             if not regions:
-                keep = self._pad + self._min_silence  # room for a word that is only starting
+                keep = self._pad + self.opts.min_silence_frames  # room for a word that is only starting
                 self.open_frame = max(self.open_frame, self.n_frames - keep)
                 return closed
             cut = self._pause_cut(regions, stretch)
@@ -267,9 +204,7 @@ class LiveSplitter:
     def _plan(self, frames: int) -> list[Slice]:
         """The upload splitter's slices for the first ``frames`` of the open stretch, in recording samples."""
         stretch = self.levels_db[self.open_frame : self.open_frame + frames]
-        shift = self.open_frame * self.frame_len
-        plan = plan_from_analysis(Analysis(stretch, self.threshold_db, self.frame_len), self.opts)
-        return [Slice(tuple(Span(p.start + shift, p.end + shift) for p in s.pieces)) for s in plan]
+        return plan_part(stretch, self.open_frame * self.frame_len, self.threshold_db, self.opts)
 
 
 # --- one recording ------------------------------------------------------------------------------------------
@@ -301,7 +236,7 @@ class LiveSession:
         self.max_frames = int(max_duration_s * sample_rate)
         self.max_chunk_bytes = 2 * int(live.max_chunk_s * sample_rate)
         self.sequencer = Sequencer(live.reorder_chunks)
-        self.resampler = StreamResampler(sample_rate)
+        self.resampler = audio.Resampler(sample_rate)
         self.splitter = LiveSplitter(opts, live)
         self.frames_in = 0  # at the page's rate
         self.samples_out = 0  # at 16 kHz
@@ -315,7 +250,7 @@ class LiveSession:
 
     @property
     def duration_s(self) -> float:
-        return self.samples_out / RATE
+        return self.samples_out / audio.TARGET_RATE
 
     def chunk(self, seq: object, pcm: object, now: float) -> Update:
         """A chunk from the page. Raises :class:`ChunkError` for one it refuses (nothing is changed then)."""
@@ -339,7 +274,7 @@ class LiveSession:
                 error=f"the recording reached this server's limit of {limit:.4g} min: it was stopped there")
         self.frames_in += frames
         pcm16 = np.frombuffer(b"".join(ready), dtype="<i2")
-        samples = self.resampler.feed(pcm16)
+        samples = audio.float_to_pcm16(self.resampler.feed(pcm16.astype(np.float32) / 32768.0))
         if self.last_seq is not None and self.ack >= self.last_seq:
             return self._finish(samples)
         return self._advance(samples)
@@ -374,7 +309,7 @@ class LiveSession:
         return Update(self.ack, samples, self.splitter.close(), False)
 
     def _finish(self, samples: np.ndarray | None = None) -> Update:
-        rest = self.resampler.finish()
+        rest = audio.float_to_pcm16(self.resampler.finish())
         samples = rest if samples is None else np.concatenate((samples, rest))
         self.samples_out += len(samples)
         self.splitter.feed(samples)

@@ -1,6 +1,6 @@
 """Live jobs on this server: each page's :class:`live.LiveSession`, the job's growing audio file, and the
 coordinator calls that scatter a slice as soon as it closes. The rules are in ``live.py``; this module holds
-the bookkeeping and the I/O, and stays cheap per chunk (a few hundred microseconds: see ``live.py``).
+the bookkeeping and the I/O, and stays cheap per chunk (``bench/live.py`` measures it: ``bench/results/live.md``).
 """
 
 from __future__ import annotations
@@ -9,13 +9,9 @@ import hmac
 import logging
 import math
 import secrets
-import struct
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
-
-import numpy as np
 
 from . import audio, disk
 from .coordinator import Coordinator
@@ -40,52 +36,11 @@ MAX_WAIT_S = 5.0
 DELETED = "this job was deleted while it was being recorded"
 
 
-class Pcm16File:
-    """A 16 kHz mono 16-bit WAV file that grows. Its header always states what the file holds, so it can be
-    read (slices, waveform) at any moment and survives a crash; complete, it is byte for byte what
-    :func:`audio.convert_to_pcm16` writes for the same samples."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.samples = 0
-        self._file = open(path, "xb")  # a fresh file, never one that is already there
-        self._file.write(self.header(0))
-        self._file.flush()
-
-    @staticmethod
-    def header(samples: int) -> bytes:
-        """The 44-byte header Python's ``wave`` module writes for ``samples`` 16 kHz mono 16-bit samples."""
-        data = 2 * samples
-        rate = audio.TARGET_RATE
-        return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1, rate,
-                           2 * rate, 2, 16, b"data", data)
-
-    def append(self, samples: np.ndarray) -> None:
-        """Add samples at the end, then state the new length in the header."""
-        self._file.seek(0, 2)
-        self._file.write(np.asarray(samples, dtype="<i2").tobytes())
-        self.samples += len(samples)
-        self._file.seek(0)
-        self._file.write(self.header(self.samples))
-        self._file.flush()  # readers map the file: they must see what the header promises
-
-    def close(self) -> None:
-        self._file.close()
-
-    @classmethod
-    def repair(cls, path: Path) -> int:
-        """After a crash: cut off what was written after the header's last update; returns the samples."""
-        with open(path, "r+b") as f:
-            fmt = audio.read_wav_format(f, path.stat().st_size)
-            f.truncate(fmt.data_offset + 2 * fmt.frames)
-        return fmt.frames
-
-
 @dataclass
 class _Live:
     session: LiveSession
     key: str
-    file: Pcm16File
+    file: audio.PcmWriter
     pace: AudioPace  # at most max_speed times real time
     page: str = ""  # the page connection recording it (the latest, after a resume)
     client: str = ""  # that page's address
@@ -139,7 +94,7 @@ class LiveJobs:
             job_id = new_job_id()
             path = coord.audio_path(job_id)
             path.parent.mkdir()
-            live = _Live(session, secrets.token_urlsafe(18), Pcm16File(path),
+            live = _Live(session, secrets.token_urlsafe(18), audio.PcmWriter(path, exclusive=True),
                          AudioPace(self.opts.max_speed, self.opts.burst_s, self.clock()), page, client)
             coord.open_job(JobRecord(id=job_id, name=name, source="live", created_at=time.time(),
                                      recording=True, stats={"input": f"{sample_rate} Hz mono 16-bit PCM"},
@@ -324,10 +279,10 @@ class LiveJobs:
         if job is None or not job.recording:
             return
         path = coord.audio_path(job.id)
-        samples = Pcm16File.repair(path) if path.exists() else 0
+        samples = audio.PcmWriter.repair(path) if path.exists() else 0
         splitter = LiveSplitter(coord.settings.splitter, self.opts)
         if samples:  # rare (a restart, a full disk): reading the recording once on the event loop is fine
-            splitter.feed(np.asarray(audio.open_pcm16(path)))
+            splitter.feed(audio.PcmFile(path)[:])
         done_to = max((s.end for s in job.slices), default=0.0)
         splitter.open_frame = math.ceil(round(done_to * audio.TARGET_RATE) / splitter.frame_len)
         slices = splitter.close(final=True)

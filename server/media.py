@@ -22,7 +22,6 @@ upload cannot reach demuxers that read other files or URLs (playlists, concat li
 from __future__ import annotations
 
 import logging
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -242,10 +241,7 @@ class _Writer:
     reading a planar frame of 8 channels or more."""
 
     def __init__(self, dst: Path, block: int, max_duration_s: float | None, levels: ChannelLevels | None):
-        self.out = wave.open(str(dst), "wb")
-        self.out.setnchannels(1)
-        self.out.setsampwidth(2)
-        self.out.setframerate(audio.TARGET_RATE)
+        self.out = audio.PcmWriter(dst)
         self.block, self.levels = block, levels
         self.max_samples = None if max_duration_s is None else int(max_duration_s * audio.TARGET_RATE)
         self.max_duration_s = max_duration_s
@@ -307,7 +303,7 @@ class _Writer:
         if self.levels is not None:  # (frames, channels) at 16 kHz, from output frame self.samples on
             self.levels.add(self.samples, block, audio.TARGET_RATE)
         mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
-        self.out.writeframes(audio.float_to_pcm16(np.nan_to_num(mono)).tobytes())
+        self.out.append(audio.float_to_pcm16(np.nan_to_num(mono)))
         self.samples += len(block)
 
     def finish(self) -> None:

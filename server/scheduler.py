@@ -29,8 +29,8 @@ def hand_out_order(seconds: list[float], last_round: int) -> list[int]:
     """The order a new job's slices are queued in: recording order, except that the last round (the last
     ``last_round`` slices, one per idle slot) goes out longest first. A worker that picks up the final long
     slice just as the others run out of work is what makes a job wait on one worker; longest-first on the tail
-    removes most of that (simulated on the bench's 30-minute recording over 16 workers: the busiest worker's
-    share falls from 108 % to 103 % of the average) while the text still arrives in order until then."""
+    removes most of that (the busiest worker's share of the work comes closer to the average) while the text
+    still arrives in order until then."""
     order = list(range(len(seconds)))
     if last_round <= 1:
         return order
@@ -283,11 +283,6 @@ class Scheduler:
         return [self._lose(lease, "worker stopped answering (lease expired)") for lease in expired]
 
     # --- views -----------------------------------------------------------------------------------------------
-
-    def lease_of(self, key: SliceKey) -> Lease | None:
-        """The oldest lease out on a slice, if any."""
-        return min((lease for lease in self.leases.values() if lease.key == key),
-                   key=lambda lease: lease.started_at, default=None)
 
     def can_serve(self, requirement: Requirement, seconds: float) -> bool:
         """Is there a connected worker that may take such a slice?"""

@@ -55,7 +55,8 @@ class HeaderTimeout(socket.timeout):
 
 def fast_apply_mask(data: bytes, mask: tuple[int, ...], length: int | None = None, offset: int = 0) -> bytes:
     """What ``RFC6455WebSocket._apply_mask`` computes (each byte XOR the mask byte at its position), four bytes
-    at a time in numpy: a 32 KB frame in about 30 µs instead of tens of milliseconds of the event loop."""
+    at a time in numpy rather than one at a time in Python, which holds the event loop far longer on a large
+    frame."""
     n = len(data) if length is None else length
     key = bytes(mask[(offset + i) % 4] for i in range(4))
     out = np.frombuffer(data, np.uint8, n).copy()

@@ -16,9 +16,9 @@ then packed from whole stretches of speech:
 * With idle workers, :func:`split_for_parallelism` cuts finer so the slices fill whole rounds of them (see its
   docstring for the rule).
 
-Why a numpy RMS pass and not a neural VAD: measured on 600 s of this machine's corpus, 20 ms RMS frames take
-0.024 s, Silero VAD 1.2 s and pydub's ``split_on_silence`` 8.1 s; the split must cost under 1 % of the
-transcription time (``bench/splitter.py`` reproduces the numbers and the quality check).
+Why a numpy RMS pass and not a neural VAD: the split must cost well under 1 % of the transcription time, and
+20 ms RMS frames are many times faster than Silero VAD or pydub's ``split_on_silence`` (``bench/splitter.py``
+measures the three and checks the cuts' quality; its figures are in ``bench/results/splitter.md``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from .audio import TARGET_RATE
 
 #: Level given to frames of digital silence, so that log10(0) never appears.
 FLOOR_DB = -100.0
@@ -68,6 +68,23 @@ class SplitOptions:
     min_speech_ms: int = 60
     #: A recording whose loud frames stay below this level holds no speech at all.
     min_speech_db: float = -60.0
+
+    @property
+    def frame_len(self) -> int:
+        """Samples in one analysis frame."""
+        return TARGET_RATE * self.frame_ms // 1000
+
+    @property
+    def frames_per_s(self) -> float:
+        return TARGET_RATE / self.frame_len
+
+    @property
+    def pad_frames(self) -> int:
+        return round(self.pad_ms / self.frame_ms)
+
+    @property
+    def min_silence_frames(self) -> int:
+        return max(1, round(self.min_silence_ms / self.frame_ms))
 
     def __post_init__(self) -> None:
         if self.max_slice_s < 2 * self.min_slice_s:
@@ -171,7 +188,7 @@ def speech_regions(levels_db: np.ndarray, threshold_db: float, opts: SplitOption
     if len(levels_db) == 0 or float(np.max(levels_db)) < opts.min_speech_db:
         return []
     loud = levels_db >= threshold_db
-    min_silence = max(1, round(opts.min_silence_ms / opts.frame_ms))
+    min_silence = opts.min_silence_frames
     for first, end in _runs(~loud):  # a short gap inside a word or between words is not a pause
         if end - first < min_silence and first > 0 and end < len(loud):
             loud[first:end] = True
@@ -301,46 +318,47 @@ def _to_slices(groups: list[list[_Unit]], levels_db: np.ndarray, pad: int, frame
     ]
 
 
-def analyse(samples: np.ndarray, opts: SplitOptions, sample_rate: int = SAMPLE_RATE) -> Analysis:
+def analyse(samples: np.ndarray, opts: SplitOptions) -> Analysis:
     """Frame levels and the adaptive threshold of a recording."""
-    frame_len = sample_rate * opts.frame_ms // 1000
-    levels = frame_levels_db(samples, frame_len)
-    return Analysis(levels, recording_threshold_db(levels, opts), frame_len)
+    levels = frame_levels_db(samples, opts.frame_len)
+    return Analysis(levels, recording_threshold_db(levels, opts), opts.frame_len)
 
 
-def plan_from_analysis(analysis: Analysis, opts: SplitOptions, sample_rate: int = SAMPLE_RATE) -> list[Slice]:
+def plan_from_analysis(analysis: Analysis, opts: SplitOptions) -> list[Slice]:
     """Slices for an analysed recording (see the module docstring for the rules)."""
     levels = analysis.levels_db
     regions = speech_regions(levels, analysis.threshold_db, opts)
     if not regions:
         return []
-    frames_per_s = sample_rate / analysis.frame_len
-    pad = round(opts.pad_ms / opts.frame_ms)
-    max_frames = int(opts.max_slice_s * frames_per_s)
+    pad = opts.pad_frames
+    max_frames = int(opts.max_slice_s * TARGET_RATE / analysis.frame_len)
     units = _units(regions, levels, max_frames, pad)
     groups = _pack(units, max_frames, opts.min_fill, pad)
     return _to_slices(groups, levels, pad, analysis.frame_len)
 
 
-def plan_span(samples: np.ndarray, start: int, end: int, threshold_db: float, opts: SplitOptions,
-              sample_rate: int = SAMPLE_RATE) -> list[Slice]:
-    """Slices for the part ``[start, end)`` of a recording (in samples), planned with the whole recording's
-    silence threshold: how a job's waiting slices are cut again when the connected workers take only shorter
-    ones. Spans are on the recording's timeline and stay inside the part."""
-    frame_len = sample_rate * opts.frame_ms // 1000
-    levels = frame_levels_db(samples[start:end], frame_len)
-    plan = plan_from_analysis(Analysis(levels, threshold_db, frame_len), opts, sample_rate)
+def plan_part(levels_db: np.ndarray, start: int, threshold_db: float, opts: SplitOptions) -> list[Slice]:
+    """Slices for a part of a recording that begins at sample ``start`` (a multiple of the frame length), from
+    its own frame levels, planned with ``threshold_db``. Spans are on the recording's timeline and stay inside
+    the part. Cutting a job's waiting slices again (:func:`plan_span`) and a live recording's closed stretches
+    (``live.LiveSplitter``) both plan this way."""
+    plan = plan_from_analysis(Analysis(levels_db, threshold_db, opts.frame_len), opts)
     return [Slice(tuple(Span(p.start + start, p.end + start) for p in s.pieces)) for s in plan]
 
 
-def split_at_silence(samples: np.ndarray, opts: SplitOptions = SplitOptions(),
-                     sample_rate: int = SAMPLE_RATE) -> list[Slice]:
+def plan_span(samples: np.ndarray, start: int, end: int, threshold_db: float, opts: SplitOptions) -> list[Slice]:
+    """Slices for the part ``[start, end)`` of a recording (in samples), planned with the whole recording's
+    silence threshold: how a job's waiting slices are cut again when the connected workers take only shorter
+    ones. Spans are on the recording's timeline and stay inside the part."""
+    return plan_part(frame_levels_db(samples[start:end], opts.frame_len), start, threshold_db, opts)
+
+
+def split_at_silence(samples: np.ndarray, opts: SplitOptions = SplitOptions()) -> list[Slice]:
     """Slices of a mono recording; an empty list when it holds no speech."""
-    return plan_from_analysis(analyse(samples, opts, sample_rate), opts, sample_rate)
+    return plan_from_analysis(analyse(samples, opts), opts)
 
 
-def split_for_parallelism(analysis: Analysis, opts: SplitOptions, idle_slots: int,
-                          sample_rate: int = SAMPLE_RATE) -> list[Slice]:
+def split_for_parallelism(analysis: Analysis, opts: SplitOptions, idle_slots: int) -> list[Slice]:
     """Slices for a recording, cut finer so that they fill whole rounds of the idle workers' slots.
 
     The rule: a job lasts as long as its busiest worker, and a slice costs a fixed part (Whisper's 30 s
@@ -352,19 +370,19 @@ def split_for_parallelism(analysis: Analysis, opts: SplitOptions, idle_slots: in
     bisection. With more idle slots than slices that is one round: as many slices as slots. Cuts still fall in
     pauses, so the text is unchanged.
     """
-    plan = plan_from_analysis(analysis, opts, sample_rate)
+    plan = plan_from_analysis(analysis, opts)
     if not plan or idle_slots <= 0:
         return plan
     target = -(-len(plan) // idle_slots) * idle_slots  # whole rounds
     if len(plan) == target:
         return plan
-    lo, hi = 2 * opts.min_slice_s, max(s.length for s in plan) / sample_rate
+    lo, hi = 2 * opts.min_slice_s, max(s.length for s in plan) / TARGET_RATE
     best = plan
     for _ in range(12):
         if hi - lo < 0.25:
             break
         mid = (lo + hi) / 2
-        candidate = plan_from_analysis(analysis, replace(opts, max_slice_s=mid), sample_rate)
+        candidate = plan_from_analysis(analysis, replace(opts, max_slice_s=mid))
         if len(candidate) <= target:
             best, hi = candidate, mid
         else:

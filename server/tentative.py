@@ -35,9 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .audio import TARGET_RATE
 from .scheduler import Requirement, Scheduler
-
-RATE = 16000
 
 
 @dataclass(frozen=True)
@@ -150,9 +149,9 @@ class Tentative:
         if any(out.speech_end >= speech_to for out in self._out.values()):
             return None  # a request still out covers all the speech there is
         spacing = max(self.opts.every_s, self._decode_s / self.opts.max_busy_share)
-        if now - self._asked_at < spacing or (audio_end - open_start) / RATE < self.opts.min_audio_s:
+        if now - self._asked_at < spacing or (audio_end - open_start) / TARGET_RATE < self.opts.min_audio_s:
             return None
-        start = max(open_start, audio_end - int(max_audio_s * RATE))
+        start = max(open_start, audio_end - int(max_audio_s * TARGET_RATE))
         prefix = " ".join(self._stable) if start == open_start else ""
         return Request(uuid.uuid4().hex, start, audio_end, prefix)
 
@@ -184,7 +183,8 @@ class Tentative:
         self._words = words
         self._shown_end, self._covered_to = request.end, out.speech_end
         before = self.partial.text if self.partial else ""
-        self.partial = Partial(request.start / RATE, request.end / RATE, " ".join(words)) if words else None
+        rate = TARGET_RATE
+        self.partial = Partial(request.start / rate, request.end / rate, " ".join(words)) if words else None
         return " ".join(words) != before
 
     def moved(self, open_start: int) -> list[tuple[str, str]]:

@@ -43,12 +43,12 @@ def voice_embedder():
 @pytest.fixture(scope="session")
 def whole_file_text(whisper_model):
     """Text of a corpus recording transcribed whole by the same model (cached per file)."""
-    from server.audio import open_pcm16
+    from server.audio import PcmFile
     cache: dict[str, str] = {}
 
     def transcribe(name: str) -> str:
         if name not in cache:
-            samples = np.asarray(open_pcm16(corpus_file(name)), dtype=np.float32) / 32768.0
+            samples = PcmFile(corpus_file(name))[:].astype(np.float32) / 32768.0
             cache[name] = " ".join(s.text.strip() for s in whisper_model.transcribe(samples))
         return cache[name]
     return transcribe

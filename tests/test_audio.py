@@ -7,14 +7,14 @@ import pytest
 import soundfile
 from scipy.signal import resample_poly
 
-from server.audio import AudioError, PcmFile, convert_to_pcm16, open_pcm16, wav_bytes
+from server.audio import AudioError, PcmFile, Resampler, convert_to_pcm16, wav_bytes
 from tests.support import corpus_file
 
 SPEECH = "jfk_inaugural_excerpt.wav"
 
 
 def speech_float() -> np.ndarray:
-    return np.asarray(open_pcm16(corpus_file(SPEECH)), dtype=np.float32) / 32768.0
+    return PcmFile(corpus_file(SPEECH))[:].astype(np.float32) / 32768.0
 
 
 @pytest.mark.parametrize("rate,channels,subtype", [
@@ -30,7 +30,7 @@ def test_accepted_layouts_convert_to_16k_mono(tmp_path, rate, channels, subtype)
     src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
     soundfile.write(src, data, rate, subtype=subtype)
     converted = convert_to_pcm16(src, dst, block_s=3.0)  # small blocks: block edges must not show
-    y = np.asarray(open_pcm16(dst), dtype=np.float32) / 32768.0
+    y = PcmFile(dst)[:].astype(np.float32) / 32768.0
     assert converted.samples == len(y)
     assert abs(len(y) - len(x16)) <= 2
     expected = x16 * (0.75 if channels == 2 else 1.0)
@@ -47,9 +47,25 @@ def test_blockwise_conversion_equals_one_pass(tmp_path):
     x = (rng.normal(0, 0.1, 44100 * 7)).astype(np.float32)
     soundfile.write(tmp_path / "a.wav", x, 44100, subtype="FLOAT")
     convert_to_pcm16(tmp_path / "a.wav", tmp_path / "b.wav", block_s=0.5)
-    y = np.asarray(open_pcm16(tmp_path / "b.wav"))
+    y = PcmFile(tmp_path / "b.wav")[:]
     reference = (np.clip(resample_poly(x, 160, 441), -1, 32767 / 32768) * 32768).astype(np.int16)
     assert np.array_equal(y, reference)
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 16000, 22050, 44100, 48000])
+def test_streamed_resampling_equals_one_pass(rate):
+    """The one resampler (uploads block by block, live recordings chunk by chunk) gives exactly the samples of
+    one ``resample_poly`` over the whole recording, however the input is cut up."""
+    x = resample_poly(speech_float()[: 16000 * 6], rate, 16000).astype(np.float32)
+    whole = Resampler(rate)
+    at_once = np.concatenate([whole.feed(x), whole.finish()])
+    streamed, parts, first = Resampler(rate), [], 0
+    for size in np.random.default_rng(rate).integers(1, rate // 2, size=40):
+        parts.append(streamed.feed(x[first : first + size]))
+        first += size
+    parts += [streamed.feed(x[first:]), streamed.finish()]
+    reference = x if rate == 16000 else resample_poly(x, 16000 // np.gcd(16000, rate), rate // np.gcd(16000, rate))
+    assert np.array_equal(np.concatenate(parts), at_once) and np.array_equal(at_once, reference)
 
 
 def riff(fmt_body: bytes, data: bytes, data_size: int | None = None, extra: bytes = b"") -> bytes:
@@ -131,17 +147,17 @@ def test_slice_bytes_round_trip(tmp_path):
     samples = (np.arange(1000) - 500).astype(np.int16)
     path = tmp_path / "slice.wav"
     path.write_bytes(wav_bytes(samples))
-    assert np.array_equal(np.asarray(open_pcm16(path)), samples)
+    assert np.array_equal(PcmFile(path)[:], samples)
 
 
-def test_pcm_file_reads_the_same_samples_as_the_map(tmp_path):
-    """PcmFile slices give exactly the samples of the memory map, at the edges and past the end too; anything
-    but a plain slice is refused."""
+def test_pcm_file_reads_the_samples_in_the_file(tmp_path):
+    """PcmFile slices give exactly the samples the file holds, at the edges and past the end too; anything but
+    a plain slice is refused."""
     path = corpus_file(SPEECH)
-    mapped, pcm = open_pcm16(path), PcmFile(path)
-    assert len(pcm) == len(mapped) and pcm.dtype == np.int16
-    for a, b in [(0, 1000), (12345, 54321), (len(mapped) - 10, len(mapped) + 500), (500, 400)]:
-        assert np.array_equal(pcm[a:b], mapped[a:b])
-    assert np.array_equal(pcm[:], mapped[:])
+    stored, pcm = soundfile.read(path, dtype="int16")[0], PcmFile(path)
+    assert len(pcm) == len(stored) and pcm.dtype == np.int16
+    for a, b in [(0, 1000), (12345, 54321), (len(stored) - 10, len(stored) + 500), (500, 400)]:
+        assert np.array_equal(pcm[a:b], stored[a:b])
+    assert np.array_equal(pcm[:], stored)
     with pytest.raises(TypeError):
         pcm[::2]

@@ -17,7 +17,7 @@ import requests
 import soundfile
 from scipy.signal import resample_poly
 
-from server.audio import open_pcm16
+from server.audio import PcmFile
 from tests.media_files import ENCODINGS, encode_wav
 from tests.support import Server, Worker, corpus_file, manifest, wer, write_config
 
@@ -26,7 +26,7 @@ LIMIT_MB = 4.0
 
 
 def speech() -> np.ndarray:
-    return np.asarray(open_pcm16(corpus_file(SPEECH)), dtype=np.float32) / 32768.0
+    return PcmFile(corpus_file(SPEECH))[:].astype(np.float32) / 32768.0
 
 
 def encoded(rate: int, channels: int, subtype: str, seconds: float | None = None) -> bytes:

@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from client.connection import Worker
@@ -21,7 +20,7 @@ HARVARD = "osr_us_000_0034_harvard_list72.wav"
 
 
 def wav(seconds: float) -> bytes:
-    samples = np.asarray(audio.open_pcm16(corpus_file(HARVARD)))[: int(seconds * 16000)]
+    samples = audio.PcmFile(corpus_file(HARVARD))[: int(seconds * 16000)]
     return audio.wav_bytes(samples)
 
 

@@ -11,8 +11,8 @@ RATE = 16000
 
 
 def read(name: str) -> np.ndarray:
-    from server.audio import open_pcm16
-    return np.asarray(open_pcm16(corpus_file(name)), dtype=np.float32) / 32768.0
+    from server.audio import PcmFile
+    return PcmFile(corpus_file(name))[:].astype(np.float32) / 32768.0
 
 
 def test_a_pause_between_words_starts_a_new_stretch():

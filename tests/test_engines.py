@@ -23,7 +23,7 @@ from client.engines.sleep_engine import SleepEngine
 from client.engines.sphinx_engine import SphinxEngine
 from client.engines.whisper_engine import WhisperEngine
 from server import splitter
-from server.audio import open_pcm16
+from server.audio import PcmFile
 from tests.support import Server, Worker, corpus_file, manifest, wait_for, wer, write_config
 
 ENGINE_CLASSES = [FasterWhisperEngine, WhisperEngine, SphinxEngine, GoogleEngine, SleepEngine]
@@ -33,7 +33,7 @@ CLEAR = ["pocketsphinx_goforward.wav", "librivox_sense_and_sensibility_ch01_0880
 
 def speech(name: str) -> np.ndarray:
     """A corpus recording as the worker hands it to an engine: float32, 16 kHz mono."""
-    return np.asarray(open_pcm16(corpus_file(name)), dtype=np.float32) / 32768.0
+    return PcmFile(corpus_file(name))[:].astype(np.float32) / 32768.0
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, owner: object, attr: str) -> list[int]:
@@ -167,7 +167,7 @@ def test_sphinx_loads_its_decoders_once_and_gives_recognize_sphinx_text_on_real_
         assert any(w.probability < 1.0 for seg in segments for w in seg.words), "posteriors, not placeholders"
     assert loads[0] == 2, "a slice must never load the model again"
     for name in CLEAR:
-        raw = open_pcm16(corpus_file(name)).astype("<i2").tobytes()
+        raw = PcmFile(corpus_file(name))[:].tobytes()
         assert texts[name] == sr.Recognizer().recognize_sphinx(sr.AudioData(raw, 16000, 2))
     assert wer([manifest()[n]["reference"] for n in CLEAR], [texts[n] for n in CLEAR]) < 25.0
 
@@ -254,7 +254,7 @@ def test_google_slices_fit_its_limit_and_its_answers_become_the_slice_text(tmp_p
     answer is the slice's text."""
     url, seen = fake_google
     name = "librivox_shakespeare_sonnet_001.wav"
-    default_plan = splitter.split_at_silence(open_pcm16(corpus_file(name)))
+    default_plan = splitter.split_at_silence(PcmFile(corpus_file(name))[:])
     assert max(s.length for s in default_plan) / 16000 > GoogleEngine.max_slice_s  # the rule has work to do
     monkeypatch.setenv("SCATTERSCRIBE_GOOGLE_URL", url)
     monkeypatch.setenv("SCATTERSCRIBE_GOOGLE_KEY", "test-key")

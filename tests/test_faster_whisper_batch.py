@@ -5,7 +5,7 @@ import numpy as np
 
 from client.engines.base import SAMPLE_RATE
 from client.engines.faster_whisper_batch import BatchOptions, BatchTranscriber, sentence_segments
-from server.audio import open_pcm16
+from server.audio import PcmFile
 from tests.support import corpus_file, manifest, normalise, wer
 
 #: Short tier-A recordings (a slice is at most 30 s).
@@ -15,7 +15,7 @@ SHORT = ["jfk_inaugural_excerpt.wav", "ls_dev-clean_2412-153948-0000.wav",
 
 
 def samples(name: str) -> np.ndarray:
-    return np.asarray(open_pcm16(corpus_file(name)), dtype=np.float32) / 32768.0
+    return PcmFile(corpus_file(name))[:].astype(np.float32) / 32768.0
 
 
 def text_of(segments) -> str:

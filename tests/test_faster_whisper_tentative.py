@@ -3,7 +3,7 @@ close to the slice's own text, the stable prefix kept as given, silence left sil
 
 import numpy as np
 
-from server.audio import open_pcm16
+from server.audio import PcmFile
 from tests.support import corpus_file, manifest, normalise, wer
 
 HARVARD = "osr_us_000_0034_harvard_list72.wav"
@@ -11,7 +11,7 @@ JFK = "jfk_inaugural_excerpt.wav"
 
 
 def samples(name: str) -> np.ndarray:
-    return np.asarray(open_pcm16(corpus_file(name)), dtype=np.float32) / 32768.0
+    return PcmFile(corpus_file(name))[:].astype(np.float32) / 32768.0
 
 
 def test_a_tentative_decode_is_close_to_the_slices_own_text(whisper_model):

@@ -14,8 +14,8 @@ from scipy.signal import resample_poly
 from server import audio
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
-from server.live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Sequencer, StreamResampler
-from server.live_jobs import LiveJobs, Pcm16File
+from server.live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Sequencer
+from server.live_jobs import LiveJobs
 from server.payloads import live_chunk, live_stop
 from server.splitter import SplitOptions, analyse, speech_regions
 from server.store import Store
@@ -28,7 +28,7 @@ CHUNK = RATE // 4  # the page's 250 ms
 
 
 def load(name: str) -> np.ndarray:
-    return np.asarray(audio.open_pcm16(corpus_file(name)))
+    return audio.PcmFile(corpus_file(name))[:]
 
 
 def signal(*parts: tuple[str, float], seed: int = 0) -> np.ndarray:
@@ -87,29 +87,30 @@ def test_streamed_resampling_is_the_upload_conversion(rate, tmp_path):
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     audio.convert_to_pcm16(src, tmp_path / "out.wav")
-    uploaded = np.asarray(audio.open_pcm16(tmp_path / "out.wav"))
+    uploaded = audio.PcmFile(tmp_path / "out.wav")[:]
     sizes = np.random.default_rng(rate).integers(1, rate // 2, size=len(pcm) // 50)
-    resampler, parts, first = StreamResampler(rate), [], 0
+    resampler, parts, first = audio.Resampler(rate), [], 0
     for size in sizes:
-        parts.append(resampler.feed(pcm[first : first + size]))
+        parts.append(resampler.feed(pcm[first : first + size].astype(np.float32) / 32768.0))
         first += size
-    parts += [resampler.feed(pcm[first:]), resampler.finish()]
+    parts += [resampler.feed(pcm[first:].astype(np.float32) / 32768.0), resampler.finish()]
+    parts = [audio.float_to_pcm16(p) for p in parts]
     assert np.array_equal(np.concatenate(parts), uploaded)
 
 
 def test_growing_file_is_the_bytes_an_upload_stores(tmp_path):
-    """A Pcm16File appended to piece by piece holds the bytes Python's wave module writes for the same
+    """A PcmWriter appended to piece by piece holds the bytes Python's wave module writes for the same
     samples, and after a crash mid-append it is cut back to what its header states."""
     samples = load("timit_LDC93S1_sample.wav")
     path = tmp_path / "live.wav"
-    grown = Pcm16File(path)
+    grown = audio.PcmWriter(path, exclusive=True)
     for first in range(0, len(samples), 1234):
         grown.append(samples[first : first + 1234])
     grown.close()
     assert path.read_bytes() == audio.wav_bytes(samples)
     with open(path, "ab") as f:  # a write the header never heard of
         f.write(b"\x01\x02\x03")
-    assert Pcm16File.repair(path) == len(samples) and path.read_bytes() == audio.wav_bytes(samples)
+    assert audio.PcmWriter.repair(path) == len(samples) and path.read_bytes() == audio.wav_bytes(samples)
 
 
 # --- where slices end ---------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class Site:
 
 
 def speech() -> np.ndarray:
-    return np.asarray(audio.open_pcm16(corpus_file(HARVARD)))
+    return audio.PcmFile(corpus_file(HARVARD))[:]
 
 
 def samples_of(wav: bytes) -> np.ndarray:
@@ -97,7 +97,7 @@ def test_the_open_part_is_sent_about_once_a_second_and_its_text_shown(tmp_path):
     words = "A gold ring will please most any girl the long journey home".split()
     requests = stream(site, job, pcm, 0, answer=lambda r: " ".join(words[: len(samples_of(r["audio"])) // 8000]))
     assert 4 <= len(requests) <= 6, "about one a second over 6 s, none before there is speech"
-    stored = np.asarray(audio.open_pcm16(site.coord.audio_path(job["job"])))
+    stored = audio.PcmFile(site.coord.audio_path(job["job"]))[:]
     starts = set()
     for request in requests:
         sent = samples_of(request["audio"])

@@ -62,7 +62,7 @@ CAPTIONS_WATCH = """(() => {
 
 
 def load(name: str) -> np.ndarray:
-    return np.asarray(audio.open_pcm16(corpus_file(name)))
+    return audio.PcmFile(corpus_file(name))[:]
 
 
 def chunks_of(samples: np.ndarray, rate: int = RATE) -> list[bytes]:

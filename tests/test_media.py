@@ -214,7 +214,7 @@ def test_the_channel_levels_are_fed_every_channel_before_the_mixdown(tmp_path):
     """A stereo FLAC with speech on the left and silence on the right: the channel levels (server/channels.py)
     are fed 16 kHz blocks of frames × 2 channels, in order, covering the whole recording, the left one loud and
     the right one silent; the stored mono file is their mean, and real ChannelLevels find the left louder."""
-    speech = np.asarray(audio.open_pcm16(corpus_file(SHORT)), dtype=np.float32) / 32768.0
+    speech = audio.PcmFile(corpus_file(SHORT))[:].astype(np.float32) / 32768.0
     import av
     with av.open(str(tmp_path / "lr.flac"), "w", format="flac") as out:
         stream = out.add_stream("flac", rate=16000, layout="stereo")
@@ -229,7 +229,7 @@ def test_the_channel_levels_are_fed_every_channel_before_the_mixdown(tmp_path):
     seen = blocks.whole()
     assert seen.shape == (converted.samples, 2) and converted.samples == len(speech)
     assert np.abs(seen[:, 0]).max() > 0.1 and np.abs(seen[:, 1]).max() == 0.0
-    stored = np.asarray(audio.open_pcm16(tmp_path / "out.wav"), dtype=np.float32) / 32768.0
+    stored = audio.PcmFile(tmp_path / "out.wav")[:].astype(np.float32) / 32768.0
     assert np.abs(stored - seen.mean(axis=1)).max() < 2 / 32768
     levels = ChannelLevels()
     media.convert_upload(tmp_path / "lr.flac", tmp_path / "out.wav", channel_levels=levels)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from server.audio import open_pcm16
+from server.audio import PcmFile
 from server.splitter import (
     SplitOptions,
     analyse,
@@ -20,7 +20,7 @@ OPTS = SplitOptions()
 
 
 def load(name: str) -> np.ndarray:
-    return np.asarray(open_pcm16(corpus_file(name)))
+    return PcmFile(corpus_file(name))[:]
 
 
 def corpus_names():
