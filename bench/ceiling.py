@@ -41,6 +41,8 @@ COUNTS = (50, 200, 500, 1000)
 PAGES = 100
 #: Simulated clients per swarm process (asyncio holds a few hundred websockets easily).
 PER_PROCESS = 250
+#: Simulated pages per swarm process.
+PAGES_PER_PROCESS = 50
 #: The synthetic recording: bursts of this long, then pauses of this long; slices hold one burst each.
 BURST_S, PAUSE_S = 1.4, 0.6
 #: Seconds a simulated worker sleeps per second of slice audio: 1.8 s slices take it 1.8 s, about what a real
@@ -146,9 +148,11 @@ def measure(tmp: Path, workers: int, pages: int, recording: Path, slice_s: float
         jobs = [server.submit(recording) for _ in range(jobs_needed)]
         outs = []
         t_connect = time.time()
-        for k, first in enumerate(range(0, max(workers, pages), PER_PROCESS)):
-            n_workers = max(0, min(PER_PROCESS, workers - first))
-            n_pages = max(0, min(PER_PROCESS, pages - first))
+        # Pages in processes of their own: a page decodes every push it gets, and a worker sharing its process
+        # would answer late for it (its pings too: the server would drop it).
+        shares = [(min(PER_PROCESS, workers - first), 0) for first in range(0, workers, PER_PROCESS)]
+        shares += [(0, min(PAGES_PER_PROCESS, pages - first)) for first in range(0, pages, PAGES_PER_PROCESS)]
+        for k, (n_workers, n_pages) in enumerate(shares):
             out = tmp / f"swarm{k}.json"
             outs.append(out)
             procs.append(subprocess.Popen(
@@ -197,7 +201,9 @@ def measure(tmp: Path, workers: int, pages: int, recording: Path, slice_s: float
         pushes += [latency for got, latency in data["pushes"] if t0 <= got <= t1]
         errors += data["error_count"]
     own, total = _profile(tmp / "profile.txt") if (tmp / "profile.txt").exists() else ([], [])
-    profile_error = "" if own else " ".join((tmp / "py-spy.log").read_text(errors="replace").split())[-300:]
+    said = " ".join((tmp / "py-spy.log").read_text(errors="replace").split())[-300:]
+    # py-spy samples busy threads only: a server idle the whole window gives none (and py-spy says nothing).
+    profile_error = "" if own else said or "no samples: the server never ran Python code while py-spy watched"
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0)
     return Point(workers, pages, t1 - t0, slice_s, demand, len(results) / (t1 - t0), _percentiles(handouts),
                  _percentiles(pushes), len(pushes), cpu, rss, connect_s, errors, queue_dry, own, total, profile_error)

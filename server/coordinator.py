@@ -155,12 +155,13 @@ class Coordinator:
         length grew) and scatter them at once; store its length so far and push the job and the jobs list, so
         every page shows how long it is. False when the job is gone (deleted while recording)."""
         with self._op():
-            job = self.store.job_outline(job_id)
-            if job is None:
+            found = self.store.job_counts(job_id)
+            if found is None:
                 return False
+            job, counts = found
             self.store.update_job(job_id, duration=duration)
             if slices:
-                job.slices = planning.slice_records(slices, first=len(job.slices))
+                job.slices = planning.slice_records(slices, first=sum(counts.values()))
                 self.store.add_slices(job_id, job.slices)
                 self.running[job_id].audio_grew()  # read before the file grew: too short for the new slices
                 self.dispatcher.queue(job)
@@ -172,11 +173,12 @@ class Coordinator:
     def end_recording(self, job_id: str, duration: float, stats: dict[str, Any]) -> None:
         """A live recording is complete: the job finishes like an upload once its slices are done."""
         with self._op():
-            job = self.store.job_outline(job_id)
-            if job is None:
+            found = self.store.job_counts(job_id)
+            if found is None:
                 return
+            job, counts = found
             self.store.update_job(job_id, recording=False, duration=duration, stats={**job.stats, **stats})
-            if not job.slices:
+            if not counts:
                 self.store.update_job(job_id, status=JobStatus.DONE, note=NO_SPEECH, finished_at=time.time())
             self.dispatcher.settle(job_id)
             self.pushes.jobs()

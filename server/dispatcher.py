@@ -251,11 +251,12 @@ class Dispatcher:
         """Work a job's status out from its slices (``states.job_status``), store it, and mark the job to be
         pushed to its pages. When this finishes the job, its in-memory state is dropped and its timing saved.
         True when this change finished the job. Under the lock."""
-        job = self.store.job_outline(job_id)
-        if job is None:
+        found = self.store.job_counts(job_id)
+        if found is None:
             return False
+        job, counts = found
         self.pushes.job(job_id)
-        status = job_status(job.status, [s.status for s in job.slices], job.recording)
+        status = job_status(job.status, counts, job.recording)
         if status == job.status:
             if status.finished and job_id in self.running and not self.running[job_id].pieces:
                 self._close(job)  # a slice of a finished job was transcribed again
@@ -263,6 +264,7 @@ class Dispatcher:
         if not status.finished:
             self._store_status(job_id, status=status)
             return False
+        job = self.store.job_outline(job_id) or job  # once per job: what its failures were, whether it has words
         failed = [s for s in job.slices if s.status == SliceStatus.FAILED]
         error = "; ".join(transcript.failure_marker(s)[1:-1] for s in failed)
         note = job.note
@@ -270,7 +272,7 @@ class Dispatcher:
             note = NO_SPEECH  # every slice came back without words: say so, as for silence
         if not self._store_status(job_id, status=status, error=error, finished_at=time.time(), note=note):
             return False
-        log.info("job %s %s: %d slices, %d failed", job_id, status, len(job.slices), len(failed))
+        log.info("job %s %s: %d slices, %d failed", job_id, status, sum(counts.values()), len(failed))
         self._close(job)
         self.pushes.jobs()
         self.speakers.changed(job_id)  # its speakers are worked out once more, final now

@@ -4,6 +4,12 @@ when the outermost operation ends (as huey runs its signals at state changes, in
 So a code path cannot forget a push or send one twice, and a burst of results into one job builds and sends
 its view once rather than once per result: a view sent less than ``interval_s`` after the last one of its kind
 waits, and the newest state is sent when the interval is over (by a background task: ``spawn`` and ``sleep``).
+A view that is costly to build (a job of thousands of slices) waits longer: at least ``COST_FACTOR`` times what
+it took the last time, so pushing one view never takes more than a tenth of the server's time.
+
+A job's push carries only the slices that changed since its last push (``"slice_changes": true``, with
+``slice_count``): a page already holds the others from the job view it was given when it began to watch
+(``watch``), and a long job's every slice, with its words, is megabytes sent to every watching page.
 Without ``spawn`` (the tests that drive the coordinator by hand) every mark is sent at the end of its operation.
 """
 
@@ -11,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import OrderedDict
 from typing import Any, Callable, Protocol
 
 
@@ -31,6 +39,9 @@ class Views(Protocol):
 log = logging.getLogger("scatterscribe")
 
 JOBS, WORKERS = "jobs", "workers"
+COST_FACTOR = 10
+#: Jobs whose last pushed slices are kept, to push only what changed; a job past this gets a full view.
+KEPT_JOBS = 64
 
 
 class Pushes:
@@ -43,7 +54,9 @@ class Pushes:
         self._depth = 0
         self._marked: dict[str, None] = {}  # "jobs", "workers" or "job:<id>", in the order first marked
         self._sent_at: dict[str, float] = {}
+        self._wait_s: dict[str, float] = {}  # the least time between two pushes of a view, from its cost
         self._timer = False  # a background task will send what waits
+        self._slices_sent: OrderedDict[str, dict[int, dict[str, Any]]] = OrderedDict()  # job → its slices pushed
 
     # --- marking: under the lock, inside an operation ----------------------------------------------------------
 
@@ -64,20 +77,25 @@ class Pushes:
 
     def _flush(self) -> None:
         now = self.clock()
-        later = False
+        later: list[float] = []  # seconds until each view that waits may go
         for what in list(self._marked):
-            if now - self._sent_at.get(what, -1e18) < self.interval_s:
-                later = True
+            due = self._sent_at.get(what, -1e18) + self._wait_s.get(what, self.interval_s) - now
+            if due > 0:
+                later.append(due)
                 continue
             del self._marked[what]
             self._sent_at[what] = now
+            t0 = time.perf_counter()
             self._send(what)
+            if self.interval_s:
+                self._wait_s[what] = max(self.interval_s, COST_FACTOR * (time.perf_counter() - t0))
         if len(self._sent_at) > 4 * len(self._marked) + 1024:  # forget jobs long gone
-            cutoff = now - self.interval_s
+            cutoff = now - max(self._wait_s.values(), default=self.interval_s)
             self._sent_at = {k: t for k, t in self._sent_at.items() if t >= cutoff or k in self._marked}
+            self._wait_s = {k: w for k, w in self._wait_s.items() if k in self._sent_at}
         if later and not self._timer:
             self._timer = True
-            self.spawn(self._send_later)
+            self.spawn(self._send_later, min(later))
 
     def _send(self, what: str) -> None:
         if what == JOBS:
@@ -87,11 +105,24 @@ class Pushes:
         else:
             job_id = what.removeprefix("job:")
             view = self.views.job_view(job_id)
-            if view is not None:
-                self.emit("job", view, to=what, namespace="/")
+            if view is None:
+                self._slices_sent.pop(job_id, None)
+            else:
+                self.emit("job", self._changes(job_id, view), to=what, namespace="/")
 
-    def _send_later(self) -> None:
-        self.sleep(self.interval_s)
+    def _changes(self, job_id: str, view: dict[str, Any]) -> dict[str, Any]:
+        """The job view with only the slices that changed since its last push (the whole view the first time)."""
+        before = self._slices_sent.pop(job_id, None)
+        self._slices_sent[job_id] = {s["index"]: s for s in view["slices"]}
+        while len(self._slices_sent) > KEPT_JOBS:
+            self._slices_sent.popitem(last=False)
+        if before is None:
+            return view
+        changed = [s for s in view["slices"] if before.get(s["index"]) != s]
+        return {**view, "slices": changed, "slice_changes": True, "slice_count": len(view["slices"])}
+
+    def _send_later(self, delay_s: float) -> None:
+        self.sleep(delay_s)
         with self.lock:  # an operation holds the lock: none is under way now
             self._timer = False
             try:

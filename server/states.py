@@ -8,7 +8,7 @@ are stored and sent to pages as their plain values.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Iterable
+from typing import Mapping
 
 
 class SliceStatus(StrEnum):
@@ -54,17 +54,18 @@ class IllegalTransition(RuntimeError):
     """A slice or a job was asked to make a move the tables above do not contain (a bug, never user input)."""
 
 
-def job_status(current: JobStatus, slices: Iterable[SliceStatus], recording: bool) -> JobStatus:
-    """What a job's status is, given its slices': finished when every slice is (never while a live recording
-    goes on: more slices may come), failed only when every slice failed; running once any slice was handed out
-    or finished; else as it was."""
-    states = list(slices)
-    if states and not recording and all(s in FINISHED_SLICE for s in states):
-        new = JobStatus.FAILED if all(s == SliceStatus.FAILED for s in states) else JobStatus.DONE
+def job_status(current: JobStatus, slices: Mapping[SliceStatus, int], recording: bool) -> JobStatus:
+    """What a job's status is, given how many of its slices are in each status: finished when every slice is
+    (never while a live recording goes on: more slices may come), failed only when every slice failed; running
+    once any slice was handed out or finished; else as it was."""
+    total = sum(slices.values())
+    unfinished = sum(n for status, n in slices.items() if status not in FINISHED_SLICE)
+    if total and not recording and not unfinished:
+        new = JobStatus.FAILED if slices.get(SliceStatus.FAILED, 0) == total else JobStatus.DONE
         # A job that finished stays as it finished (its failures are in its slices); only a slice sent to be
         # transcribed again makes it run again.
         return current if current.finished else new
-    if any(s != SliceStatus.QUEUED for s in states):
+    if total - slices.get(SliceStatus.QUEUED, 0) > 0:
         return JobStatus.RUNNING
     return current
 

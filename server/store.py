@@ -366,6 +366,17 @@ class Store:
                           db.execute("SELECT * FROM slices WHERE job_id = ? ORDER BY idx", [job_id])]
             return job
 
+    def job_counts(self, job_id: str) -> tuple[JobRecord, dict[SliceStatus, int]] | None:
+        """A job without its slices, and how many of its slices are in each status: what a hand-out or a result
+        needs to know of the job, read without reading its slices (one read; a long job has thousands)."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", [job_id]).fetchone()
+            if row is None:
+                return None
+            counts = {SliceStatus(r["status"]): r["n"] for r in db.execute(
+                "SELECT status, COUNT(*) AS n FROM slices WHERE job_id = ? GROUP BY status", [job_id])}
+            return self._job(row), counts
+
     def job_outline(self, job_id: str) -> JobRecord | None:
         """A job with its slices in order, but without the slices' segments, heard words and edits (left empty):
         what working out the job's status needs, read without decoding every word of a long job."""

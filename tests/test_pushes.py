@@ -11,13 +11,17 @@ class Views:
         self.version = 0
 
     def job_view(self, job_id):
-        return {"id": job_id, "version": self.version}
+        return {"id": job_id, "version": self.version, "slices": [{"index": 0, "version": self.version}]}
 
     def jobs_view(self):
         return [self.version]
 
     def workers_view(self):
         return [self.version]
+
+
+def view(job_id, version):
+    return {"id": job_id, "version": version, "slices": [{"index": 0, "version": version}]}
 
 
 class Clock:
@@ -47,7 +51,7 @@ def test_marks_are_sent_once_when_the_outermost_operation_ends():
         assert sent == []  # the inner operation ended: nothing yet
         pushes.jobs()
         pushes.job("a")
-    assert sent == [("job", "job:a", {"id": "a", "version": 0}), ("workers", None, [0]), ("jobs", None, [0])]
+    assert sent == [("job", "job:a", view("a", 0)), ("workers", None, [0]), ("jobs", None, [0])]
 
 
 def test_a_view_is_built_when_it_is_sent_so_it_is_the_newest():
@@ -55,7 +59,7 @@ def test_a_view_is_built_when_it_is_sent_so_it_is_the_newest():
     with pushes.operation():
         pushes.job("a")
         views.version = 3
-    assert sent == [("job", "job:a", {"id": "a", "version": 3})]
+    assert sent == [("job", "job:a", view("a", 3))]
 
 
 def test_without_a_background_task_every_operation_sends_its_marks():
@@ -75,11 +79,11 @@ def test_a_burst_is_sent_at_once_then_its_newest_state_once_after_the_interval()
         with pushes.operation():
             pushes.job("a")
         clock.now += 0.01
-    assert sent == [("job", "job:a", {"id": "a", "version": 0})]
+    assert sent == [("job", "job:a", view("a", 0))]
     assert len(tasks) == 1  # one task waits, however many marks came
     fn, args = tasks.pop()
     fn(*args)
-    assert sent[1:] == [("job", "job:a", {"id": "a", "version": 4})]
+    assert [data["version"] for _, _, data in sent] == [0, 4]
     with pushes.operation():  # nothing marked: nothing sent, no task
         pass
     assert len(sent) == 2 and tasks == []
@@ -106,3 +110,41 @@ def test_a_failed_delayed_push_is_logged_and_later_pushes_still_go(caplog):
     with pushes.operation():
         pushes.jobs()
     assert [e for e, _, _ in sent] == ["jobs", "jobs"]
+
+
+def test_a_view_that_is_costly_to_build_waits_ten_times_its_cost():
+    """A job of thousands of slices takes long to build: its next push waits at least ten times that, so its
+    pushes never take more than a tenth of the server's time."""
+    import time
+
+    tasks = []
+    pushes, sent, views, clock = make(interval_s=0.25, spawn=lambda fn, *a: tasks.append((fn, a)),
+                                      sleep=lambda s: setattr(clock, "now", clock.now + s))
+    build = views.job_view
+    views.job_view = lambda job_id: (time.sleep(0.05), build(job_id))[1]  # 50 ms to build
+    with pushes.operation():
+        pushes.job("big")
+    clock.now += 0.3  # past interval_s, but not past 10 × 50 ms
+    with pushes.operation():
+        pushes.job("big")
+    assert len(sent) == 1 and len(tasks) == 1
+    fn, (delay_s,) = tasks.pop()
+    assert 0.15 <= delay_s <= 0.5  # what is left of at least 0.5 s after the first push
+    fn(delay_s)
+    assert len(sent) == 2
+
+
+def test_a_job_is_pushed_whole_once_then_only_the_slices_that_changed():
+    pushes, sent, views, _ = make()
+    slices = [{"index": i, "status": "queued", "text": ""} for i in range(3)]
+    views.job_view = lambda job_id: {"id": job_id, "transcript": "…", "slices": [dict(s) for s in slices]}
+    with pushes.operation():
+        pushes.job("a")
+    slices[1] = {"index": 1, "status": "done", "text": "words"}
+    slices.append({"index": 3, "status": "queued", "text": ""})  # a live recording closed a slice
+    with pushes.operation():
+        pushes.job("a")
+    first, second = (data for _, _, data in sent)
+    assert len(first["slices"]) == 3 and "slice_changes" not in first
+    assert second["slice_changes"] and second["slice_count"] == 4 and second["transcript"] == "…"
+    assert second["slices"] == [slices[1], slices[3]]

@@ -125,8 +125,25 @@ socket.on('connect_error', (error) => {
     ? 'This server needs its access token: open the page as /?access_token=TOKEN'
     : 'Cannot reach the server; retrying…');
 });
-socket.on('job', (view) => {
-  if (view.id !== state.jobId) return;
+/**
+ * A push carries only the slices that changed since the job's last push (`slice_changes`): put them in place
+ * in the slices the page holds. Null when the page holds no view of that job yet; it asks for one again.
+ */
+function withChanges(pushed, held) {
+  if (!pushed.slice_changes) return pushed;
+  if (!held || held.id !== pushed.id) return null;
+  const slices = held.slices.slice(0, pushed.slice_count);
+  for (const s of pushed.slices) slices[s.index] = s;
+  return { ...pushed, slices };
+}
+
+socket.on('job', (pushed) => {
+  if (pushed.id !== state.jobId) return;
+  const view = withChanges(pushed, jobView.job);
+  if (!view) {
+    watch(pushed.id); // changes came before the view they change: ask for the whole job
+    return;
+  }
   showJob(view);
   intake.jobChanged(view);
   // The server broadcasts the jobs list when a job starts, grows or ends; progress in between comes from
