@@ -29,10 +29,17 @@ class GuardOptions:
     guard_s: float = 6.0
     #: What the worker hears in all stays within this (Whisper's window is 30 s; a margin for the padding).
     window_s: float = 29.5
-    #: A side with room for less than this gets no guard band: a full slice gains nothing from a second of
-    #: context (bench/slicing.py: 28 s slices, 5.48 % WER alone, 5.68 % with what room there is) and pays
-    #: for decoding it.
-    min_guard_s: float = 2.0
+    #: A side left less than this (or than ``guard_s``, if that is less) gets no guard band. A band squeezed
+    #: into the little room a long slice leaves (2-4 s) gives too little context to help, and it can hurt:
+    #: the decoder may skip it (4 of the 38 bands under 6 s sent for the bench's joined workload and long
+    #: recordings at 1 to 8 decoders, all 2.1-2.5 s of another recording; none of the 108 full ones), the
+    #: alignment then dragging the slice's first word back over it, out of the slice; or it changes the
+    #: slice's words. On the joined workload (22 of its 23 slices 22-28 s long) bands under 4 s cost 7 words:
+    #: 7.37 % WER with them, 6.75 % without. With the worker's fallback for skipped speech
+    #: (client/engines/faster_whisper_batch.py), this at 2, 3, 4 and 6 s gives 7.19, 7.02, 6.75 and 6.75 %;
+    #: but 6 s drops useful bands where slices are 17-20 s (the same workload cut for 16 decoders: 6.93 %
+    #: at 2-4 s, 7.55 % at 6 s).
+    min_guard_s: float = 4.0
 
     def __post_init__(self) -> None:
         if self.guard_s < 0 or self.window_s <= 0:
@@ -94,7 +101,7 @@ def heard(slices: Sequence[Sequence[Piece]], index: int, opts: GuardOptions) -> 
     own pieces, after up to ``guard_s`` of the slices before it and before up to ``guard_s`` of those after it,
     never more than ``window_s`` in all. When the room is short, each side gets half of it; a side with less
     audio available (the first or last slice) leaves the rest to the other; a side left less than
-    ``min_guard_s`` (and less than all its neighbours' audio) gets none."""
+    ``min_guard_s`` (or ``guard_s``, if less; and less than all its neighbours' audio) gets none."""
     own = list(slices[index])
     before_all = [p for s in slices[:index] for p in s]
     after_all = [p for s in slices[index + 1:] for p in s]
@@ -109,8 +116,9 @@ def heard(slices: Sequence[Sequence[Piece]], index: int, opts: GuardOptions) -> 
             want_before = room - want_after
         else:
             want_before = want_after = half
-    want_before = want_before if want_before >= min(opts.min_guard_s, length(before_all)) else 0.0
-    want_after = want_after if want_after >= min(opts.min_guard_s, length(after_all)) else 0.0
+    least = min(opts.min_guard_s, opts.guard_s)
+    want_before = want_before if want_before >= min(least, length(before_all)) - 1e-9 else 0.0
+    want_after = want_after if want_after >= min(least, length(after_all)) - 1e-9 else 0.0
     before, after = _tail(before_all, want_before), _head(after_all, want_after)
     start = length(before)
     return Heard(_merged(before + own + after), (round(start, 6), round(start + length(own), 6)))
