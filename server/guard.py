@@ -29,9 +29,12 @@ class GuardOptions:
     guard_s: float = 6.0
     #: What the worker hears in all stays within this (Whisper's window is 30 s; a margin for the padding).
     window_s: float = 29.5
-    #: A side with room for less than this gets no guard band: a full slice gains nothing from a second of
-    #: context (``bench/slicing.py``; its figures are in ``bench/results/slicing.md``) and pays for decoding it.
-    min_guard_s: float = 2.0
+    #: A side left less than this (or than ``guard_s``, if that is less) gets no guard band. A band squeezed
+    #: into the little room a long slice leaves gives too little context to help, and it can hurt: the
+    #: decoder may skip it, the alignment then dragging the slice's first word back over it, out of the slice;
+    #: or it changes the slice's words. A higher floor drops useful bands where slices are 17-20 s. The
+    #: measurements are in the commit that set it and in bench/results (the width and slicing parts).
+    min_guard_s: float = 4.0
 
     def __post_init__(self) -> None:
         if self.guard_s < 0 or self.window_s <= 0:
@@ -93,7 +96,7 @@ def heard(slices: Sequence[Sequence[Piece]], index: int, opts: GuardOptions) -> 
     own pieces, after up to ``guard_s`` of the slices before it and before up to ``guard_s`` of those after it,
     never more than ``window_s`` in all. When the room is short, each side gets half of it; a side with less
     audio available (the first or last slice) leaves the rest to the other; a side left less than
-    ``min_guard_s`` (and less than all its neighbours' audio) gets none."""
+    ``min_guard_s`` (or ``guard_s``, if less; and less than all its neighbours' audio) gets none."""
     own = list(slices[index])
     before_all = [p for s in slices[:index] for p in s]
     after_all = [p for s in slices[index + 1:] for p in s]
@@ -108,8 +111,9 @@ def heard(slices: Sequence[Sequence[Piece]], index: int, opts: GuardOptions) -> 
             want_before = room - want_after
         else:
             want_before = want_after = half
-    want_before = want_before if want_before >= min(opts.min_guard_s, length(before_all)) else 0.0
-    want_after = want_after if want_after >= min(opts.min_guard_s, length(after_all)) else 0.0
+    least = min(opts.min_guard_s, opts.guard_s)
+    want_before = want_before if want_before >= min(least, length(before_all)) - 1e-9 else 0.0
+    want_after = want_after if want_after >= min(least, length(after_all)) - 1e-9 else 0.0
     before, after = _tail(before_all, want_before), _head(after_all, want_after)
     start = length(before)
     return Heard(_merged(before + own + after), (round(start, 6), round(start + length(own), 6)))

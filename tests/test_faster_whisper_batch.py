@@ -179,3 +179,28 @@ def test_the_engine_says_how_many_slices_it_decodes_at_once(whisper_model):
     """Two threads and two slots: two one-thread decoders side by side, so two slices at once (the worker
     announces it as ``parallel``; more slots would only be batched)."""
     assert whisper_model.parallel == 2
+
+
+def test_a_slice_whose_speech_is_skipped_beside_its_guard_bands_is_decoded_alone(whisper_model):
+    """Issue 13, the joined workload cut for 16 decoders: 17 s of a spontaneous monologue heard with 6 s of
+    itself before it and 6 s of the Harvard sentences (another recording) after it. Whisper decodes the
+    sentences alone and lays "A" over the whole monologue; the batch decoder sees that word, longer than
+    ``skipped_word_s``, and decodes the slice's own audio alone, its times where that audio lies."""
+    joined = np.concatenate([samples("mfa_cold_corpus_spontaneous.wav"),
+                             samples("osr_us_000_0034_harvard_list72.wav")])
+    start = 366.301875  # where the monologue begins in the bench's joined workload (bench/workload.py)
+    pieces = [(368.8, 379.24), (379.6, 391.28), (391.44, 392.22), (393.06, 395.96), (396.6, 398.94),
+              (399.62, 400.38)]  # what the server sent: guard.heard of that slice
+    audio = np.concatenate([joined[round((a - start) * SAMPLE_RATE):round((b - start) * SAMPLE_RATE)]
+                            for a, b in pieces])
+    span = (6.0, 22.9)
+    skipping = BatchTranscriber(whisper_model._model, lambda a: [], BatchOptions(skipped_word_s=1e9))
+    skipped = skipping.transcribe([audio], [span])[0]
+    assert max(w.end - w.start for s in skipped for w in s.words) > 10.0  # the monologue got no text
+    assert "environment is also quite different" not in normalise(text_of(skipped))
+    segments = whisper_model.transcribe_batch([audio], [span])[0]
+    words = [w for s in segments for w in s.words]
+    text = normalise(text_of(segments))
+    assert "environment is also quite different" in text and "bunch of different words" in text
+    assert "gold ring" not in text  # the guard band after it is not heard this time
+    assert span[0] <= words[0].start and words[-1].end <= span[1] + 0.5
