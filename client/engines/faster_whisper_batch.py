@@ -55,9 +55,8 @@ class BatchOptions:
 
     beam_size: int = 5
     #: Text that ends more than this before the audio does is continued in another round. 1 s, not 2: heard
-    #: after a guard band, the last slice of a LibriSpeech paragraph stopped at "a Turkish bath." 1.4 s before
-    #: its end and lost "Next man." at every width (bench width, issue 13); 1 s continues about one slice in
-    #: 18 on the bench's inputs.
+    #: after a guard band, a slice's text can stop more than a second early and lose its last words (the
+    #: bench's width part found such a slice).
     remainder_s: float = 1.0
     #: Rounds of continuation at most (the first decode included).
     max_rounds: int = 3
@@ -174,11 +173,10 @@ class BatchTranscriber:
         more than ``skipped_word_s``) decoded again from its own audio alone, its times shifted back to where
         that audio lies in what it heard.
 
-        Why: a guard band of another recording or speaker can take the decoder's attention. On the bench's
-        joined workload cut for 16 decoders, a 17 s slice of a spontaneous monologue followed by a guard band of
-        the Harvard sentences read aloud was decoded as those sentences alone, its first word "A" aligned over
-        the 22 s of monologue: 35 words lost in one slice. Squeezed 2 s bands of another recording were
-        skipped the other way, the slice's first word dragged back over the band and lost at the cut."""
+        Why: a guard band of another recording or speaker can take the decoder's attention: a slice of a
+        spontaneous monologue followed by a band of sentences read aloud was decoded as those sentences alone,
+        its first word aligned over the whole monologue. A short band can be skipped the other way, the slice's
+        first word dragged back over it and lost at the cut."""
         limit = self.options.skipped_word_s
         redo = [k for k, ((audio, span), result) in enumerate(zip(items, results, strict=True))
                 if span is not None and not isinstance(result, Exception)
