@@ -22,7 +22,7 @@ import numpy as np
 from server import guard, splitter, stitch, transcript
 from server.audio import TARGET_RATE
 from server.config import Settings
-from server.store import SliceRecord
+from server.records import SliceRecord
 from tests.support import wer
 
 from .width import Recording

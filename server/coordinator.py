@@ -25,11 +25,12 @@ from .ids import is_job_id, new_job_id
 from .paths import inside
 from .payloads import Result, SliceFailure
 from .pushes import Emitter, Pushes
+from .records import JobRecord, SliceRecord
 from .running import RunningJobs
 from .scheduler import Requirement, Scheduler, WorkerInfo
 from .speaker_jobs import SpeakerLabels
 from .states import JobStatus, SliceStatus
-from .store import JobRecord, SliceRecord, Store
+from .store import Store
 
 log = logging.getLogger("scatterscribe")
 

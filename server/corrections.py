@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import bodies
 from .bodies import Refused
+from .records import SliceRecord
 from .states import SliceStatus
-from .store import SliceRecord
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator

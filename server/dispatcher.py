@@ -15,11 +15,12 @@ from . import audio, disk, guard, redo, stitch, transcript
 from .config import Settings
 from .payloads import Result, SliceFailure
 from .pushes import Emitter, Pushes
+from .records import JobRecord
 from .running import RunningJob, RunningJobs
 from .scheduler import Lease, Outcome, Scheduler, SliceKey, WorkerInfo, hand_out_order
 from .speaker_jobs import SpeakerLabels
 from .states import FINISHED_SLICE, SliceStatus, job_status
-from .store import STORE_ERRORS, JobRecord, Store
+from .store import STORE_ERRORS, Store
 
 log = logging.getLogger("scatterscribe")
 

@@ -21,8 +21,9 @@ from .live import ChunkError, LiveOptions, LiveSession, LiveSplitter, Update
 from .live_captions import LiveCaptions
 from .payloads import LiveChunk, LiveRef, LiveStop
 from .planning import fit_to_workers
+from .records import JobRecord
 from .scheduler import Requirement
-from .store import STORE_ERRORS, JobRecord
+from .store import STORE_ERRORS
 
 log = logging.getLogger("scatterscribe")
 

@@ -11,8 +11,8 @@ from typing import Iterable
 
 from . import audio, channels, media, splitter
 from .guard import GuardOptions
+from .records import SliceRecord
 from .scheduler import Requirement, WorkerInfo
-from .store import SliceRecord
 
 
 @dataclass

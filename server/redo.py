@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from . import bodies
 from .corrections import Refused
+from .records import JobRecord, SliceRecord
 from .scheduler import Requirement, Scheduler
 from .states import OPEN_SLICE, SliceStatus
-from .store import JobRecord, SliceRecord
 
 USAGE = ('send nothing, or JSON {"engine": "sphinx", "model": "", "replace_corrections": false} (every field '
          'optional)')

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import audio, splitter
 from .planning import fit_to_workers, slice_records
+from .records import JobRecord, SliceRecord
 from .scheduler import Requirement, Scheduler
 from .states import SliceStatus
-from .store import JobRecord, SliceRecord, Store
+from .store import Store
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher

@@ -19,7 +19,8 @@ import numpy as np
 
 from . import bodies, speakers, transcript
 from .payloads import Result
-from .store import STORE_ERRORS, VoiceRecord
+from .records import VoiceRecord
+from .store import STORE_ERRORS
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator

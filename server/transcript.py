@@ -10,8 +10,8 @@ import math
 from typing import Any, Iterable, Sequence
 
 from . import paragraphs, speakers, strict_json, subtitles
+from .records import JobRecord, SliceRecord
 from .states import SliceStatus
-from .store import JobRecord, SliceRecord
 
 
 def to_original_time(t: float, pieces: Sequence[tuple[float, float]]) -> float:

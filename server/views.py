@@ -9,9 +9,9 @@ from dataclasses import replace
 from typing import Any
 
 from . import paragraphs, redo, speakers, transcript
+from .records import JobRecord, SliceRecord
 from .scheduler import Requirement, Scheduler, WorkerState
 from .states import OPEN_SLICE, SliceStatus
-from .store import JobRecord, SliceRecord
 
 
 def job_view(job: JobRecord, scheduler: Scheduler, partial: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -13,9 +13,10 @@ import requests
 from server import payloads
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
+from server.records import SliceRecord
 from server.replan import queued_runs
 from server.scheduler import Requirement, WorkerInfo
-from server.store import SliceRecord, Store
+from server.store import Store
 from tests.support import Server, Worker, corpus_file, wait_for
 
 BUSH = "bush_radio_address_2008-11-01.wav"  # 127 s: five slices at the default 28 s

@@ -23,8 +23,8 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from server import audio, corrections, payloads, redo
 from server.app import create_app
 from server.config import ServerSettings, Settings
+from server.records import JobRecord, SliceRecord
 from server.scheduler import Requirement, WorkerInfo
-from server.store import JobRecord, SliceRecord
 
 JOB = "0123456789abcdef"
 OTHER = "fedcba9876543210"

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from server import payloads, strict_json
 from server.payloads import PayloadError
-from server.store import JobRecord, SliceRecord, Store
+from server.records import JobRecord, SliceRecord
+from server.store import Store
 from tests.support import RawWorker, Server, corpus_file, wait_for
 
 JFK = "jfk_inaugural_excerpt.wav"

@@ -21,8 +21,9 @@ from server import payloads, speakers
 from server.app import create_app
 from server.config import ServerSettings, Settings
 from server.coordinator import Coordinator
+from server.records import JobRecord, SliceRecord
 from server.scheduler import Requirement, WorkerInfo
-from server.store import JobRecord, SliceRecord, Store
+from server.store import Store
 from tests.support import Server, corpus_file, wait_for
 from tests.test_coordinator import Recorder
 

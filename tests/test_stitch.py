@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server import stitch
-from server.store import SliceRecord
+from server.records import SliceRecord
 
 
 def word(text, start, end, p=0.9):

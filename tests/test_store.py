@@ -1,6 +1,7 @@
 """The SQLite store: what is written survives a reopen, and the first result for a slice wins."""
 
-from server.store import JobRecord, SliceRecord, Store
+from server.records import JobRecord, SliceRecord
+from server.store import Store
 
 
 def job(job_id="j1", n=3, status="queued"):

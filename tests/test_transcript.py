@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server import speakers
-from server.store import JobRecord, SliceRecord
+from server.records import JobRecord, SliceRecord
 from server.transcript import join_text, shift_segments, timed_segments, to_original_time, to_srt, to_txt, to_vtt
 from server.views import paragraph_view
 

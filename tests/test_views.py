@@ -1,8 +1,8 @@
 """What the API and the pages are shown (server/views.py): pure functions of a stored job and the scheduler."""
 
 from server import views
+from server.records import JobRecord, SliceRecord
 from server.scheduler import Scheduler, WorkerInfo
-from server.store import JobRecord, SliceRecord
 
 T0 = 1000.0
 
