@@ -65,7 +65,7 @@ class Point:
     server_cpu: float  # share of one core over the window
     server_rss_mb: float  # peak over the point
     connect_s: float  # time for every client to connect
-    errors: int
+    errors: int  # calls that failed inside the window (a result the server did not take)
     queue_dry: bool  # the queue ran out during the window (then results/s is a floor, not the ceiling)
     profile_self: list[tuple[str, float]] = field(default_factory=list)  # (function, share of samples)
     profile_total: list[tuple[str, float]] = field(default_factory=list)
@@ -199,7 +199,7 @@ def measure(tmp: Path, workers: int, pages: int, recording: Path, slice_s: float
         results += [sent for sent, _ in data["results"] if t0 <= sent <= t1]
         handouts += [got - sent for sent, got in data["handouts"] if t0 <= sent <= t1]
         pushes += [latency for got, latency in data["pushes"] if t0 <= got <= t1]
-        errors += data["error_count"]
+        errors += sum(t0 <= t <= t1 for t in data["error_times"])  # not the calls cut off by the teardown
     own, total = _profile(tmp / "profile.txt") if (tmp / "profile.txt").exists() else ([], [])
     said = " ".join((tmp / "py-spy.log").read_text(errors="replace").split())[-300:]
     # py-spy samples busy threads only: a server idle the whole window gives none (and py-spy says nothing).

@@ -10,7 +10,9 @@ or SIGINT:
 
 * ``results``: when each result was sent and acknowledged;
 * ``handouts``: for a worker that got its next slice, the time from sending a result to receiving that slice;
-* ``pushes``: for a page, the time from a slice being stored (its ``finished_at``) to the page holding it.
+* ``pushes``: for a page, the time from a slice being stored (its ``finished_at``) to the page holding it;
+* ``errors``: when each failed call was made, and why (a result sent while the swarm disconnects at its end
+  fails too: the orchestrator counts only those inside its window).
 
 The process prints ``connected N`` once all its clients are connected, so the orchestrator knows when the steady
 state begins.
@@ -36,7 +38,7 @@ class Tally:
         self.results: list[tuple[float, float]] = []  # (sent, acknowledged)
         self.handouts: list[tuple[float, float]] = []  # (result sent, next slice received)
         self.pushes: list[tuple[float, float]] = []  # (page received, latency)
-        self.errors: list[str] = []
+        self.errors: list[tuple[float, str]] = []  # (when, what)
 
 
 async def worker(n: int, args: argparse.Namespace, tally: Tally, ready: asyncio.Event) -> socketio.AsyncClient:
@@ -57,7 +59,7 @@ async def worker(n: int, args: argparse.Namespace, tally: Tally, ready: asyncio.
             await sio.call("result", answer, namespace=WORKER, timeout=120)
             tally.results.append((t0, time.time()))
         except Exception as exc:  # noqa: BLE001 - counted and reported, the swarm goes on
-            tally.errors.append(f"result: {type(exc).__name__}: {exc}")
+            tally.errors.append((time.time(), f"result: {type(exc).__name__}: {exc}"))
 
     async def heartbeat() -> None:
         while sio.connected:
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     tally = asyncio.run(main_async(args))
     with open(args.out, "w") as f:
         json.dump({"results": tally.results, "handouts": tally.handouts, "pushes": tally.pushes,
-                   "errors": tally.errors[:50], "error_count": len(tally.errors)}, f)
+                   "errors": tally.errors[:50], "error_times": [t for t, _ in tally.errors]}, f)
     return 0
 
 

@@ -19,7 +19,7 @@ from .records import JobRecord
 from .running import RunningJob, RunningJobs
 from .scheduler import Lease, Outcome, Scheduler, SliceKey, WorkerInfo, hand_out_order
 from .speaker_jobs import SpeakerLabels
-from .states import FINISHED_SLICE, SliceStatus, job_status
+from .states import FINISHED_SLICE, JobStatus, SliceStatus, job_status
 from .store import STORE_ERRORS, Store
 
 log = logging.getLogger("scatterscribe")
@@ -252,6 +252,11 @@ class Dispatcher:
         """Work a job's status out from its slices (``states.job_status``), store it, and mark the job to be
         pushed to its pages. When this finishes the job, its in-memory state is dropped and its timing saved.
         True when this change finished the job. Under the lock."""
+        run = self.running[job_id] if job_id in self.running else None
+        if run is not None and run.status == JobStatus.RUNNING and run.pieces:
+            # Running and slices still open: it stays running, nothing to read (the common case, every result).
+            self.pushes.job(job_id)
+            return False
         found = self.store.job_counts(job_id)
         if found is None:
             return False
@@ -259,11 +264,14 @@ class Dispatcher:
         self.pushes.job(job_id)
         status = job_status(job.status, counts, job.recording)
         if status == job.status:
-            if status.finished and job_id in self.running and not self.running[job_id].pieces:
+            if run is not None:
+                run.status = status
+            if status.finished and run is not None and not run.pieces:
                 self._close(job)  # a slice of a finished job was transcribed again
             return False
         if not status.finished:
-            self._store_status(job_id, status=status)
+            if self._store_status(job_id, status=status) and run is not None:
+                run.status = status
             return False
         job = self.store.job_outline(job_id) or job  # once per job: what its failures were, whether it has words
         failed = [s for s in job.slices if s.status == SliceStatus.FAILED]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import audio, guard
+from .states import JobStatus
 from .timing import JobTiming
 
 Piece = tuple[float, float]
@@ -28,6 +29,9 @@ class RunningJob:
     #: slice index, then lease id: the worker's word times are in that audio.
     heard: dict[int, dict[str, guard.Heard]] = field(default_factory=dict)
     timing: JobTiming = field(default_factory=JobTiming)
+    #: The job's status as last stored (None until it is worked out): while it is running with slices still
+    #: open, a result changes nothing of it, and the store is not read to learn that.
+    status: JobStatus | None = None
     _samples: audio.PcmFile | None = None
 
     @property
