@@ -19,7 +19,7 @@ from .records import JobRecord
 from .running import RunningJob, RunningJobs
 from .scheduler import Lease, Outcome, Scheduler, SliceKey, WorkerInfo, hand_out_order
 from .speaker_jobs import SpeakerLabels
-from .states import FINISHED_SLICE, JobStatus, SliceStatus, job_status
+from .states import FINISHED_SLICE, JobStatus, SliceStatus, check_job_move, job_status
 from .store import STORE_ERRORS, Store
 
 log = logging.getLogger("scatterscribe")
@@ -269,6 +269,7 @@ class Dispatcher:
             if status.finished and run is not None and not run.pieces:
                 self._close(job)  # a slice of a finished job was transcribed again
             return False
+        check_job_move(job.status, status)
         if not status.finished:
             if self._store_status(job_id, status=status) and run is not None:
                 run.status = status
@@ -303,6 +304,8 @@ class Dispatcher:
         if run is None:
             return
         try:
-            self.store.update_job(job.id, stats={**job.stats, **run.timing.stats()})
+            # Added to what earlier runs of the job spent (a slice transcribed again runs it once more).
+            spent = {k: round(job.stats.get(k, 0.0) + v, 4) for k, v in run.timing.stats().items()}
+            self.store.update_job(job.id, stats={**job.stats, **spent})
         except STORE_ERRORS as exc:  # only statistics: not worth a retry
             log.error("job %s: its timing could not be stored: %s", job.id, exc)

@@ -145,9 +145,11 @@ class PageNamespace(_OnePayload):
             job_id = payloads.watched_job(data)
         except PayloadError:
             return None
-        view = self.coordinator.job_view(job_id)
-        if view is not None:
-            join_room(f"job:{job_id}")
+        with self.coordinator.lock:  # no push goes between the view and the room, and the next one is whole
+            view = self.coordinator.job_view(job_id)
+            if view is not None:
+                join_room(f"job:{job_id}")
+                self.coordinator.pushes.watched(job_id)
         return view
 
     def on_unwatch(self, data: Any = None) -> None:

@@ -107,19 +107,21 @@ class Pushes:
             view = self.views.job_view(job_id)
             if view is None:
                 self._slices_sent.pop(job_id, None)
-            else:
-                self.emit("job", self._changes(job_id, view), to=what, namespace="/")
+                return
+            before = self._slices_sent.pop(job_id, None)
+            self.emit("job", _changes(view, before), to=what, namespace="/")
+            # The base of the next push, once this one is out. A finished job keeps none (its slices rarely
+            # change again; a correction then sends it whole): only running jobs' slices are held here.
+            if view["status"] not in ("done", "failed"):
+                self._slices_sent[job_id] = {s["index"]: s for s in view["slices"]}
+                while len(self._slices_sent) > KEPT_JOBS:
+                    self._slices_sent.popitem(last=False)
 
-    def _changes(self, job_id: str, view: dict[str, Any]) -> dict[str, Any]:
-        """The job view with only the slices that changed since its last push (the whole view the first time)."""
-        before = self._slices_sent.pop(job_id, None)
-        self._slices_sent[job_id] = {s["index"]: s for s in view["slices"]}
-        while len(self._slices_sent) > KEPT_JOBS:
-            self._slices_sent.popitem(last=False)
-        if before is None:
-            return view
-        changed = [s for s in view["slices"] if before.get(s["index"]) != s]
-        return {**view, "slices": changed, "slice_changes": True, "slice_count": len(view["slices"])}
+    def watched(self, job_id: str) -> None:
+        """A page has just been given the job's whole view (``watch``): the next push is whole too, so a page
+        that began to watch between two pushes never waits for a slice that changed and changed back. Under
+        the lock, with the view built and the page in the job's room."""
+        self._slices_sent.pop(job_id, None)
 
     def _send_later(self, delay_s: float) -> None:
         self.sleep(delay_s)
@@ -147,3 +149,11 @@ class _Operation:
                 p._flush()
         finally:
             p.lock.release()
+
+
+def _changes(view: dict[str, Any], before: dict[int, dict[str, Any]] | None) -> dict[str, Any]:
+    """The job view with only the slices that changed since ``before`` (the whole view without one)."""
+    if before is None:
+        return view
+    changed = [s for s in view["slices"] if before.get(s["index"]) != s]
+    return {**view, "slices": changed, "slice_changes": True, "slice_count": len(view["slices"])}

@@ -11,7 +11,7 @@ class Views:
         self.version = 0
 
     def job_view(self, job_id):
-        return {"id": job_id, "version": self.version, "slices": [{"index": 0, "version": self.version}]}
+        return view(job_id, self.version)
 
     def jobs_view(self):
         return [self.version]
@@ -21,7 +21,7 @@ class Views:
 
 
 def view(job_id, version):
-    return {"id": job_id, "version": version, "slices": [{"index": 0, "version": version}]}
+    return {"id": job_id, "status": "running", "version": version, "slices": [{"index": 0, "version": version}]}
 
 
 class Clock:
@@ -137,7 +137,8 @@ def test_a_view_that_is_costly_to_build_waits_ten_times_its_cost():
 def test_a_job_is_pushed_whole_once_then_only_the_slices_that_changed():
     pushes, sent, views, _ = make()
     slices = [{"index": i, "status": "queued", "text": ""} for i in range(3)]
-    views.job_view = lambda job_id: {"id": job_id, "transcript": "…", "slices": [dict(s) for s in slices]}
+    views.job_view = lambda job_id: {"id": job_id, "status": "running", "transcript": "…",
+                                     "slices": [dict(s) for s in slices]}
     with pushes.operation():
         pushes.job("a")
     slices[1] = {"index": 1, "status": "done", "text": "words"}
@@ -148,3 +149,33 @@ def test_a_job_is_pushed_whole_once_then_only_the_slices_that_changed():
     assert len(first["slices"]) == 3 and "slice_changes" not in first
     assert second["slice_changes"] and second["slice_count"] == 4 and second["transcript"] == "…"
     assert second["slices"] == [slices[1], slices[3]]
+
+
+def test_after_a_page_is_given_the_whole_job_the_next_push_is_whole():
+    """A page that began to watch between two pushes holds a newer view than the last push: a slice that
+    changed and changed back before the next push would never reach it, so that push is whole."""
+    pushes, sent, views, _ = make()
+    slices = [{"index": 0, "status": "queued", "error": "its worker stopped"}]
+    views.job_view = lambda job_id: {"id": job_id, "status": "running", "slices": [dict(s) for s in slices]}
+    with pushes.operation():
+        pushes.job("a")
+    with pushes.operation():  # the page's watch: it is given the job as it is now
+        pushes.watched("a")
+    with pushes.operation():  # the slice went out and came back as it was: nothing differs from the last push
+        pushes.job("a")
+    assert "slice_changes" not in sent[-1][2] and sent[-1][2]["slices"] == slices
+
+
+def test_a_finished_job_keeps_no_slices_here_and_is_pushed_whole():
+    pushes, sent, views, _ = make()
+    status = {"now": "running"}
+    views.job_view = lambda job_id: {"id": job_id, "status": status["now"], "slices": [{"index": 0}]}
+    with pushes.operation():
+        pushes.job("a")
+    status["now"] = "done"
+    with pushes.operation():
+        pushes.job("a")
+    assert sent[-1][2]["slice_changes"] and pushes._slices_sent == {}
+    with pushes.operation():  # a correction after it finished
+        pushes.job("a")
+    assert "slice_changes" not in sent[-1][2]

@@ -11,7 +11,7 @@ import { PastJobs } from './past-jobs.js';
 
 const $ = (id) => document.getElementById(id);
 const socket = window.io();
-const state = { jobId: new URLSearchParams(location.search).get('job'), workers: [], jobs: [] };
+const state = { jobId: new URLSearchParams(location.search).get('job'), workers: [], jobs: [], pushedSinceWatch: false };
 
 const said = { texts: [], timer: 0 };
 
@@ -58,10 +58,12 @@ function showJob(view) {
 }
 
 function watch(id) {
+  state.pushedSinceWatch = false;
   socket.emit('watch', { job: id }, (view) => {
     if (id !== state.jobId) return;
     if (view) {
-      showJob(view);
+      // A push that came before this answer is newer than it (the server builds the answer first).
+      if (!state.pushedSinceWatch) showJob(view);
     } else {
       jobView.showMissing(id);
       captions.clear();
@@ -144,6 +146,7 @@ socket.on('job', (pushed) => {
     watch(pushed.id); // changes came before the view they change: ask for the whole job
     return;
   }
+  state.pushedSinceWatch = true;
   showJob(view);
   intake.jobChanged(view);
   // The server broadcasts the jobs list when a job starts, grows or ends; progress in between comes from
