@@ -5,12 +5,13 @@ So a code path cannot forget a push or send one twice, and a burst of results in
 its view once rather than once per result: a view sent less than ``interval_s`` after the last one of its kind
 waits, and the newest state is sent when the interval is over (by a background task: ``spawn`` and ``sleep``).
 A view that is costly to build (a job of thousands of slices) waits longer: at least ``COST_FACTOR`` times what
-it took the last time, so pushing one view never takes more than a tenth of the server's time.
+it took the last time, so pushing one view never takes more than a tenth of the server's time. Without ``spawn``
+(the tests that drive the coordinator by hand) every mark is sent at the end of its operation.
 
-A job's push carries only the slices that changed since its last push (``"slice_changes": true``, with
-``slice_count``): a page already holds the others from the job view it was given when it began to watch
-(``watch``), and a long job's every slice, with its words, is megabytes sent to every watching page.
-Without ``spawn`` (the tests that drive the coordinator by hand) every mark is sent at the end of its operation.
+A running job's push carries only the slices that changed since its last push (``"slice_changes": true``, with
+``slice_count``): a page holds the others, from that push or from the whole view it was given when it began to
+watch (after which the next push is whole: :meth:`Pushes.watched`), and a long job's every slice, with its
+words, is megabytes sent to every watching page. A finished job is pushed whole.
 """
 
 from __future__ import annotations
