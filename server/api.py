@@ -291,7 +291,7 @@ def get_peaks(job_id: str):
         return error(404, f"no audio for job {job_id!r}")
 
     def compute() -> dict:
-        samples = audio.PcmFile(path)[:]
+        samples = audio.PcmFile(path)
         low, high = audio.peaks(samples, bins)
         duration = round(len(samples) / audio.TARGET_RATE, 3)
         return {"duration": duration, "bins": len(low), "min": low, "max": high}

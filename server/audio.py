@@ -355,14 +355,21 @@ class PcmWriter:
         return fmt.frames
 
 
-def peaks(samples: np.ndarray, bins: int) -> tuple[list[float], list[float]]:
+def peaks(samples: PcmFile | np.ndarray, bins: int, block_bins: int = 64) -> tuple[list[float], list[float]]:
     """The lowest and highest sample (-1..1) in each of ``bins`` equal stretches of ``samples``: enough to
-    draw a waveform, a few kilobytes whatever the recording's length; fewer bins for fewer samples."""
+    draw a waveform, a few kilobytes whatever the recording's length; fewer bins for fewer samples. A file is
+    read ``block_bins`` stretches at a time, so a recording of hours is never in memory whole."""
     n = len(samples)
     bins = max(0, min(bins, n))
     if bins == 0:
         return [], []
-    edges = np.linspace(0, n, bins + 1).astype(np.int64)[:-1]
-    low = np.minimum.reduceat(samples, edges) / 32768.0
-    high = np.maximum.reduceat(samples, edges) / 32768.0
-    return np.round(low, 3).tolist(), np.round(high, 3).tolist()
+    edges = np.linspace(0, n, bins + 1).astype(np.int64)
+    low, high = [], []
+    for first in range(0, bins, block_bins):
+        last = min(bins, first + block_bins)
+        block = samples[int(edges[first]):int(edges[last])]
+        local = edges[first:last] - edges[first]
+        low.append(np.minimum.reduceat(block, local))
+        high.append(np.maximum.reduceat(block, local))
+    low_a, high_a = np.concatenate(low) / 32768.0, np.concatenate(high) / 32768.0
+    return np.round(low_a, 3).tolist(), np.round(high_a, 3).tolist()

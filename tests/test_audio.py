@@ -7,7 +7,7 @@ import pytest
 import soundfile
 from scipy.signal import resample_poly
 
-from server.audio import AudioError, PcmFile, Resampler, convert_to_pcm16, wav_bytes
+from server.audio import AudioError, PcmFile, Resampler, convert_to_pcm16, peaks, wav_bytes
 from tests.support import corpus_file
 
 SPEECH = "jfk_inaugural_excerpt.wav"
@@ -161,3 +161,15 @@ def test_pcm_file_reads_the_samples_in_the_file(tmp_path):
     assert np.array_equal(pcm[:], stored)
     with pytest.raises(TypeError):
         pcm[::2]
+
+
+def test_peaks_of_a_file_read_block_by_block_equal_those_of_its_samples(tmp_path):
+    """The waveform of a stored recording is read a few stretches at a time (never the whole file in memory)
+    and is the same as from all its samples at once."""
+    rng = np.random.default_rng(7)
+    samples = rng.integers(-32768, 32767, 48_017).astype("<i2")
+    path = tmp_path / "audio.wav"
+    path.write_bytes(wav_bytes(samples))
+    stored = PcmFile(path)
+    for bins in (1, 50, 1000, 48_017):
+        assert peaks(stored, bins, block_bins=7) == peaks(samples, bins, block_bins=10**9)
