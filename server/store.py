@@ -307,7 +307,7 @@ class Store:
             if row is None:
                 return None
             job = self._job(row)
-            job.slices = [self._slice(r) for r in db.execute(
+            job.slices = [self._slice(r, _OUTLINE_COLUMNS) for r in db.execute(
                 f"SELECT {', '.join(_OUTLINE_COLUMNS)} FROM slices WHERE job_id = ? ORDER BY idx", [job_id])]
             return job
 
@@ -390,9 +390,9 @@ class Store:
         return job
 
     @staticmethod
-    def _slice(row: sqlite3.Row) -> SliceRecord:
-        present = row.keys()  # all of a slice's columns, or a job outline's
-        values = {c: _decode(c, row[c]) for c in _SLICE_COLUMNS if c in present}
+    def _slice(row: sqlite3.Row, columns: list[str] = _SLICE_COLUMNS) -> SliceRecord:
+        """A slice from its row: all its columns, or those a job outline reads (``_OUTLINE_COLUMNS``)."""
+        values = {c: _decode(c, row[c]) for c in columns}
         values["index"] = values.pop("idx")
         values["pieces"] = [tuple(p) for p in values["pieces"]]
         values["status"] = SliceStatus(values["status"])
