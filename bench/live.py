@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    raw = {"captions": {"summary": live_captions.summary(captions), "runs": [asdict(r) for r in captions.runs]},
+    raw = {"captions": {"summary": live_captions.summary(captions), "runs": [asdict(r) for r in captions.runs],
+                        "missed": captions.missed},
            "stop": [asdict(r) for r in results], "cutting": cuts}
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1, allow_nan=False, default=str) + "\n")
     return 0

@@ -29,7 +29,10 @@ from typing import Any
 import numpy as np
 
 from server.audio import PcmFile
-from tests.support import Server, corpus_file, launch_chromium, manifest, wer, write_config
+from tests.support import ROOT, Server, corpus_file, launch_chromium, manifest, wer, write_config
+
+#: Where the server's log of a run that went wrong is kept (not committed).
+KEPT = ROOT / "bench" / "results" / "tmp" / "live"
 
 #: Recordings played (speech with pauses, read and spontaneous; 156 s in all).
 RECORDINGS = ("osr_us_000_0034_harvard_list72.wav", "mfa_acoustic_corpus_spontaneous.wav",
@@ -79,7 +82,7 @@ RUN = """async (length) => {
   clearInterval(ticker);
   seen.disconnect();
   return { states, clock, stopped, finished, job: new URLSearchParams(location.search).get('job'),
-           text: transcript.textContent };
+           text: transcript.textContent, badge: badge.textContent };
 }"""
 
 
@@ -106,6 +109,22 @@ class Run:
 class CaptionsResult:
     runs: list[Run] = field(default_factory=list)
     worker: dict[str, Any] = field(default_factory=dict)
+    missed: list[str] = field(default_factory=list)  # runs whose page never showed the final text, and why
+
+
+class MissedFinal(RuntimeError):
+    """The page never showed "Done" after Stop."""
+
+
+def _job_outline(server: Server, job_id: str | None) -> str:
+    """The server's side of a run that went wrong: the job's status and its slices' (for the report)."""
+    if not job_id:
+        return "no job id on the page"
+    try:
+        job = server.job(job_id)
+    except Exception as exc:  # noqa: BLE001 - a diagnosis: say what went wrong instead
+        return f"could not be read ({exc})"
+    return f"{job['status']}, slices {[s['status'] for s in job['slices']]}"
 
 
 def reference_times(name: str, model) -> tuple[list[str], np.ndarray]:
@@ -160,7 +179,8 @@ def one_run(browser_for, server: Server, name: str, side: str, reference: list[s
     out = page.evaluate(RUN, length)
     context.close()
     if out["finished"] is None:
-        raise RuntimeError(f"{name} ({side}): the final text never came")
+        raise MissedFinal(f"{name} ({side}): the final text never came; the page's badge said "
+                          f"{out['badge']!r}, the server's job: {_job_outline(server, out['job'])}")
     spoken = [spoken_at(out["clock"], t) for t in times]
     delays = {}
     for key in ("all", "final"):
@@ -213,7 +233,16 @@ def measure(tmp: Path, recordings: tuple[str, ...], log=print) -> CaptionsResult
                     # Alternate which side goes first, so a shared machine's load falls on both alike.
                     for side in SIDES if n % 2 == 0 else SIDES[::-1]:
                         reference, times = references[name]
-                        run = one_run(browser_for, servers[side], name, side, reference, times)
+                        try:
+                            run = one_run(browser_for, servers[side], name, side, reference, times)
+                        except MissedFinal as exc:
+                            # Reported, with the server's log kept, and the bench goes on to the next run.
+                            kept = KEPT / f"{Path(name).stem}-{side}.log"
+                            KEPT.mkdir(parents=True, exist_ok=True)
+                            kept.write_text(servers[side].log())
+                            result.missed.append(f"{exc} (server log: {kept.relative_to(ROOT)})")
+                            log(result.missed[-1])
+                            continue
                         result.runs.append(run)
                         log(f"{name} ({side}): {len(run.delays_any)}/{run.words} words shown, median delay "
                             f"{_median(run.delays_any):.2f} s (final {_median(run.delays_final):.2f} s), "
@@ -307,6 +336,9 @@ def markdown(result: CaptionsResult, recordings: tuple[str, ...]) -> str:
                   f"{on['any_p90_s']:.2f} s (≤ 3.5 s); final WER {on['wer'] - off['wer']:+.2f} points against "
                   f"today's live mode (≤ +0.3); Stop → final text median {on['stop_median_s']:.2f} s (≤ 1.5 s); "
                   f"closed slices' decode time {ratio:.2f}× without tentative work (≤ 1.10×)."]
+    if result.missed:
+        lines += ["", f"Runs whose page never showed the final text ({len(result.missed)}, left out above):", ""]
+        lines += [f"- {m}" for m in result.missed]
     lines += ["", "| recording | side | words shown | delay median (final) | delay p90 (final) | Stop → final "
               "| WER |", "|---|---|---|---|---|---|---|"]
     for r in result.runs:
