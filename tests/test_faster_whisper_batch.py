@@ -1,6 +1,8 @@
 """Batched decoding with the real tiny.en model on real recordings: as accurate as one slice at a time, text
 after an early stop recovered, silence left silent, segments timed."""
 
+import time
+
 import numpy as np
 
 from client.engines.base import SAMPLE_RATE
@@ -204,3 +206,44 @@ def test_a_slice_whose_speech_is_skipped_beside_its_guard_bands_is_decoded_alone
     assert "environment is also quite different" in text and "bunch of different words" in text
     assert "gold ring" not in text  # the guard band after it is not heard this time
     assert span[0] <= words[0].start and words[-1].end <= span[1] + 0.5
+
+
+class _Slowed:
+    """A loaded model whose beam search is made slower by ``delay_s`` per call: the real model otherwise."""
+
+    def __init__(self, model, delay_s: float):
+        self._model, self.delay_s = model, delay_s
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    @property
+    def model(self):
+        slowed = self
+
+        class Generator:
+            def __getattr__(self, name):
+                return getattr(slowed._model.model, name)
+
+            def generate(self, *args, **kwargs):
+                time.sleep(slowed.delay_s)
+                return slowed._model.model.generate(*args, **kwargs)
+
+        return Generator()
+
+
+def test_the_engine_decodes_with_whichever_copy_of_the_model_decodes_faster(whisper_model):
+    """``faster_decoder`` times a real beam search on each copy and keeps the faster, whichever comes first;
+    the engine's lone slice is then encoded with every thread and decoded by that copy, with the text of a
+    decode on one copy alone."""
+    from client.engines.faster_whisper_engine import faster_decoder
+
+    model = whisper_model._model
+    slowed = _Slowed(model, 0.3)
+    assert faster_decoder([slowed, model], beam_size=5) is model
+    assert faster_decoder([model, slowed], beam_size=5) is model
+    audio = samples("jfk_inaugural_excerpt.wav")
+    reference = manifest()["jfk_inaugural_excerpt.wav"]["reference"]
+    lone = whisper_model.transcribe_batch([audio])[0]
+    one_copy = BatchTranscriber(model, lambda a: [], BatchOptions()).transcribe([audio])[0]
+    assert wer(reference, text_of(lone)) <= wer(reference, text_of(one_copy)) + 5.0 < 15.0

@@ -36,7 +36,7 @@ import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
 
@@ -72,6 +72,17 @@ class BatchOptions:
     #: heard with guard bands whose text has one is decoded again from its own audio alone (see
     #: ``transcribe``).
     skipped_word_s: float = 2.0
+
+
+class Steps(NamedTuple):
+    """Which loaded copy of the model runs each step of a decode (copies of one model, with their own threads):
+    ``encoder`` the encoder pass, ``decoder`` the beam search and the word alignment. The encoder's matrix
+    products are large and gain from every thread; the decoder's, one token at a time, are small, and on a CPU
+    its threads can spend more time waiting on each other than working (the engine picks its decoder by timing
+    both, ``faster_whisper_engine.faster_decoder``)."""
+
+    encoder: Any
+    decoder: Any
 
 
 @dataclass
@@ -129,12 +140,12 @@ class BatchTranscriber:
     ``fallback(audio)`` transcribes one slice the careful way (the engine's own ``transcribe``); it is used
     for a slice whose batched decode looks wrong. ``side_by_side``, when given, is a second, loaded copy of the
     model with ``parallel`` one-thread decoders (``num_workers``): a batch of several slices is then dealt out
-    among them and decoded in parallel (CTranslate2 releases the GIL), while a lone slice keeps ``model`` and
-    all its threads."""
+    among them and decoded in parallel (CTranslate2 releases the GIL). A lone slice is encoded by ``model`` with
+    all its threads and decoded by ``lone_decoder`` (``model`` unless given: see ``Steps``)."""
 
     def __init__(self, model, fallback: Callable[[np.ndarray], Iterable[Segment]],
                  options: BatchOptions = BatchOptions(), side_by_side: object | None = None,
-                 parallel: int = 1):
+                 parallel: int = 1, lone_decoder: object | None = None):
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -145,7 +156,8 @@ class BatchTranscriber:
                                    language="en")
         self.suppress_tokens = list(get_suppressed_tokens(self.tokenizer, [-1]))
         self.parallel = max(1, parallel) if side_by_side is not None else 1
-        self._parallel_model = side_by_side
+        self._lone = Steps(model, lone_decoder or model)
+        self._side_by_side = Steps(side_by_side, side_by_side)
         self._pool = ThreadPoolExecutor(self.parallel, "decoder") if self.parallel > 1 else None
 
     def transcribe(self, audios: list[np.ndarray],
@@ -157,17 +169,16 @@ class BatchTranscriber:
         items = list(zip(audios, spans or [None] * len(audios), strict=True))
         parts = min(self.parallel, len(items))
         if parts <= 1:
-            return self._heard_alone_if_skipped(self.model, items, self._isolated(self.model, items))
+            return self._heard_alone_if_skipped(self._lone, items, self._isolated(self._lone, items))
         dealt = [items[k::parts] for k in range(parts)]
         results: list[list[Segment] | Exception] = [[] for _ in audios]
+        steps = self._side_by_side
         for k, part in enumerate(self._pool.map(
-                lambda batch: self._heard_alone_if_skipped(self._parallel_model, batch,
-                                                           self._isolated(self._parallel_model, batch)),
-                dealt)):
+                lambda batch: self._heard_alone_if_skipped(steps, batch, self._isolated(steps, batch)), dealt)):
             results[k::parts] = part
         return results
 
-    def _heard_alone_if_skipped(self, model, items: list[tuple[np.ndarray, tuple[float, float] | None]],
+    def _heard_alone_if_skipped(self, steps: Steps, items: list[tuple[np.ndarray, tuple[float, float] | None]],
                                 results: list[list[Segment] | Exception]) -> list[list[Segment] | Exception]:
         """``results`` with each slice heard with guard bands whose decoder skipped speech (a word aligned over
         more than ``skipped_word_s``) decoded again from its own audio alone, its times shifted back to where
@@ -189,18 +200,18 @@ class BatchTranscriber:
         alone = [(items[k][0][round(items[k][1][0] * SAMPLE_RATE):round(items[k][1][1] * SAMPLE_RATE)], None)
                  for k in redo]
         results = list(results)
-        for k, again in zip(redo, self._isolated(model, alone), strict=True):
+        for k, again in zip(redo, self._isolated(steps, alone), strict=True):
             if not isinstance(again, Exception):  # else the first result stands
                 results[k] = [shifted(segment, items[k][1][0]) for segment in again]
         return results
 
-    def _isolated(self, model, items: list[tuple[np.ndarray, tuple[float, float] | None]]
+    def _isolated(self, steps: Steps, items: list[tuple[np.ndarray, tuple[float, float] | None]]
                   ) -> list[list[Segment] | Exception]:
         """The batch decoded together; if that raises, each slice alone, so one bad slice fails only itself."""
         audios = [a for a, _ in items]
         ends = [len(a) / SAMPLE_RATE if span is None else span[1] for a, span in items]
         try:
-            return self._finished(self._transcribe(model, audios, ends), audios)
+            return self._finished(self._transcribe(steps, audios, ends), audios)
         except Exception as exc:  # noqa: BLE001 - any decoder error: retry the slices apart
             if len(audios) == 1:
                 return [exc]
@@ -209,7 +220,7 @@ class BatchTranscriber:
         results: list[list[Segment] | Exception] = []
         for audio, end in zip(audios, ends, strict=True):
             try:
-                results += self._finished(self._transcribe(model, [audio], [end]), [audio])
+                results += self._finished(self._transcribe(steps, [audio], [end]), [audio])
             except Exception as exc:  # noqa: BLE001 - reported for this slice alone
                 results.append(exc)
         return results
@@ -220,7 +231,7 @@ class BatchTranscriber:
             return results
         return [without_invented(segments, audio) for segments, audio in zip(results, audios, strict=True)]
 
-    def _transcribe(self, model, audios: list[np.ndarray], ends: list[float]) -> list[list[Segment]]:
+    def _transcribe(self, steps: Steps, audios: list[np.ndarray], ends: list[float]) -> list[list[Segment]]:
         """Each slice decoded in as many rounds as its text needs to reach ``ends`` (the end of its own audio,
         in seconds of the slice: what a guard band after it holds is not worth another round)."""
         opts = self.options
@@ -230,7 +241,7 @@ class BatchTranscriber:
         for _round in range(opts.max_rounds):
             if not pending:
                 break
-            decoded = self._decode(model, [a for _, _, a, _ in pending], [t for _, _, _, t in pending])
+            decoded = self._decode(steps, [a for _, _, a, _ in pending], [t for _, _, _, t in pending])
             still: list[tuple[int, float, np.ndarray, list[int]]] = []
             for (i, offset, audio, before), d in zip(pending, decoded, strict=True):
                 verdict = self._verdict(d)
@@ -267,49 +278,49 @@ class BatchTranscriber:
             return "failed"
         return "ok"
 
-    def _decode(self, model, audios: list[np.ndarray], previous: list[list[int]]) -> list[_Decoded]:
+    def _decode(self, steps: Steps, audios: list[np.ndarray], previous: list[list[int]]) -> list[_Decoded]:
         """Each slice decoded after its own text so far (``previous``). CTranslate2 decodes a batch only when
         ``<|startoftranscript|>`` sits at one position in every prompt, so the slices are decoded in groups of
         equal prompt length: the first round is one group (no text yet); a continuation round has one group
         per length of text so far (it encodes its shorter audio anew anyway)."""
-        prompts = [model.get_prompt(self.tokenizer, tokens, without_timestamps=True) for tokens in previous]
+        prompts = [steps.decoder.get_prompt(self.tokenizer, tokens, without_timestamps=True) for tokens in previous]
         groups: dict[int, list[int]] = {}
         for k, prompt in enumerate(prompts):
             groups.setdefault(len(prompt), []).append(k)
         decoded: list[_Decoded | None] = [None] * len(audios)
         for members in groups.values():
-            found = self._decode_group(model, [audios[k] for k in members], [prompts[k] for k in members])
+            found = self._decode_group(steps, [audios[k] for k in members], [prompts[k] for k in members])
             for k, d in zip(members, found, strict=True):
                 decoded[k] = d
         return decoded  # type: ignore[return-value] - every slot is filled: the groups cover every slice
 
-    def _decode_group(self, model, audios: list[np.ndarray], prompts: list[list[int]]) -> list[_Decoded]:
+    def _decode_group(self, steps: Steps, audios: list[np.ndarray], prompts: list[list[int]]) -> list[_Decoded]:
         """One encoder pass and one beam search over slices whose prompts have one length, then word times
         from the alignment."""
         from faster_whisper.transcribe import pad_or_trim
 
-        tokenizer = self.tokenizer
-        features = np.stack([pad_or_trim(model.feature_extractor(a)[..., :-1]) for a in audios])
-        encoded = model.encode(features)
-        results = model.model.generate(encoded, prompts, beam_size=self.options.beam_size,
-                                       max_length=model.max_length, return_scores=True,
-                                       return_no_speech_prob=True, suppress_blank=True,
-                                       suppress_tokens=self.suppress_tokens)
+        tokenizer, encoder, decoder = self.tokenizer, steps.encoder, steps.decoder
+        features = np.stack([pad_or_trim(encoder.feature_extractor(a)[..., :-1]) for a in audios])
+        encoded = encoder.encode(features)
+        results = decoder.model.generate(encoded, prompts, beam_size=self.options.beam_size,
+                                         max_length=decoder.max_length, return_scores=True,
+                                         return_no_speech_prob=True, suppress_blank=True,
+                                         suppress_tokens=self.suppress_tokens)
         decoded = []
         for result in results:
             tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
             n = len(result.sequences_ids[0])  # average log probability, computed as transcribe does
             decoded.append(_Decoded(tokens, result.scores[0] * n / (n + 1), result.no_speech_prob, []))
-        frames = [min(model.feature_extractor.nb_max_frames, len(a) // model.feature_extractor.hop_length)
+        frames = [min(encoder.feature_extractor.nb_max_frames, len(a) // encoder.feature_extractor.hop_length)
                   for a in audios]
         spoken = [k for k, d in enumerate(decoded) if d.text_tokens]
         if len(spoken) == len(decoded):
-            alignments = model.find_alignment(tokenizer, [d.text_tokens for d in decoded], encoded, frames)
+            alignments = decoder.find_alignment(tokenizer, [d.text_tokens for d in decoded], encoded, frames)
         else:  # align only what has text (an empty item cannot be aligned); the encoder output is re-made
             alignments = [[] for _ in decoded]
             if spoken:
-                found = model.find_alignment(tokenizer, [decoded[k].text_tokens for k in spoken],
-                                             model.encode(features[spoken]), [frames[k] for k in spoken])
+                found = decoder.find_alignment(tokenizer, [decoded[k].text_tokens for k in spoken],
+                                               encoder.encode(features[spoken]), [frames[k] for k in spoken])
                 for k, words in zip(spoken, found, strict=True):
                     alignments[k] = words
         for d, words in zip(decoded, alignments, strict=True):

