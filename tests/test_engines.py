@@ -141,7 +141,7 @@ def test_faster_whisper_finds_the_bundled_model_loads_once_and_transcribes_real_
     assert loads[0] == 2, "a batch must never load a model"
     assert wer([manifest()[n]["reference"] for n in names], [" ".join(s.text.strip() for s in r)
                                                              for r in results]) < 15.0
-    from_folder = FasterWhisperEngine(model=str(bundled_model_path()), threads=2)
+    from_folder = FasterWhisperEngine(model=str(bundled_model_path()), threads=1)
     assert from_folder.model == bundled_model_path().name
     assert " ".join(s.text.strip() for s in from_folder.transcribe(speech(names[0]))) == texts[0]
 

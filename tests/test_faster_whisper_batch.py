@@ -239,6 +239,9 @@ def test_the_engine_decodes_with_whichever_copy_of_the_model_decodes_faster(whis
     from client.engines.faster_whisper_engine import faster_decoder
 
     model = whisper_model._model
+    # One choice, used by every lone decode: the batch path's, tentative text's and the careful fallback's.
+    assert whisper_model._batch._lone == (model, whisper_model._decoder)
+    assert whisper_model._tentative.decoder is whisper_model._decoder
     slowed = _Slowed(model, 0.3)
     assert faster_decoder([slowed, model], beam_size=5) is model
     assert faster_decoder([model, slowed], beam_size=5) is model

@@ -15,7 +15,7 @@ What the batched pipeline lacks, and this adds back:
 * **Segments with times.** The aligned words are grouped into sentence segments, so subtitles keep their
   timing; each segment carries its words (start, end, probability) and the decode's average log probability.
 * **Failed decodes.** A result that is too repetitive (gzip compression ratio) or too unlikely (average log
-  probability) goes through ``WhisperModel.transcribe`` with its temperature fallback, as a lone slice would.
+  probability) goes through ``WhisperModel.transcribe`` with its temperature fallback (the engine's careful way).
 * **Silence.** A result Whisper itself calls no-speech is dropped, with the same thresholds as ``transcribe``;
   words it invents from a silence ("Thank you.") are found by their alignment and dropped (``silence``).
 * **Speech skipped beside a guard band.** A slice heard with its neighbours' speech around it (a guard band,

@@ -98,7 +98,7 @@ class FasterWhisperEngine:
         """The careful way, one slice alone: faster-whisper's own ``transcribe`` (temperature fallback, as many
         windows as it needs), on the copy that decodes faster (its decoding outweighs its encoding)."""
         segments, _info = self._decoder.transcribe(audio, language="en", beam_size=self.beam_size,
-                                                 word_timestamps=True)
+                                                   word_timestamps=True)
         for seg in segments:
             yield Segment(float(seg.start), float(seg.end), seg.text, words_of(seg.words or []),
                           logprob(seg.avg_logprob))

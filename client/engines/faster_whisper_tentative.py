@@ -62,8 +62,8 @@ class TentativeDecoder:
         prompt = decoder.get_prompt(tokenizer, [], without_timestamps=True, prefix=prefix or None)
         budget = len(prompt) + int(len(audio) / SAMPLE_RATE * TOKENS_PER_S) + TOKENS_SPARE
         result = decoder.model.generate(encoded, [prompt], beam_size=1, max_length=min(decoder.max_length, budget),
-                                      return_scores=True, return_no_speech_prob=True,
-                                      suppress_blank=not prefix, suppress_tokens=self.suppress_tokens)[0]
+                                        return_scores=True, return_no_speech_prob=True,
+                                        suppress_blank=not prefix, suppress_tokens=self.suppress_tokens)[0]
         # The sequence holds the forced prefix too: the text starts with it exactly.
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         text = tokenizer.decode(tokens).strip()
