@@ -1,7 +1,8 @@
 """Workers this server starts on its own machine, so one machine works out of the box.
 
 Each is an ordinary ``python -m client`` process, given the token through its environment (never on the
-command line, where ``ps`` would show it). One that exits is started again after a growing pause.
+command line, where ``ps`` would show it). One that exits is started again after a growing pause; one that
+had run for a while before it exited starts the pause afresh.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ from .config import ROOT, TOKEN_ENV
 log = logging.getLogger("scatterscribe")
 
 PR_SET_PDEATHSIG = 1
+HEALTHY_RUN_S = 120.0  # a worker that ran this long before it exited was not crash-looping
+
+
+def restart_delay_s(quick_exits: int) -> float:
+    """The pause before starting a worker again after its ``quick_exits``-th exit in a row (1, 2, ...): doubling
+    from 2 s, at most 60 s, so a worker that cannot start does not spin the machine."""
+    return min(60.0, 2.0 ** min(quick_exits, 6))
+
+
+def quick_exits_after(quick_exits: int, ran_s: float) -> int:
+    """How many exits in a row count towards the pause once a worker that ran ``ran_s`` seconds exits: a run of
+    ``HEALTHY_RUN_S`` or more ends the streak, so a worker that dies once in a long while is back in 2 s."""
+    return 1 if ran_s >= HEALTHY_RUN_S else quick_exits + 1
 
 
 def _die_with_parent() -> None:
@@ -41,7 +55,8 @@ class LocalWorkers:
         self.token = token
         self.config_path = config_path
         self.processes: list[subprocess.Popen | None] = [None] * count
-        self.restarts = [0] * count
+        self.quick_exits = [0] * count
+        self.started_at = [0.0] * count
         self.next_start = [0.0] * count
         self.stopping = False
 
@@ -55,6 +70,7 @@ class LocalWorkers:
         env = {**os.environ, TOKEN_ENV: self.token, "PYTHONUNBUFFERED": "1"}
         self.processes[n] = subprocess.Popen(self.command(n), cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                              preexec_fn=_die_with_parent)
+        self.started_at[n] = time.monotonic()
         log.info("started local worker local-%d (pid %d)", n + 1, self.processes[n].pid)
 
     def supervise(self, sleep) -> None:
@@ -68,8 +84,8 @@ class LocalWorkers:
                     continue
                 now = time.monotonic()
                 if self.next_start[n] == 0.0:
-                    self.restarts[n] += 1
-                    delay = min(60.0, 2.0 ** min(self.restarts[n], 6))
+                    self.quick_exits[n] = quick_exits_after(self.quick_exits[n], now - self.started_at[n])
+                    delay = restart_delay_s(self.quick_exits[n])
                     self.next_start[n] = now + delay
                     log.warning("local worker local-%d exited with code %s; restarting in %.0f s", n + 1,
                                 proc.returncode, delay)

@@ -6,6 +6,7 @@ import signal
 
 import psutil
 
+from server.local_workers import HEALTHY_RUN_S, quick_exits_after, restart_delay_s
 from tests.support import Server, corpus_file, manifest, wait_for, wer
 
 JFK = "jfk_inaugural_excerpt.wav"  # 11 s
@@ -14,6 +15,17 @@ JFK = "jfk_inaugural_excerpt.wav"  # 11 s
 def _local_worker_pids(server: Server) -> list[int]:
     return [p.pid for p in psutil.Process(server.pid).children(recursive=True)
             if "client" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_the_restart_pause_grows_while_a_worker_dies_young_and_starts_afresh_after_a_healthy_run():
+    streak, delays = 0, []
+    for _ in range(8):  # a worker that exits a second after every start
+        streak = quick_exits_after(streak, ran_s=1.0)
+        delays.append(restart_delay_s(streak))
+    assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    streak = quick_exits_after(streak, ran_s=HEALTHY_RUN_S)  # then one that had served a while
+    assert restart_delay_s(streak) == 2.0
+    assert restart_delay_s(quick_exits_after(streak, ran_s=HEALTHY_RUN_S - 1)) == 4.0
 
 
 def test_a_local_worker_that_dies_is_started_again(tmp_path):
