@@ -6,7 +6,8 @@ code against the core as it was before the benchmark work, ``bench/before.py``),
 with a 2-hour MP3 and with a 16 MB file holding its recording in one block, and of one worker), ``splitter``
 (finding the pauses: numpy against Silero VAD and pydub), ``width`` (time and WER at 1 to 32 slots on the long
 recordings one by one and on the joined workload, ``bench/width.py``), ``slicing`` (WER against slice length,
-with and without guard bands, in process: ``bench/slicing.py``),
+with and without guard bands, in process: ``bench/slicing.py``), ``beams`` (WER and decoding time of each beam
+width, in process: ``bench/beams.py``),
 ``engines`` (each engine's speed and WER, ``bench/engines.py``), ``install`` (the size of a fresh venv for each
 requirements file, ``bench/install.py``), ``ceiling`` (how many simulated workers one server coordinates,
 ``bench/ceiling.py``), ``speakers`` (speaker labels on conversations built from the corpus: words with the
@@ -48,8 +49,8 @@ from bench.cluster import Spec  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 QUICK_NOTE = "Quick mode (`--quick`): a smoke test on a few seconds of audio; these numbers mean nothing."
 log = functools.partial(print, flush=True)  # progress shows at once, even when the output goes to a file
-PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "slicing", "engines", "install", "ceiling",
-         "speakers", "live")
+PARTS = ("compare", "before", "scaleout", "memory", "splitter", "width", "slicing", "beams", "engines", "install",
+         "ceiling", "speakers", "live")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a few seconds of audio, one run: a smoke test")
     p.add_argument("--runs", type=int,
                    help="runs per side (default: 5 for compare, 3 for before, 2 for scaleout, 3 for splitter, "
-                        "1 for width; quick: 1)")
+                        "1 for width, 3 for beams; quick: 1)")
     p.add_argument("--before", default=before.BEFORE, metavar="COMMIT",
                    help=f"the earlier code the before part runs (default {before.BEFORE})")
     p.add_argument("--out", type=Path,
@@ -227,8 +228,21 @@ def _slicing(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str,
     return "WER against slice length", slicing.markdown(result), result
 
 
+def _beams(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
+    from bench import beams
+
+    recordings = width.long_recordings()
+    if args.quick:  # ten seconds joined, the shortest long recording, two widths
+        result = beams.run(sorted(recordings, key=lambda r: r.seconds)[:1],
+                           workload.build(workloads, target_s=10, longest_first=False), beams=(5, 1),
+                           runs=args.runs or 1, log=log)
+    else:
+        result = beams.run(recordings, workload.build(workloads), runs=args.runs or 3, log=log)
+    return "The beam width", beams.markdown(result), result
+
+
 PART_RUNNERS = {"compare": _compare, "before": _before, "scaleout": _scaleout, "memory": _memory,
-                "splitter": _splitter, "width": _width, "slicing": _slicing,
+                "splitter": _splitter, "width": _width, "slicing": _slicing, "beams": _beams,
                 "ceiling": _ceiling, "speakers": _speakers}
 
 

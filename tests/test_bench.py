@@ -73,8 +73,8 @@ def test_quick_width_bench_scores_every_width(tmp_path):
     """The width part runs two widths and both faster-whisper baselines on the shortest long recording and a
     short joined workload, and writes its table, raw numbers and plot; every side has a time, a WER per
     recording and (for Scatterscribe) its slice counts. The slicing part scores two slice lengths with and
-    without guard bands."""
-    command = [PYTHON, "-m", "bench", "width", "slicing", "--quick", "--out", str(tmp_path)]
+    without guard bands; the beams part times and scores two beam widths against the first."""
+    command = [PYTHON, "-m", "bench", "width", "slicing", "beams", "--quick", "--out", str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "| Scatterscribe, 4 slots" in (tmp_path / "width.md").read_text()
@@ -89,6 +89,11 @@ def test_quick_width_bench_scores_every_width(tmp_path):
     assert [(p["max_slice_s"], p["guard_s"], p["prompt"]) for p in points] == \
         [(8, 0, False), (8, 6, False), (28, 0, False), (28, 6, False), (8, 6, True)]
     assert all(p["slices"] >= 1 and 0 <= p["wer_all"] < 40 for p in points)
+    beams = json.loads((tmp_path / "beams.json").read_text())
+    assert [b["beam_size"] for b in beams["beams"]] == [5, 1] and beams["joined_slices"] >= 1
+    assert beams["beams"][0]["ratios"] == [1.0] and beams["beams"][1]["ratios"][0] > 0
+    assert all(b["joined_s"][0] > 0 and 0 <= b["long_wer"] < 40 for b in beams["beams"])
+    assert "| 1 |" in (tmp_path / "beams.md").read_text()
 
 
 def test_quick_speakers_bench_runs_the_real_thing(tmp_path):
