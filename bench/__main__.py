@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import before, ceiling, compare, machine, memory, report, scaleout, slicing, splitter, width, workload  # noqa: E402
+from bench import beams, before, ceiling, compare, machine, memory, report, scaleout, slicing, splitter, width, workload  # noqa: E402
 from bench.cluster import Spec  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -229,8 +229,6 @@ def _slicing(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str,
 
 
 def _beams(args: argparse.Namespace, tmp: Path, workloads: Path) -> tuple[str, str, Any]:
-    from bench import beams
-
     recordings = width.long_recordings()
     if args.quick:  # ten seconds joined, the shortest long recording, two widths
         result = beams.run(sorted(recordings, key=lambda r: r.seconds)[:1],
