@@ -1,11 +1,11 @@
 """The beam width: WER and decoding time of each, as a one-thread worker decodes its slices.
 
 In this process, without a server: the joined workload and the corpus's long recordings are cut as the server
-cuts them for busy workers (``max_slice_s`` 28 s, ``bench/slicing.plan``), each slice is given its guard bands
-and decoded alone on a one-thread engine, as each worker of the 2 × 1 layout decodes it, and the words are
+cuts them for busy workers (``[splitter] max_slice_s``, ``bench/slicing.plan``), each slice is given its guard
+bands and decoded alone on a one-thread engine, as each worker of the 2 × 1 layout decodes it, and the words are
 stitched as the server does (``slicing.transcribe``). Every run decodes everything at every beam width, in an
-order that rotates from run to run; the time of each width is its decoding time over beam 5's in the same run,
-median over the runs (a shared machine's timings mean nothing alone).
+order that rotates from run to run; the time of each width is its decoding time over the first width's (beam 5,
+the default) in the same run, median over the runs (a shared machine's timings mean nothing alone).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
+from server import guard
 from server.audio import PcmFile
 from server.config import Settings
 from tests.support import wer
@@ -22,8 +23,8 @@ from . import slicing, workload
 from .width import Recording
 
 BEAMS = (5, 4, 3, 1)
-GUARD_S = 6.0  # the server's default guard band
-MAX_SLICE_S = 28.0  # the server's cut when it has more audio than slots
+GUARD_S = guard.GuardOptions().guard_s  # the server's own defaults
+MAX_SLICE_S = Settings().splitter.max_slice_s  # the server's cut when it has more audio than slots
 
 
 @dataclass
